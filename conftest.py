@@ -1,0 +1,5 @@
+"""Project-wide pytest setup: the virtual-GPU fixture for the project's own tests.
+
+The grader's options and report live in grader/conftest.py, loaded by `pytest grader/` only.
+"""
+pytest_plugins = ["grader.virtual.fixture"]

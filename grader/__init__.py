@@ -1,0 +1,9 @@
+"""Autograder for the layer-wise model parallelism lab.
+
+The folders show the architecture:
+  virtual/, devices.py, trace.py  run student code on two GPUs, real or virtual, and record what it did
+  sandbox.py, probes.py           run one piece of a submission in a disposable child process
+  checks/                         judge the recorded facts (the pytest tests, one file per lab part)
+  rubric.py                       the points, from rubric.yaml only
+  report.py, plugin.py            the table, the score and the JSON a grading run reports
+"""

@@ -1,0 +1,73 @@
+"""Part 1: the model split across two GPUs, and its forward pass."""
+from grader.checks import at_line, expect, fail, rubric, trace
+from grader.devices import HOST_READS
+from grader.probes import BATCH
+
+HINT = "handout Part 1"
+
+
+def _placed(probe, weight, bias, shape, device):
+    layers = probe("construct")
+    if weight not in layers or bias not in layers:
+        fail(f"SimpleMPModel() has no Linear{shape} layer (looked for parameters of those shapes)")
+    where = {layers[weight]["device"], layers[bias]["device"]}
+    expect(
+        where == {device},
+        f"Linear{shape} ({layers[weight]['name']}, {layers[bias]['name']}) is on {' and '.join(sorted(where))}; "
+        f"expected weight and bias on {device} after SimpleMPModel() ({HINT}: .to(device))",
+    )
+
+
+@rubric("part1.layer1_on_cuda0")
+def test_layer1_on_cuda0(probe):
+    _placed(probe, "w1", "b1", (1000, 2000), "cuda:0")
+
+
+@rubric("part1.layer2_on_cuda1")
+def test_layer2_on_cuda1(probe):
+    _placed(probe, "w2", "b2", (2000, 1000), "cuda:1")
+
+
+@rubric("part1.input_moved_to_cuda0")
+def test_input_moved_to_cuda0(probe):
+    facts = probe("forward")
+    if facts["input_error"]:
+        fail(f"forward must move the CPU batch to cuda:0 itself ({HINT}: x = x.to(device0)); "
+             f"{facts['input_error']}")
+    ops = trace(facts["events"]).of("op")
+    expect(ops, "forward computed nothing")
+    expect(ops[0].device == "cuda:0",
+           f"the first computation of forward ({ops[0].name}{at_line(ops[0])}) ran on {ops[0].device}; "
+           f"expected cuda:0, where layer1 lives ({HINT})")
+
+
+@rubric("part1.output_on_cuda1")
+def test_output_on_cuda1(probe):
+    out = probe("forward")["output"]
+    expect(out["device"] == "cuda:1" and out["shape"] == [BATCH, 1000],
+           f"model(x) for a batch of {BATCH} returned a tensor of shape {tuple(out['shape'])} on {out['device']}; "
+           f"expected shape ({BATCH}, 1000) on cuda:1, the GPU of the last layer ({HINT})")
+
+
+@rubric("part1.forward_math")
+def test_forward_math(probe):
+    facts = probe("forward")
+    error = facts["max_error"]
+    expect(error is not None, f"the output has shape {tuple(facts['output']['shape'])}, not ({BATCH}, 1000)")
+    expect(error < 1e-4,
+           f"the output differs from relu(W2 relu(W1 x + b1) + b2), computed from the model's own "
+           f"parameters, by up to {error:.3g}: check the order of the layers and the two ReLUs ({HINT})")
+
+
+@rubric("part1.single_transfer")
+def test_single_transfer(probe):
+    events = trace(probe("forward")["events"])
+    copies = [e for e in events.of("transfer") if e.source != "cpu"]  # the input's move from the host is free
+    moves = [f"{e.source}->{e.device}{at_line(e)}" for e in copies]
+    reads = [f"{e.name} of a {e.device} tensor{at_line(e)}" for e in events.of("sync") if e.name in HOST_READS]
+    expect(
+        [(e.source, e.device) for e in copies] == [("cuda:0", "cuda:1")] and not reads,
+        f"one forward made the copies [{', '.join(moves) or 'none'}]"
+        + (f" and read GPU values on the host ({'; '.join(reads)})" if reads else "")
+        + f"; expected exactly one: the activation, cuda:0->cuda:1, between the layers ({HINT}: x.to(device1))",
+    )

@@ -1,0 +1,75 @@
+"""Part 4: timing a forward pass whose work runs asynchronously on two GPUs."""
+import math
+
+from grader.checks import at_line, expect, fail, rubric, trace
+
+HINT = "handout Part 4"
+
+
+class Timing:
+    """The order of events in one call of time_forward: ops, synchronizes, clock readings."""
+
+    def __init__(self, facts):
+        self.value = facts["value"]
+        self.events = trace(facts["events"]).events
+        ops = [i for i, e in enumerate(self.events) if e.kind == "op"]
+        if not ops:
+            fail("time_forward() ran no forward pass: call model(x) between the two clock readings")
+        self.first_op, self.last_op = ops[0], ops[-1]
+        readings = [i for i, e in enumerate(self.events) if self.is_reading(e)]
+        self.starts = [i for i in readings if i < self.first_op]
+        self.ends = [i for i in readings if i > self.last_op]
+        self.syncs = [i for i, e in enumerate(self.events) if e.kind == "sync" and i > self.last_op]
+
+    @staticmethod
+    def is_reading(event):
+        """A clock read by the submission, or the host reading two CUDA events' interval."""
+        return (event.kind == "clock" and event.line is not None) or event.name == "elapsed_time"
+
+    def end(self):
+        if not self.ends:
+            fail("no clock was read after the forward pass: read the end time after synchronizing")
+        return self.ends[0]
+
+
+@rubric("part4.clock_after_sync")
+def test_clock_after_sync(probe):
+    timing = Timing(probe("time_forward"))
+    end = timing.end()
+    before_end = [i for i in timing.syncs if i < end]
+    expect(before_end,
+           f"the end clock{at_line(timing.events[end])} is read with no torch.cuda.synchronize() between the "
+           "forward and it: CUDA calls return before the GPUs finish, so the clock stops too early "
+           f"({HINT}: synchronize, then read the clock)")
+
+
+@rubric("part4.sync_covers_output_gpu")
+def test_sync_covers_output_gpu(probe):
+    timing = Timing(probe("time_forward"))
+    waited = [timing.events[i].device for i in timing.syncs]
+    expect(waited, "nothing synchronizes after the forward pass, so nothing waits for cuda:1, "
+                   f"which computes the output ({HINT})")
+    expect("cuda:1" in waited,
+           f"after the forward the code waits only for {', '.join(sorted(set(waited)))}; the output is computed "
+           "on cuda:1, and torch.cuda.synchronize() without a device waits for the current GPU (cuda:0) only: "
+           "use torch.cuda.synchronize(device1)")
+
+
+@rubric("part4.seconds_plausible")
+def test_seconds_plausible(probe, grading):
+    facts = probe("time_forward")
+    timing = Timing(facts)
+    if isinstance(timing.value, dict):
+        fail(f"time_forward() returned {timing.value['not_a_number']}; expected the seconds as a float")
+    measured = [timing.events[e].seconds - timing.events[s].seconds
+                for s in timing.starts for e in timing.ends if timing.events[e].kind == "clock"]
+    measured += [e.value / 1000 for e in timing.events if e.name == "elapsed_time"]
+    expect(any(math.isclose(timing.value, m, rel_tol=1e-6, abs_tol=1e-9) for m in measured),
+           f"time_forward() returned {timing.value!r}, which is not the difference of the clock readings "
+           f"around the forward ({', '.join(f'{m:.6g}' for m in measured) or 'none were read around it'}): "
+           f"return end - start, in seconds ({HINT})")
+    large = facts.get("large_batch")
+    if large is not None:  # real GPUs: an independent timing at a batch where synchronizing matters
+        expect(not isinstance(large["value"], dict) and large["value"] >= 0.5 * large["reference"],
+               f"at a batch of 8192, time_forward() measured {large['value']} s, less than half of the "
+               f"{large['reference']:.6f} s the grader measured with both GPUs synchronized")

@@ -1,0 +1,152 @@
+"""The grader's wiring into pytest: options, mode, rubric, the probes the checks read, the report.
+
+`pytest grader/` loads this file as the grader's plugin; `pytest tests/` never does.
+"""
+import json
+import pathlib
+
+import pytest
+import torch
+
+from grader import rubric as rubrics
+from grader import sandbox
+from grader.report import Result, grade, table
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+GRADING = pytest.StashKey()
+
+
+class Grading:
+    """One grading run: what is graded, how, and what the checks found."""
+
+    def __init__(self, rubric, mode, gpus, submission, answers):
+        self.rubric, self.mode, self.gpus = rubric, mode, gpus
+        self.submission, self.answers = submission, answers
+        self.facts = {}  # probe name -> facts, or the ProbeFailed that stands for them
+        self.results = {}  # rubric id -> Result
+        self.graded = None
+
+    def probe(self, name):
+        if name not in self.facts:
+            try:
+                self.facts[name] = sandbox.run(
+                    name, str(self.submission), self.mode, self.rubric.seconds_per_function, self.rubric.memory_bytes
+                )
+            except sandbox.ProbeFailed as failure:
+                self.facts[name] = failure
+        if isinstance(self.facts[name], sandbox.ProbeFailed):
+            pytest.fail(str(self.facts[name]), pytrace=False)
+        return self.facts[name]
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("grader", "lab grader")
+    group.addoption("--submission", default=str(ROOT / "starter" / "model.py"), help="the model.py to grade")
+    group.addoption("--answers", default=None, help="its answers.yaml (default: beside the submission)")
+    group.addoption("--grade-json", default=None, metavar="PATH", help="also write the grade as JSON")
+    group.addoption("--grader-mode", choices=("auto", "real", "virtual"), default="auto",
+                    help="real: two CUDA GPUs; virtual: CPU-backed ones; auto: real when two are visible")
+    group.addoption("--rubric", default=str(ROOT / "rubric.yaml"), help="the rubric.yaml to score with")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "rubric(id): the rubric item this check awards")
+    try:
+        rubric = rubrics.load(config.getoption("--rubric"))
+    except rubrics.RubricError as error:
+        raise pytest.UsageError(f"invalid rubric: {error}") from None
+    gpus = torch.cuda.device_count()  # NVML-based: leaves CUDA uninitialized, so probes can fork
+    asked = config.getoption("--grader-mode")
+    if asked == "real" and gpus < 2:
+        raise pytest.UsageError(f"--grader-mode real needs two CUDA GPUs; {gpus} visible")
+    mode = asked if asked != "auto" else ("real" if gpus >= 2 else "virtual")
+    submission = pathlib.Path(config.getoption("--submission")).resolve()
+    answers = pathlib.Path(config.getoption("--answers") or submission.with_name("answers.yaml")).resolve()
+    config.stash[GRADING] = Grading(rubric, mode, gpus, submission, answers)
+
+
+def pytest_report_header(config):
+    g = config.stash[GRADING]
+    if g.mode == "real":
+        mode = f"real mode: {g.gpus} CUDA GPUs visible, checks run on cuda:0 and cuda:1"
+    else:
+        mode = (f"VIRTUAL mode: {g.gpus} CUDA GPU(s) visible, fewer than two; checks run on virtual "
+                "GPUs backed by the CPU (see README, 'Virtual mode')")
+    return [f"grader: {mode}", f"grader: submission {g.submission}", f"grader: answers {g.answers}"]
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k/-m deselect: the mapping is checked on every check
+def pytest_collection_modifyitems(config, items):
+    g = config.stash[GRADING]
+    ids = []
+    for item in items:
+        marker = item.get_closest_marker("rubric")
+        if marker is None:
+            raise pytest.UsageError(f"{item.nodeid} has no @rubric(id): every check must award a rubric item")
+        ids.append(marker.args[0])
+    try:
+        rubrics.check_mapping(g.rubric, ids)
+    except rubrics.RubricError as error:
+        raise pytest.UsageError(f"rubric and checks disagree: {error}") from None
+    for item, item_id in zip(items, ids):
+        if g.mode not in g.rubric.items[item_id].modes:
+            item.add_marker(pytest.mark.skip(reason=f"not graded in {g.mode} mode"))
+        # A backstop: probes enforce their own limit and report it more precisely.
+        item.add_marker(pytest.mark.timeout(g.rubric.seconds_per_function + 30))
+
+
+@pytest.fixture(scope="session")
+def probe(pytestconfig):
+    """`probe(name)`: the facts of one probe of the submission, run once per grading run."""
+    return pytestconfig.stash[GRADING].probe
+
+
+@pytest.fixture(scope="session")
+def grading(pytestconfig):
+    return pytestconfig.stash[GRADING]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    marker = item.get_closest_marker("rubric")
+    results = item.config.stash[GRADING].results
+    if marker is None or marker.args[0] in results and results[marker.args[0]].status != "passed":
+        return
+    if report.skipped:
+        results[marker.args[0]] = Result("not_graded", report.longrepr[2].removeprefix("Skipped: "))
+    elif report.failed:
+        results[marker.args[0]] = _failure(call)
+    elif report.when == "call":
+        results[marker.args[0]] = Result("passed")
+
+
+def _failure(call):
+    error = call.excinfo.value
+    if isinstance(error, pytest.fail.Exception):
+        message = str(error)
+        if message.startswith("Timeout"):
+            message = f"the check did not finish in time ({message})"
+        return Result("failed", message)
+    return Result("error", f"internal grader error, please report it: {type(error).__name__}: {error}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session, exitstatus):
+    g = session.config.stash.get(GRADING, None)
+    if g is None or session.config.option.collectonly:
+        return
+    g.graded = grade(g.rubric, g.results, g.mode, g.submission)
+    path = session.config.getoption("--grade-json")
+    if path:
+        pathlib.Path(path).write_text(json.dumps(g.graded, indent=2) + "\n")
+    if g.graded["score"] < g.graded["max_score"]:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    g = config.stash.get(GRADING, None)
+    if g is not None and g.graded is not None:
+        terminalreporter.section("grade")
+        for row in table(g.graded):
+            terminalreporter.write_line(row)

@@ -1,0 +1,139 @@
+"""Recording what a submission does on its devices, shared by real and virtual GPUs.
+
+`DeviceMode` is a TorchFunctionMode: while it is active it sees every torch call the submission
+makes (functions, methods, attribute reads) and writes ops, transfers and synchronizations into a
+`Trace`. On real GPUs it only watches (`real_gpus`); `grader.virtual` subclasses it to also say
+where each tensor lives.
+"""
+import contextlib
+
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
+
+from grader.patching import Patcher
+
+# Calls that reshape, name or inspect a tensor without computing anything: they are not ops in
+# the trace, so `x.view(-1, 1000)` before `.to(device0)` does not count as computing on the CPU.
+NON_COMPUTING = frozenset(
+    """size dim numel nelement stride storage_offset element_size is_contiguous is_floating_point
+    is_complex data_ptr untyped_storage view view_as reshape reshape_as flatten unflatten squeeze
+    unsqueeze t transpose permute expand expand_as narrow select detach detach_ contiguous
+    __getitem__ unbind split chunk __len__ __iter__ __hash__ __repr__ __reduce_ex__
+    __setstate__ __deepcopy__ requires_grad_ retain_grad register_hook register_post_accumulate_grad_hook
+    float double half bfloat16 type type_as backward grad""".split()
+)
+TRANSFERS = frozenset({"to", "cuda", "cpu", "copy_"})
+# Reading a value into Python waits for the tensor's GPU, like a synchronize of that GPU.
+HOST_READS = frozenset(
+    {"item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__", "__format__", "__repr__"}
+)
+NON_COMPUTING |= HOST_READS
+
+
+def cuda_index(device, current):
+    """The GPU a device argument names, as real CUDA reads it: None and "cuda" mean the current one."""
+    if device is None:
+        return current
+    if isinstance(device, int):
+        return device
+    device = torch.device(device)
+    if device.type != "cuda":
+        raise ValueError(f"Expected a cuda device, but got: {device}")
+    return current if device.index is None else device.index
+
+
+def tensors_in(*trees):
+    return [leaf for leaf in tree_flatten(trees)[0] if isinstance(leaf, torch.Tensor)]
+
+
+class DeviceMode(TorchFunctionMode):
+    """Records every device-relevant torch call into `trace`; real GPUs do the work."""
+
+    def __init__(self, trace):
+        super().__init__()
+        self.trace = trace
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name in ("__get__", "__set__", "__delete__"):
+            return self.attribute(func, func.__self__.__name__, args)
+        if name in TRANSFERS:
+            return self.transfer(func, name, args, kwargs)
+        if name in HOST_READS:
+            self.host_read(name, args[0])
+        return self.compute(func, name, args, kwargs)
+
+    def placement(self, tensor):
+        return tensor.device
+
+    def attribute(self, func, attr, args):
+        return func(*args)
+
+    def host_read(self, name, tensor):
+        device = self.placement(tensor)
+        if device.type == "cuda":
+            self.trace.add("sync", name, device=str(device))
+
+    def transfer(self, func, name, args, kwargs):
+        if name == "copy_":
+            destination, source = args[0], args[1]
+            out = func(*args, **kwargs)
+        else:
+            source = args[0]
+            out = destination = func(*args, **kwargs)
+        self.record_transfer(self.placement(source), self.placement(destination), source)
+        return out
+
+    def record_transfer(self, source, destination, tensor):
+        if source != destination:
+            nbytes = tensor.numel() * tensor.element_size()
+            self.trace.add("transfer", "to", device=str(destination), source=str(source), nbytes=nbytes)
+
+    def compute(self, func, name, args, kwargs):
+        out = func(*args, **kwargs)
+        if name not in NON_COMPUTING:
+            involved = tensors_in(args, kwargs) or tensors_in(out)
+            if involved:
+                self.trace.add("op", name, device=str(self.placement(involved[0])))
+        return out
+
+
+@contextlib.contextmanager
+def real_gpus(trace, namespaces=()):
+    """Record a submission's work on real CUDA GPUs: ops, transfers, synchronizes, events, clocks."""
+    patcher = Patcher()
+    try:
+        _record_cuda_sync(trace, patcher)
+        trace.record_clocks(patcher, namespaces)
+        with DeviceMode(trace):
+            yield
+    finally:
+        patcher.restore()
+
+
+def _record_cuda_sync(trace, patcher):
+    cuda = torch.cuda
+    real_synchronize, real_event = cuda.synchronize, cuda.Event
+
+    def synchronize(device=None):
+        trace.add("sync", "synchronize", device=f"cuda:{cuda_index(device, cuda.current_device())}")
+        return real_synchronize(device)
+
+    class Event(real_event):
+        def record(self, stream=None):
+            super().record(stream)
+            trace.add("cuda_event", "record", device=str(self.device))
+
+        def synchronize(self):
+            trace.add("sync", "event.synchronize", device=str(self.device))
+            return super().synchronize()
+
+        def elapsed_time(self, end_event):
+            ms = super().elapsed_time(end_event)
+            trace.add("cuda_event", "elapsed_time", device=str(self.device), value=ms)
+            return ms
+
+    patcher.setattr(cuda, "synchronize", synchronize)
+    patcher.setattr(cuda, "Event", Event)

@@ -1,0 +1,267 @@
+"""What runs student code: each probe exercises one function of the lab's contract on a fresh
+model and returns plain facts (JSON-ready) for the checks to judge.
+
+Probes run inside a sandbox child, under real or virtual GPUs, with a trace recording what the
+submission did. The grader's own work (reference computations) is kept out of the trace.
+"""
+import contextlib
+import importlib.util
+import io
+import math
+import sys
+import traceback
+from time import perf_counter as host_clock  # bound before any clock is patched
+
+import torch
+
+from grader.devices import real_gpus
+from grader.trace import Trace
+from grader.virtual import virtual_gpus
+
+BATCH = 32
+STEPS = 6  # the contract's default is 5: a train() that ignores `steps` shows
+LR = 0.02  # the contract's default is 0.01: a train() that ignores `lr` shows
+LARGE_BATCH = 8192  # large enough that a forward without synchronize is visibly shorter (H100)
+SHAPES = {"w1": (2000, 1000), "b1": (2000,), "w2": (1000, 2000), "b2": (1000,)}
+DESCRIPTIONS = {
+    "construct": "SimpleMPModel()",
+    "forward": "SimpleMPModel.forward",
+    "train": "train()",
+    "time_forward": "time_forward()",
+}
+
+
+class StudentError(Exception):
+    """Student code failed; the message says what, and where in the submission."""
+
+
+def run(probe, path, mode):
+    trace = Trace(sources=[path])
+    devices = virtual_gpus(2, trace) if mode == "virtual" else real_gpus(trace)
+    with devices:
+        module = load(path)
+        return _PROBES[probe](module, trace, mode)
+
+
+def load(path):
+    spec = importlib.util.spec_from_file_location("submission", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["submission"] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as error:
+        raise StudentError(f"your submission does not compile: {error.msg} (line {error.lineno})") from None
+    except BaseException as error:  # noqa: BLE001 - whatever the submission raises at import
+        raise StudentError(f"importing your submission raised {_explain(error, path)}") from None
+    return module
+
+
+def contract(module, name):
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise StudentError(f"your submission defines no `{name}`: keep the names of starter/model.py") from None
+
+
+def call(what, func, *args, **kwargs):
+    """Run student code; any exception, exit() included, becomes a StudentError naming `what`."""
+    try:
+        return func(*args, **kwargs)
+    except BaseException as error:  # noqa: BLE001
+        path = getattr(sys.modules.get("submission"), "__file__", None)
+        raise StudentError(f"{what} raised {_explain(error, path)}") from None
+
+
+def _explain(error, path):
+    kind = "SystemExit (exit() or sys.exit())" if isinstance(error, SystemExit) else type(error).__name__
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    lines = [f.lineno for f in traceback.extract_tb(error.__traceback__) if f.filename == path]
+    where = f" (line {lines[-1]})" if lines else ""
+    return f"{kind}: {first_line}{where}" if first_line else f"{kind}{where}"
+
+
+def build(module):
+    return call("SimpleMPModel()", contract(module, "SimpleMPModel"))
+
+
+def locate(model):
+    """The two layers' parameters, found by shape so that any attribute names work."""
+    found = {}
+    for name, param in model.named_parameters():
+        for role, shape in SHAPES.items():
+            if role not in found and tuple(param.shape) == shape:
+                found[role] = (name, param)
+                break
+    return found
+
+
+def require_layers(model):
+    found = locate(model)
+    missing = [role for role in SHAPES if role not in found]
+    if missing:
+        raise StudentError(
+            "SimpleMPModel has no parameters of shape "
+            + ", ".join(str(SHAPES[r]) for r in missing)
+            + ": expected Linear(1000, 2000) and Linear(2000, 1000) layers"
+        )
+    return {role: param for role, (name, param) in found.items()}
+
+
+def probe_construct(module, trace, mode):
+    model = build(module)
+    return {role: {"name": name, "device": str(param.device)} for role, (name, param) in locate(model).items()}
+
+
+def probe_forward(module, trace, mode):
+    torch.manual_seed(0)
+    model = build(module)
+    params = require_layers(model)
+    x = torch.randn(BATCH, 1000)
+    facts = {"input_error": None}
+    mark = len(trace.events)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) as quiet:
+            out = call("model(x) with x on the CPU", model, x)
+    except StudentError as error:  # retry with x already on cuda:0: the other checks still count
+        facts["input_error"] = str(error)
+        facts["input_events"] = trace.to_json(mark)
+        mark = len(trace.events)
+        with contextlib.redirect_stdout(io.StringIO()) as quiet:
+            out = call("model(x)", model, x.to(torch.device("cuda", 0)))
+    facts.update(events=trace.to_json(mark), printed=quiet.getvalue())
+    if not isinstance(out, torch.Tensor):
+        raise StudentError(f"model(x) returned {type(out).__name__}, not a tensor")
+    facts["output"] = {"device": str(out.device), "shape": list(out.shape)}
+    with trace.paused():
+        host = {role: p.detach().cpu().double() for role, p in params.items()}
+        expected = torch.relu(torch.relu(x.double() @ host["w1"].T + host["b1"]) @ host["w2"].T + host["b2"])
+        got = out.detach().cpu().double()
+        facts["max_error"] = (got - expected).abs().max().item() if got.shape == expected.shape else None
+    if facts["input_error"]:
+        x = x.to(torch.device("cuda", 0))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) as verbose:
+            call("model(x, verbose=True)", model, x, verbose=True)
+        facts["verbose"] = {"printed": verbose.getvalue()}
+    except StudentError as error:
+        facts["verbose"] = {"error": str(error)}
+    return facts
+
+
+def probe_train(module, trace, mode):
+    train = contract(module, "train")
+    torch.manual_seed(1)
+    x, y = torch.randn(BATCH, 1000), torch.randn(BATCH, 1000)
+    # The contract hands train() CPU tensors. When that fails, the batch is retried already on
+    # the GPUs, so that a forgotten move costs only the check that names it.
+    errors = {}
+    for x_at, y_at in (("cpu", "cpu"), ("cuda:0", "cpu"), ("cpu", "cuda:1"), ("cuda:0", "cuda:1")):
+        model, start = _seeded_model(module)
+        what = "train(model, x, y)" + ("" if x_at == y_at == "cpu" else f" with x on {x_at}, y on {y_at}")
+        try:
+            losses = call(what, train, model, x.clone().to(x_at), y.clone().to(y_at), steps=STEPS, lr=LR)
+            break
+        except StudentError as error:
+            errors[x_at, y_at] = str(error)
+    else:
+        raise StudentError(errors["cpu", "cpu"])
+    facts = {"cpu_target_error": errors.get((x_at, "cpu"))}
+    params = require_layers(model)
+    facts["losses"] = _floats(losses)
+    facts["grads"] = {role: None if p.grad is None else str(p.grad.device) for role, p in params.items()}
+    facts["params"] = {role: str(p.device) for role, p in params.items()}
+    with trace.paused():
+        reference_losses, reference_final = _reference_sgd(start, x, y)
+        facts["reference_losses"] = reference_losses
+        facts["weight_error"] = max(
+            (p.detach().cpu().double() - reference_final[role]).abs().max().item() for role, p in params.items()
+        )
+    return facts
+
+
+def _seeded_model(module):
+    torch.manual_seed(2)
+    model = build(module)
+    with torch.no_grad():
+        start = {role: p.detach().cpu().double().clone() for role, p in require_layers(model).items()}
+    return model, start
+
+
+def _reference_sgd(start, x, y):
+    """The handout's training, written out: MSE loss, plain SGD, same start, in float64."""
+    p = {role: t.clone().requires_grad_() for role, t in start.items()}
+    x, y = x.double(), y.double()
+    losses = []
+    for _ in range(STEPS):
+        out = torch.relu(torch.relu(x @ p["w1"].T + p["b1"]) @ p["w2"].T + p["b2"])
+        loss = ((out - y) ** 2).mean()
+        grads = torch.autograd.grad(loss, list(p.values()))
+        with torch.no_grad():
+            for t, g in zip(p.values(), grads):
+                t -= LR * g
+        losses.append(loss.item())
+    return losses, {role: t.detach() for role, t in p.items()}
+
+
+def _floats(values):
+    """`values` as a list of floats, or a description of what it is instead."""
+    if not isinstance(values, (list, tuple)):
+        return {"not_a_list": type(values).__name__}
+    out = []
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            return {"not_floats": "tensors (use loss.item() to get a float)"}
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            return {"not_floats": type(v).__name__}
+        out.append(float(v) if math.isfinite(v) else str(v))
+    return out
+
+
+def probe_time_forward(module, trace, mode):
+    time_forward = contract(module, "time_forward")
+    torch.manual_seed(3)
+    model = build(module)
+    x = torch.randn(BATCH, 1000)
+    with trace.paused(), contextlib.redirect_stdout(io.StringIO()):
+        call("model(x)", model, x)  # warm-up, as a careful timer would do
+    mark = len(trace.events)
+    try:
+        value = call("time_forward(model, x)", time_forward, model, x)
+    except StudentError:  # a forward that cannot take a CPU batch is part 1's finding, not this one's
+        mark = len(trace.events)
+        value = call("time_forward(model, x)", time_forward, model, x.to(torch.device("cuda", 0)))
+    facts = {"value": _seconds(value), "events": trace.to_json(mark)}
+    if mode == "real":
+        facts["large_batch"] = _large_batch(model, time_forward, trace)
+    return facts
+
+
+def _seconds(value):
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return {"not_a_number": type(value).__name__}
+
+
+def _large_batch(model, time_forward, trace):
+    """The student's timing and an independent one at a batch where synchronizing matters."""
+    x = torch.randn(LARGE_BATCH, 1000)
+    value = _seconds(call("time_forward(model, x) at a large batch", time_forward, model, x))
+    with trace.paused():
+        torch.cuda.synchronize(0)
+        torch.cuda.synchronize(1)
+        start = host_clock()
+        model(x)
+        torch.cuda.synchronize(0)
+        torch.cuda.synchronize(1)
+        reference = host_clock() - start
+    return {"value": value, "reference": reference}
+
+
+_PROBES = {
+    "construct": probe_construct,
+    "forward": probe_forward,
+    "train": probe_train,
+    "time_forward": probe_time_forward,
+}

@@ -1,0 +1,91 @@
+"""rubric.yaml: the one source of points, validated before anything runs."""
+import dataclasses
+import math
+import pathlib
+
+import yaml
+
+MODES = ("real", "virtual")
+
+
+class RubricError(Exception):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    id: str
+    points: float
+    title: str
+    modes: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Rubric:
+    path: pathlib.Path
+    items: dict  # id -> Item, in the file's order
+    seconds_per_function: float
+    memory_bytes: int
+    answer_key: pathlib.Path
+
+
+def load(path):
+    path = pathlib.Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise RubricError(f"{path}: cannot read: {error}") from None
+    _keys(data, path, required={"items", "limits", "answer_key"})
+    limits = data["limits"]
+    _keys(limits, f"{path}: limits", required={"seconds_per_function", "memory_gib"})
+    items = {}
+    for n, entry in enumerate(data["items"] or [], 1):
+        where = f"{path}: item {n}"
+        _keys(entry, where, required={"id", "points", "title", "modes"})
+        if not isinstance(entry["id"], str) or not entry["id"]:
+            raise RubricError(f"{where}: id must be a non-empty string")
+        if entry["id"] in items:
+            raise RubricError(f"{where}: duplicate id {entry['id']!r}")
+        if not _is_number(entry["points"]) or entry["points"] < 0:
+            raise RubricError(f"{where} ({entry['id']}): points must be a number >= 0, not {entry['points']!r}")
+        modes = entry["modes"]
+        if not isinstance(modes, list) or not modes or set(modes) - set(MODES):
+            raise RubricError(f"{where} ({entry['id']}): modes must be a non-empty list from {list(MODES)}")
+        items[entry["id"]] = Item(entry["id"], float(entry["points"]), str(entry["title"]), tuple(modes))
+    if not items:
+        raise RubricError(f"{path}: no items")
+    for key in ("seconds_per_function", "memory_gib"):
+        if not _is_number(limits[key]) or limits[key] <= 0:
+            raise RubricError(f"{path}: limits.{key} must be a positive number")
+    return Rubric(
+        path=path,
+        items=items,
+        seconds_per_function=float(limits["seconds_per_function"]),
+        memory_bytes=int(limits["memory_gib"] * 2**30),
+        answer_key=path.parent / data["answer_key"],
+    )
+
+
+def check_mapping(rubric, check_ids):
+    """Every check must have an item and every item a check: points cannot go missing silently."""
+    unknown = sorted(set(check_ids) - set(rubric.items))
+    unmapped = [i for i in rubric.items if i not in set(check_ids)]
+    problems = [f"check {i!r} has no item in {rubric.path}" for i in unknown]
+    problems += [f"item {i!r} of {rubric.path} has no check" for i in unmapped]
+    duplicated = sorted({i for i in check_ids if list(check_ids).count(i) > 1})
+    problems += [f"item {i!r} is claimed by more than one check" for i in duplicated]
+    if problems:
+        raise RubricError("; ".join(problems))
+
+
+def _keys(mapping, where, required):
+    if not isinstance(mapping, dict):
+        raise RubricError(f"{where}: expected a mapping with {sorted(required)}")
+    missing, extra = sorted(required - set(mapping)), sorted(set(mapping) - required)
+    if missing or extra:
+        problems = ([f"missing {missing}"] if missing else []) + ([f"unknown {extra}"] if extra else [])
+        raise RubricError(f"{where}: " + ", ".join(problems))
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

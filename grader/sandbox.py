@@ -1,0 +1,102 @@
+"""Run one probe of a submission in a disposable child process.
+
+The grader (the pytest process) never executes student code. Each probe forks a child that
+loads the submission afresh under real or virtual GPUs, runs it, and writes its facts back as
+JSON. A child that hangs, crashes, exits or exhausts memory costs only that probe; whatever it
+does to torch, pytest or its own memory stays in the child.
+"""
+import json
+import os
+import resource
+import select
+import signal
+import time
+import traceback
+
+from grader import probes
+
+
+class ProbeFailed(Exception):
+    """The submission failed a probe as a whole; the message is for the student."""
+
+
+def run(probe, submission, mode, seconds, memory_bytes):
+    """The facts `probes.<probe>` reports for `submission`, or ProbeFailed."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_end)
+        os.setpgid(0, 0)
+        _serve(write_end, probe, submission, mode, memory_bytes)
+    os.close(write_end)
+    try:
+        data = _read_all(read_end, deadline=time.monotonic() + seconds)
+    finally:
+        os.close(read_end)
+        _kill_group(pid)
+    status = os.waitpid(pid, 0)[1]
+    if data is None:
+        raise ProbeFailed(f"{probes.DESCRIPTIONS[probe]} did not finish within {seconds:g} s "
+                          "(an endless loop, or far too much work?)")
+    if not data:
+        raise ProbeFailed(f"your code ended the grading process during {probes.DESCRIPTIONS[probe]} "
+                          f"({_describe(status)}); a submission must not exit or crash the process")
+    outcome = json.loads(data)
+    if "failure" in outcome:
+        raise ProbeFailed(outcome["failure"])
+    return outcome["facts"]
+
+
+def _serve(write_end, probe, submission, mode, memory_bytes):
+    try:
+        if mode == "virtual":  # real CUDA reserves far more address space than it uses
+            _limit_memory(memory_bytes)
+        outcome = {"facts": probes.run(probe, submission, mode)}
+    except probes.StudentError as error:
+        outcome = {"failure": str(error)}
+    except BaseException:  # noqa: BLE001 - anything else is the grader's fault: say so, plainly
+        outcome = {"failure": "internal grader error, please report it:\n" + traceback.format_exc()}
+    try:
+        with os.fdopen(write_end, "wb") as pipe:
+            pipe.write(json.dumps(outcome).encode() + b"\n")
+    finally:
+        os._exit(0)
+
+
+def _limit_memory(extra_bytes):
+    with open("/proc/self/statm") as statm:
+        used = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    resource.setrlimit(resource.RLIMIT_AS, (used + extra_bytes, used + extra_bytes))
+
+
+def _read_all(fd, deadline):
+    """The child's one line, b"" if it ended without writing it, None if the deadline passed.
+
+    Reading stops at the newline rather than at EOF, so a process the submission started and
+    left holding the pipe cannot stall the grader.
+    """
+    data = b""
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b""
+        data += chunk
+    return data
+
+
+def _kill_group(pid):
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _describe(status):
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        hint = " - out of memory?" if sig == signal.SIGKILL else ""
+        return f"killed by signal {signal.Signals(sig).name}{hint}"
+    return f"exit status {os.WEXITSTATUS(status)}"

@@ -1,0 +1,150 @@
+"""Stand-ins for the `torch.cuda` calls lab code makes, answering for the virtual GPUs.
+
+Virtual GPUs compute synchronously on the CPU, so `synchronize` has nothing to wait for: it is
+recorded in the trace (with the GPU it would have waited for), which is what the grader checks.
+"""
+import contextlib
+from time import perf_counter as host_clock  # bound before any clock is patched
+
+import torch
+
+# The torch.cuda names replaced while virtual GPUs are active.
+NAMES = (
+    "is_available is_initialized init _lazy_init device_count current_device set_device device "
+    "synchronize Event current_stream memory_allocated get_device_name get_device_properties "
+    "manual_seed manual_seed_all empty_cache"
+).split()
+
+
+class VirtualCuda:
+    def __init__(self, gpus):
+        self.gpus = gpus
+        self.device = _device_class(gpus)
+        self.Event = _event_class(gpus)
+
+    def install(self, patcher):
+        for name in NAMES:
+            patcher.setattr(torch.cuda, name, getattr(self, name))
+
+    def is_available(self):
+        return True
+
+    def is_initialized(self):
+        return True
+
+    def init(self):
+        pass
+
+    _lazy_init = init
+    empty_cache = init
+
+    def device_count(self):
+        return self.gpus.count
+
+    def current_device(self):
+        return self.gpus.current
+
+    def set_device(self, device):
+        self.gpus.current = self.gpus.index(device)
+
+    def synchronize(self, device=None):
+        """Waits, on real GPUs, for one GPU only: the current one when `device` is None."""
+        self.gpus.trace.add("sync", "synchronize", device=f"cuda:{self.gpus.index(device)}")
+
+    def current_stream(self, device=None):
+        return _Stream(self, self.gpus.index(device))
+
+    def memory_allocated(self, device=None):
+        """Bytes of the live tensors on that GPU (real CUDA rounds each block up to 512 bytes)."""
+        return self.gpus.memory_allocated(self.gpus.index(device))
+
+    def get_device_name(self, device=None):
+        return f"Virtual GPU {self.gpus.index(device)} (CPU-backed, grader.virtual)"
+
+    def get_device_properties(self, device=None):
+        index = self.gpus.index(device)
+        return _Properties(self.get_device_name(index), index)
+
+    def manual_seed(self, seed):
+        """Virtual GPUs draw from the CPU generator; `torch.manual_seed` seeds them."""
+
+    manual_seed_all = manual_seed
+
+
+class _Stream:
+    def __init__(self, cuda, index):
+        self.cuda = cuda
+        self.device = torch.device("cuda", index)
+
+    def synchronize(self):
+        self.cuda.gpus.trace.add("sync", "stream.synchronize", device=str(self.device))
+
+    def wait_stream(self, other):
+        pass
+
+
+class _Properties:
+    def __init__(self, name, index):
+        self.name = name
+        self.index = index
+        self.total_memory = 0  # unknown: virtual GPUs are bounded by host memory
+        self.major, self.minor = 0, 0
+
+
+def _device_class(gpus):
+    class device(contextlib.ContextDecorator):
+        """`with torch.cuda.device(1):` makes cuda:1 the current GPU for the block."""
+
+        def __init__(self, device):
+            self.idx = -1 if device is None else gpus.index(device)
+
+        def __enter__(self):
+            self.prev_idx = gpus.current
+            if self.idx >= 0:
+                gpus.current = self.idx
+
+        def __exit__(self, *exc):
+            gpus.current = self.prev_idx
+            return False
+
+    return device
+
+
+def _event_class(gpus):
+    class Event:
+        """A CUDA event on a virtual GPU: `record` takes the host time, since work is synchronous."""
+
+        def __init__(self, enable_timing=False, blocking=False, interprocess=False):
+            self.enable_timing = enable_timing
+            self.device = None
+            self.time = None
+
+        def record(self, stream=None):
+            self.device = stream.device if stream is not None else torch.device("cuda", gpus.current)
+            self.time = host_clock()
+            gpus.trace.add("cuda_event", "record", device=str(self.device), value=self.time)
+
+        def query(self):
+            return True
+
+        def wait(self, stream=None):
+            pass
+
+        def synchronize(self):
+            gpus.trace.add("sync", "event.synchronize", device=str(self.device))
+
+        def elapsed_time(self, end_event):
+            if self.time is None or end_event.time is None:
+                raise RuntimeError("Both events must be recorded before calculating elapsed time.")
+            if not (self.enable_timing and end_event.enable_timing):
+                raise RuntimeError("Both events must be created with argument 'enable_timing=True'.")
+            if self.device != end_event.device:
+                raise RuntimeError(
+                    "CUDA error: invalid resource handle (elapsed_time needs two events of the same "
+                    f"GPU; these were recorded on {self.device} and {end_event.device})"
+                )
+            ms = (end_event.time - self.time) * 1000.0
+            gpus.trace.add("cuda_event", "elapsed_time", device=str(self.device), value=ms)
+            return ms
+
+    return Event

@@ -1,0 +1,196 @@
+"""Virtual CUDA GPUs: every tensor's data stays on the CPU, and each storage remembers which
+virtual GPU it lives on, so placement, transfers and device errors behave as on real GPUs."""
+import weakref
+
+import torch
+
+from grader.devices import NON_COMPUTING, DeviceMode, cuda_index, tensors_in
+
+CPU = torch.device("cpu")
+# Calls real CUDA allows across devices, or that compute nothing on one.
+UNCHECKED = frozenset({"backward", "grad", "set_", "_has_compatible_shallow_copy_type", "is_set_to"})
+
+
+class VirtualGPUs(DeviceMode):
+    """A TorchFunctionMode under which `cuda:0 .. cuda:count-1` exist and hold CPU-backed tensors."""
+
+    def __init__(self, count, trace):
+        super().__init__(trace)
+        self.count = count
+        self.current = 0
+        self.homes = weakref.WeakKeyDictionary()  # UntypedStorage -> GPU index
+
+    # -- where tensors live -------------------------------------------------------------------
+    def placement(self, tensor):
+        try:
+            index = self.homes.get(tensor.untyped_storage())
+        except (RuntimeError, NotImplementedError):  # a tensor without storage
+            index = None
+        return tensor.device if index is None else torch.device("cuda", index)
+
+    def resolve(self, device):
+        """The device a device argument names; `cuda`, `cuda:N` and ints are virtual GPUs."""
+        if isinstance(device, int) or torch.device(device).type == "cuda":
+            return torch.device("cuda", self.index(device))
+        return torch.device(device)
+
+    def index(self, device):
+        index = cuda_index(device, self.current)
+        if not 0 <= index < self.count:
+            raise RuntimeError(
+                f"CUDA error: invalid device ordinal (cuda:{index} does not exist: "
+                f"{self.count} virtual GPUs, cuda:0 to cuda:{self.count - 1})"
+            )
+        return index
+
+    def settle(self, out, device):
+        if device.type == "cuda":
+            for tensor in tensors_in(out):
+                self.homes[tensor.untyped_storage()] = device.index
+
+    def memory_allocated(self, index):
+        return sum(s.nbytes() for s, home in list(self.homes.items()) if home == index)
+
+    def common_device(self, tensors):
+        """The device an op runs on, refusing mixed devices with PyTorch's own words."""
+        common = None
+        for tensor in tensors:
+            device = self.placement(tensor)
+            if device.type == "cpu" and tensor.dim() == 0:
+                continue  # a CPU scalar may join any device's op, as on real GPUs
+            if common is None:
+                common = device
+            elif device != common:
+                raise RuntimeError(
+                    "Expected all tensors to be on the same device, but found at least two "
+                    f"devices, {common} and {device}!"
+                )
+        return common or CPU
+
+    # -- what the mode intercepts -------------------------------------------------------------
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        special = _SPECIAL.get(getattr(func, "__name__", ""))
+        if special is not None:
+            return special(self, func, args, kwargs or {})
+        return super().__torch_function__(func, types, args, kwargs)
+
+    def attribute(self, func, attr, args):
+        if attr == "device":
+            return self.placement(args[0])
+        if attr == "is_cuda":
+            return self.placement(args[0]).type == "cuda"
+        if attr == "is_cpu":
+            return self.placement(args[0]).type == "cpu"
+        out = func(*args)
+        if attr == "grad" and out is not None:  # autograd made it: it lives with its parameter
+            self.settle(out, self.placement(args[0]))
+        return out
+
+    def transfer(self, func, name, args, kwargs):
+        if name == "copy_":
+            return super().transfer(func, name, args, kwargs)
+        tensor = args[0]
+        source = self.placement(tensor)
+        device, dtype, non_blocking, copy, memory_format = self._parse_move(name, args[1:], kwargs)
+        destination = source if device is None else device
+        out = torch._C.TensorBase.to(
+            tensor,
+            CPU if destination.type == "cuda" else destination,
+            dtype or tensor.dtype,
+            non_blocking,
+            copy or destination != source,
+            **({} if memory_format is None else {"memory_format": memory_format}),
+        )
+        self.settle(out, destination)
+        self.record_transfer(source, destination, tensor)
+        return out
+
+    def _parse_move(self, name, args, kwargs):
+        """(device, dtype, non_blocking, copy, memory_format) of a `to`, `cuda` or `cpu` call."""
+        args, kwargs = list(args), dict(kwargs)
+        memory_format = kwargs.pop("memory_format", None)
+        if name == "cpu":
+            return CPU, None, False, False, memory_format
+        if name == "cuda":
+            device = args[0] if args else kwargs.get("device")
+            non_blocking = args[1] if len(args) > 1 else kwargs.get("non_blocking", False)
+            return self.resolve("cuda" if device is None else device), None, non_blocking, False, memory_format
+        flags = []
+        while args and isinstance(args[-1], bool):
+            flags.insert(0, args.pop())
+        non_blocking = flags[0] if flags else kwargs.pop("non_blocking", False)
+        copy = flags[1] if len(flags) > 1 else kwargs.pop("copy", False)
+        if args and isinstance(args[0], torch.Tensor):
+            return self.placement(args[0]), args[0].dtype, non_blocking, copy, memory_format
+        device = args.pop(0) if args and not isinstance(args[0], torch.dtype) else kwargs.pop("device", None)
+        dtype = args[0] if args else kwargs.pop("dtype", None)
+        return (None if device is None else self.resolve(device)), dtype, non_blocking, copy, memory_format
+
+    def compute(self, func, name, args, kwargs):
+        if name.startswith("_foreach_"):
+            return self._foreach(func, name, args, kwargs)
+        if name in UNCHECKED:
+            return func(*args, **kwargs)
+        tensors = tensors_in(args, kwargs)
+        computing = name not in NON_COMPUTING
+        if computing:
+            destination = self.common_device(tensors)
+        else:  # a view or a cast stays where its tensor is
+            destination = self.placement(tensors[0]) if tensors else CPU
+        if kwargs.get("device") is not None:  # factories, *_like, new_*: data goes to the CPU
+            destination = self.resolve(kwargs["device"])
+            kwargs = {**kwargs, "device": CPU if destination.type == "cuda" else destination}
+        out = func(*args, **kwargs)
+        self.settle(out, destination)
+        if computing and (tensors or tensors_in(out)):
+            self.trace.add("op", name, device=str(destination))
+        return out
+
+    def _foreach(self, func, name, args, kwargs):
+        """Foreach ops (the optimizers' fast path) may mix devices across list positions."""
+        lists = [a for a in args if isinstance(a, (list, tuple)) and a and isinstance(a[0], torch.Tensor)]
+        scalars = tensors_in([a for a in args if not any(a is l for l in lists)], kwargs)
+        devices = [self.common_device([l[i] for l in lists] + scalars) for i in range(len(lists[0]))]
+        out = func(*args, **kwargs)
+        if isinstance(out, (list, tuple)):
+            for tensor, device in zip(out, devices):
+                self.settle(tensor, device)
+        for device in dict.fromkeys(devices):
+            self.trace.add("op", name, device=str(device))
+        return out
+
+    # -- methods that answer differently for a GPU tensor ------------------------------------
+    def _get_device(self, func, args, kwargs):
+        device = self.placement(args[0])
+        return device.index if device.type == "cuda" else -1
+
+    def _repr(self, func, args, kwargs):
+        tensor = args[0]
+        self.host_read("__repr__", tensor)
+        with self.trace.paused(), self:  # re-entered, so the printed device is the virtual one
+            text = torch._tensor_str._str(tensor, **kwargs)
+        return f"Parameter containing:\n{text}" if isinstance(tensor, torch.nn.Parameter) else text
+
+    def _numpy(self, func, args, kwargs):
+        device = self.placement(args[0])
+        if device.type == "cuda":
+            raise TypeError(
+                f"can't convert {device} device type tensor to numpy. "
+                "Use Tensor.cpu() to copy the tensor to host memory first."
+            )
+        return func(*args, **kwargs)
+
+    def _pin_memory(self, func, args, kwargs):
+        return args[0].clone()  # pinned host memory has no meaning without a real GPU
+
+    def _is_pinned(self, func, args, kwargs):
+        return False
+
+
+_SPECIAL = {
+    "get_device": VirtualGPUs._get_device,
+    "__repr__": VirtualGPUs._repr,
+    "numpy": VirtualGPUs._numpy,
+    "pin_memory": VirtualGPUs._pin_memory,
+    "is_pinned": VirtualGPUs._is_pinned,
+}
