@@ -2,11 +2,14 @@
 
 `pytest grader/` loads this file as the grader's plugin; `pytest tests/` never does.
 """
+import gc
 import json
 import pathlib
 
 import pytest
 import torch
+
+gc.freeze()  # torch's objects live for the whole run: keep them out of every collection
 
 from grader import rubric as rubrics
 from grader import sandbox

@@ -5,6 +5,7 @@ Probes run inside a sandbox child, under real or virtual GPUs, with a trace reco
 submission did. The grader's own work (reference computations) is kept out of the trace.
 """
 import contextlib
+import copy
 import importlib.util
 import io
 import math
@@ -123,11 +124,13 @@ def probe_forward(module, trace, mode):
         with contextlib.redirect_stdout(io.StringIO()) as quiet:
             out = call("model(x) with x on the CPU", model, x)
     except StudentError as error:  # retry with x already on cuda:0: the other checks still count
-        facts["input_error"] = str(error)
-        facts["input_events"] = trace.to_json(mark)
         mark = len(trace.events)
         with contextlib.redirect_stdout(io.StringIO()) as quiet:
-            out = call("model(x)", model, x.to(torch.device("cuda", 0)))
+            try:
+                out = call("model(x)", model, x.to(torch.device("cuda", 0)))
+            except StudentError:
+                raise error from None
+        facts["input_error"] = str(error)
     facts.update(events=trace.to_json(mark), printed=quiet.getvalue())
     if not isinstance(out, torch.Tensor):
         raise StudentError(f"model(x) returned {type(out).__name__}, not a tensor")
@@ -156,7 +159,9 @@ def probe_train(module, trace, mode):
     # the GPUs, so that a forgotten move costs only the check that names it.
     errors = {}
     for x_at, y_at in (("cpu", "cpu"), ("cuda:0", "cpu"), ("cpu", "cuda:1"), ("cuda:0", "cuda:1")):
-        model, start = _seeded_model(module)
+        torch.manual_seed(2)
+        model = build(module)
+        initial = copy.deepcopy(model)
         what = "train(model, x, y)" + ("" if x_at == y_at == "cpu" else f" with x on {x_at}, y on {y_at}")
         try:
             losses = call(what, train, model, x.clone().to(x_at), y.clone().to(y_at), steps=STEPS, lr=LR)
@@ -165,56 +170,52 @@ def probe_train(module, trace, mode):
             errors[x_at, y_at] = str(error)
     else:
         raise StudentError(errors["cpu", "cpu"])
-    facts = {"cpu_target_error": errors.get((x_at, "cpu"))}
     params = require_layers(model)
-    facts["losses"] = _floats(losses)
-    facts["grads"] = {role: None if p.grad is None else str(p.grad.device) for role, p in params.items()}
-    facts["params"] = {role: str(p.device) for role, p in params.items()}
-    with trace.paused():
-        reference_losses, reference_final = _reference_sgd(start, x, y)
-        facts["reference_losses"] = reference_losses
+    facts = {
+        "cpu_target_error": errors.get((x_at, "cpu")),
+        "losses": _floats(losses),
+        "grads": {role: None if p.grad is None else str(p.grad.device) for role, p in params.items()},
+        "params": {role: str(p.device) for role, p in params.items()},
+    }
+    steps = len(facts["losses"]["values"]) if "values" in facts["losses"] else STEPS
+    with trace.paused(), contextlib.redirect_stdout(io.StringIO()):
+        facts["reference_losses"] = _reference_sgd(initial, x, y, min(steps, STEPS))
+        reference = require_layers(initial)
         facts["weight_error"] = max(
-            (p.detach().cpu().double() - reference_final[role]).abs().max().item() for role, p in params.items()
+            (p.detach().cpu().double() - reference[role].detach().cpu().double()).abs().max().item()
+            for role, p in params.items()
         )
     return facts
 
 
-def _seeded_model(module):
-    torch.manual_seed(2)
-    model = build(module)
-    with torch.no_grad():
-        start = {role: p.detach().cpu().double().clone() for role, p in require_layers(model).items()}
-    return model, start
-
-
-def _reference_sgd(start, x, y):
-    """The handout's training, written out: MSE loss, plain SGD, same start, in float64."""
-    p = {role: t.clone().requires_grad_() for role, t in start.items()}
-    x, y = x.double(), y.double()
+def _reference_sgd(model, x, y, steps):
+    """The handout's loop written out, on a copy of the student's own model (so that a forward
+    bug is not counted again here): MSE loss, plain SGD at LR, from the same initial weights."""
+    params = [p for p in model.parameters() if p.requires_grad]
     losses = []
-    for _ in range(STEPS):
-        out = torch.relu(torch.relu(x @ p["w1"].T + p["b1"]) @ p["w2"].T + p["b2"])
-        loss = ((out - y) ** 2).mean()
-        grads = torch.autograd.grad(loss, list(p.values()))
+    for _ in range(steps):
+        out = model(x)
+        loss = ((out - y.to(out.device)) ** 2).mean()
+        grads = torch.autograd.grad(loss, params)
         with torch.no_grad():
-            for t, g in zip(p.values(), grads):
-                t -= LR * g
+            for p, g in zip(params, grads):
+                p -= LR * g
         losses.append(loss.item())
-    return losses, {role: t.detach() for role, t in p.items()}
+    return losses
 
 
 def _floats(values):
-    """`values` as a list of floats, or a description of what it is instead."""
+    """{"values": the losses as floats (str for non-finite ones), "problem": what is wrong, or None}."""
     if not isinstance(values, (list, tuple)):
-        return {"not_a_list": type(values).__name__}
-    out = []
+        return {"problem": f"a {type(values).__name__}, not a list"}
+    out, problem = [], None
     for v in values:
-        if isinstance(v, torch.Tensor):
-            return {"not_floats": "tensors (use loss.item() to get a float)"}
+        if isinstance(v, torch.Tensor) and v.numel() == 1:
+            problem, v = "tensors, not floats (use loss.item())", v.item()
         if not isinstance(v, (int, float)) or isinstance(v, bool):
-            return {"not_floats": type(v).__name__}
+            return {"problem": f"a list holding {type(v).__name__}"}
         out.append(float(v) if math.isfinite(v) else str(v))
-    return out
+    return {"values": out, "problem": problem}
 
 
 def probe_time_forward(module, trace, mode):

@@ -8,16 +8,19 @@ HINT = "handout Part 2"
 
 
 def _losses(probe):
+    """The losses train() returned, as floats whenever they can be read as such."""
     losses = probe("train")["losses"]
-    if isinstance(losses, dict):
-        what = losses.get("not_a_list") or losses.get("not_floats")
-        fail(f"train() returned {what}; expected a list of {STEPS} floats, one loss.item() per step ({HINT})")
-    return losses
+    if "values" not in losses:
+        fail(f"train() returned {losses['problem']}; expected a list of {STEPS} floats, one loss.item() "
+             f"per step ({HINT})")
+    return losses["values"]
 
 
 @rubric("part2.losses_returned")
 def test_losses_returned(probe):
     losses = _losses(probe)
+    problem = probe("train")["losses"]["problem"]
+    expect(problem is None, f"train() returned {problem}")
     expect(len(losses) == STEPS, f"train(..., steps={STEPS}) returned {len(losses)} losses; expected {STEPS}, "
                                  "one per step (use the `steps` argument)")
     bad = [v for v in losses if isinstance(v, str)]
@@ -38,11 +41,12 @@ def test_matches_sgd(probe):
     facts = probe("train")
     losses, reference = _losses(probe), facts["reference_losses"]
     shown = ", ".join(f"{v:.5f}" for v in reference)
-    expect(len(losses) == len(reference) and all(isinstance(v, float) and math.isclose(v, r, rel_tol=1e-3, abs_tol=1e-5)
-                                                 for v, r in zip(losses, reference)),
-           f"the losses {[round(v, 5) if isinstance(v, float) else v for v in losses]} differ from SGD(lr={LR}) "
-           f"with MSELoss from the same start: [{shown}]. Use optim.SGD(model.parameters(), lr=lr), "
-           f"optimizer.zero_grad() each step, and record the loss before the step ({HINT})")
+    # Compared over the steps train() took: a wrong count is losses_returned's finding.
+    expect(all(isinstance(v, float) and math.isclose(v, r, rel_tol=1e-3, abs_tol=1e-5) for v, r in zip(losses, reference)),
+           f"the losses {[round(v, 5) if isinstance(v, float) else v for v in losses]} differ from those of "
+           f"SGD(lr={LR}) with MSELoss on your model from the same start: [{shown}]. Use "
+           f"optim.SGD(model.parameters(), lr=lr), optimizer.zero_grad() each step, and record each loss "
+           f"before its step ({HINT})")
     expect(facts["weight_error"] < 1e-3,
            f"the losses match, but the final weights differ from SGD(lr={LR})'s by up to {facts['weight_error']:.3g}")
 

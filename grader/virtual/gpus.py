@@ -8,7 +8,7 @@ from grader.devices import NON_COMPUTING, DeviceMode, cuda_index, tensors_in
 
 CPU = torch.device("cpu")
 # Calls real CUDA allows across devices, or that compute nothing on one.
-UNCHECKED = frozenset({"backward", "grad", "set_", "_has_compatible_shallow_copy_type", "is_set_to"})
+UNCHECKED = frozenset({"backward", "set_", "_has_compatible_shallow_copy_type", "is_set_to"})
 
 
 class VirtualGPUs(DeviceMode):
@@ -160,6 +160,16 @@ class VirtualGPUs(DeviceMode):
         return out
 
     # -- methods that answer differently for a GPU tensor ------------------------------------
+    def _autograd_grad(self, func, args, kwargs):
+        """Gradients come back on the devices of the inputs they belong to."""
+        grads = func(*args, **kwargs)
+        inputs = kwargs["inputs"] if "inputs" in kwargs else args[1]
+        inputs = [inputs] if isinstance(inputs, torch.Tensor) else inputs
+        for grad, tensor in zip(grads, inputs):
+            if grad is not None:
+                self.settle(grad, self.placement(tensor))
+        return grads
+
     def _get_device(self, func, args, kwargs):
         device = self.placement(args[0])
         return device.index if device.type == "cuda" else -1
@@ -188,6 +198,7 @@ class VirtualGPUs(DeviceMode):
 
 
 _SPECIAL = {
+    "grad": VirtualGPUs._autograd_grad,
     "get_device": VirtualGPUs._get_device,
     "__repr__": VirtualGPUs._repr,
     "numpy": VirtualGPUs._numpy,
