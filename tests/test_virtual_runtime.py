@@ -1,0 +1,159 @@
+"""The virtual two-GPU runtime behaves as two real CUDA GPUs would, and leaves no trace outside."""
+import pathlib
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import torch.nn as nn
+
+from grader.trace import Trace
+from grader.virtual import virtual_gpus
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+D0, D1 = torch.device("cuda:0"), torch.device("cuda:1")
+
+
+def test_handout_parts_1_to_4_run_verbatim():
+    run = subprocess.run([sys.executable, "-m", "grader.virtual", "tests/handout/parts_1_to_4.py"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[:3] == ["Before move: cuda:0", "After move: cuda:1", "cuda:1"]
+    assert sum(line.startswith("Step ") for line in lines) == 5
+    assert lines[-1].startswith("Forward time: ") and float(lines[-1].split(": ")[1]) > 0
+    assert "virtual GPUs" in run.stderr
+
+
+def test_device_spellings(virtual_gpus):
+    x = torch.ones(2, 3)
+    assert x.to("cuda:1").device == D1
+    assert x.to(1).device == D1
+    assert x.to(torch.device("cuda", 1)).device == D1
+    assert x.cuda(1).device == D1 and x.cuda().device == D0
+    assert x.to("cuda").device == D0  # "cuda" is the current device
+    torch.cuda.set_device(1)
+    assert x.cuda().device == D1 and torch.cuda.current_device() == 1
+    with torch.cuda.device(0):
+        assert x.to("cuda").device == D0
+    assert x.to(D1, torch.float64).dtype == torch.float64
+    assert x.to(D1).to(torch.zeros(1, device=D0)).device == D0
+    y = x.to(D1)
+    assert y.is_cuda and y.get_device() == 1 and not y.is_cpu
+    assert y.cpu().device.type == "cpu" and y.cpu().get_device() == -1
+    assert "device='cuda:1'" in repr(y)
+
+
+def test_factories_modules_and_parameters(virtual_gpus):
+    assert torch.randn(2, 2, device=D1).device == D1
+    assert torch.zeros_like(torch.ones(2, device=D1)).device == D1
+    assert torch.ones(2, device=D0).new_zeros(3).device == D0
+    assert torch.tensor([1.0], device="cuda:1").device == D1
+    layer = nn.Linear(2000, 1000, device=D1)
+    assert layer.weight.device == D1 and isinstance(layer.weight, nn.Parameter)
+    moved = nn.Linear(3, 3).to(D1)
+    assert isinstance(moved.weight, nn.Parameter) and moved.bias.device == D1
+    assert nn.Linear(3, 3).cuda(1).weight.device == D1
+
+
+def test_training_puts_each_gradient_on_its_parameters_gpu(virtual_gpus):
+    first, second = nn.Linear(4, 8).to(D0), nn.Linear(8, 2).to(D1)
+    params = list(first.parameters()) + list(second.parameters())
+    for optimizer in (torch.optim.SGD(params, lr=0.1), torch.optim.Adam(params)):
+        loss = ((second(torch.relu(first(torch.randn(5, 4, device=D0))).to(D1)) - 1) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        assert [p.grad.device for p in params] == [D0, D0, D1, D1]
+        assert [p.device for p in params] == [D0, D0, D1, D1]
+        assert isinstance(loss.item(), float) and isinstance(float(loss), float)
+
+
+def test_mixing_devices_fails_with_pytorchs_words(virtual_gpus):
+    a, b = torch.ones(2, device=D0), torch.ones(2, device=D1)
+    with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device, but found at "
+                                           "least two devices, cuda:0 and cuda:1!"):
+        a + b
+    with pytest.raises(RuntimeError, match="found at least two devices, cuda:1 and cpu!"):
+        b + torch.ones(2)
+    assert (a * torch.tensor(2.0)).device == D0  # a 0-dim CPU scalar may join, as on GPUs
+
+
+def test_a_third_gpu_does_not_exist(virtual_gpus):
+    for make in (lambda: torch.ones(1, device="cuda:2"), lambda: torch.ones(1).to("cuda:2"),
+                 lambda: torch.cuda.set_device(2)):
+        with pytest.raises(RuntimeError, match="invalid device ordinal"):
+            make()
+
+
+def test_numpy_of_a_gpu_tensor_is_refused(virtual_gpus):
+    with pytest.raises(TypeError, match="can't convert cuda:1 device type tensor to numpy"):
+        torch.ones(1, device=D1).numpy()
+
+
+def test_cuda_stand_ins(virtual_gpus):
+    assert torch.cuda.is_available() and torch.cuda.device_count() == 2
+    assert "virtual" in torch.cuda.get_device_name(1).lower()
+    before = torch.cuda.memory_allocated(1)
+    kept = nn.Linear(1000, 2000).to(D1)
+    assert torch.cuda.memory_allocated(1) - before == (2000 * 1000 + 2000) * 4
+    assert torch.cuda.memory_allocated(0) == 0
+    del kept
+
+
+def test_synchronize_waits_for_the_current_gpu_only(virtual_gpus):
+    torch.cuda.synchronize()
+    torch.cuda.synchronize(D1)
+    with torch.cuda.device(1):
+        torch.cuda.synchronize()
+    assert [e.device for e in virtual_gpus.trace.of("sync")] == ["cuda:0", "cuda:1", "cuda:1"]
+
+
+def test_events_time_one_gpu_and_refuse_two(virtual_gpus):
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    torch.ones(100, device=D0).sum()
+    end.record()
+    end.synchronize()
+    assert start.elapsed_time(end) >= 0 and end.query()
+    other = torch.cuda.Event(enable_timing=True)
+    with torch.cuda.device(1):
+        other.record()
+    with pytest.raises(RuntimeError, match="cuda:0 and cuda:1"):
+        start.elapsed_time(other)
+
+
+def test_trace_records_ops_transfers_and_clocks_with_lines():
+    from time import perf_counter  # a name bound before the runtime starts: rebound through namespaces
+
+    trace = Trace(sources=[__file__])
+    with virtual_gpus(2, trace, namespaces=[globals(), locals()]):
+        x = torch.ones(4, 2000).to(D0)
+        line = sys._getframe().f_lineno + 1
+        y = torch.relu(x).to(D1)
+        time.perf_counter()
+        time.time_ns()
+    ops = trace.of("op")
+    assert [(o.name, o.device) for o in ops] == [("ones", "cpu"), ("relu", "cuda:0")]
+    moves = trace.of("transfer")
+    assert [(m.source, m.device) for m in moves] == [("cpu", "cuda:0"), ("cuda:0", "cuda:1")]
+    assert moves[1].nbytes == 4 * 2000 * 4 and moves[1].line == line
+    assert [c.name for c in trace.of("clock")] == ["perf_counter", "time_ns"]
+    assert y.device.type == "cpu"  # outside the runtime the data is plain CPU again
+    assert perf_counter is time.perf_counter
+
+
+def test_nothing_survives_the_runtime():
+    saved = {name: getattr(torch.cuda, name) for name in dir(torch.cuda)}
+    clocks = (time.time, time.perf_counter, time.monotonic, time.perf_counter_ns)
+    with virtual_gpus(2):
+        assert torch.cuda.device_count() == 2
+        assert time.perf_counter not in clocks
+    assert {name: getattr(torch.cuda, name) for name in dir(torch.cuda)} == saved
+    assert (time.time, time.perf_counter, time.monotonic, time.perf_counter_ns) == clocks
+    assert torch._C._len_torch_function_stack() == 0
+    assert torch.ones(2).device.type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises((AssertionError, RuntimeError)):
+            torch.ones(1, device="cuda:0")
