@@ -153,7 +153,9 @@ def test_items_outside_their_modes_are_not_graded(tmp_path):
     (lambda r: r["items"].append(dict(r["items"][0])), "duplicate id"),
     (lambda r: r["items"][0].update(points=-1), "points must be a number >= 0"),
     (lambda r: r["items"][0].update(id="part9.unknown"), "has no item"),
-    (lambda r: r["items"].pop(), "has no check"),
+    (lambda r: r["items"].pop(), "'questions.answers' has no item"),
+    (lambda r: r["items"].append({"id": "part9.extra", "points": 1, "title": "x", "modes": ["virtual"]}),
+     "'part9.extra' of"),
     (lambda r: r["items"][0].update(modes=["gpu"]), "modes must be"),
 ])
 def test_invalid_rubric_is_a_clear_usage_error(edit, message, tmp_path):
