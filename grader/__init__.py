@@ -5,5 +5,5 @@ The folders show the architecture:
   sandbox.py, probes.py           run one piece of a submission in a disposable child process
   checks/                         judge the recorded facts (the pytest tests, one file per lab part)
   rubric.py                       the points, from rubric.yaml only
-  report.py, plugin.py            the table, the score and the JSON a grading run reports
+  report.py, conftest.py          the table, the score and the JSON a grading run reports (pytest wiring)
 """

@@ -112,16 +112,16 @@ def grading(pytestconfig):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     report = (yield).get_result()
-    marker = item.get_closest_marker("rubric")
+    item_id = item.get_closest_marker("rubric").args[0]
     results = item.config.stash[GRADING].results
-    if marker is None or marker.args[0] in results and results[marker.args[0]].status != "passed":
-        return
+    if item_id in results and results[item_id].status != "passed":
+        return  # the first setback of an item (setup, call or teardown) is its result
     if report.skipped:
-        results[marker.args[0]] = Result("not_graded", report.longrepr[2].removeprefix("Skipped: "))
+        results[item_id] = Result("not_graded", report.longrepr[2].removeprefix("Skipped: "))
     elif report.failed:
-        results[marker.args[0]] = _failure(call)
+        results[item_id] = _failure(call)
     elif report.when == "call":
-        results[marker.args[0]] = Result("passed")
+        results[item_id] = Result("passed")
 
 
 def _failure(call):

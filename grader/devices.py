@@ -19,7 +19,7 @@ NON_COMPUTING = frozenset(
     """size dim numel nelement stride storage_offset element_size is_contiguous is_floating_point
     is_complex data_ptr untyped_storage view view_as reshape reshape_as flatten unflatten squeeze
     unsqueeze t transpose permute expand expand_as narrow select detach detach_ contiguous
-    __getitem__ unbind split chunk __len__ __iter__ __hash__ __repr__ __reduce_ex__
+    __getitem__ unbind split chunk __len__ __iter__ __hash__ __reduce_ex__
     __setstate__ __deepcopy__ requires_grad_ retain_grad register_hook register_post_accumulate_grad_hook
     float double half bfloat16 type type_as backward grad""".split()
 )
@@ -101,16 +101,26 @@ class DeviceMode(TorchFunctionMode):
 
 
 @contextlib.contextmanager
-def real_gpus(trace, namespaces=()):
-    """Record a submission's work on real CUDA GPUs: ops, transfers, synchronizes, events, clocks."""
+def active(mode, install_cuda, namespaces=()):
+    """Run with `mode` on, `torch.cuda` patched by `install_cuda` and the trace's clocks recorded;
+    all undone on exit, so nothing leaks from one test or submission to the next.
+
+    `namespaces` are module dicts whose own references to clock functions (`from time import
+    perf_counter`) are recorded too.
+    """
     patcher = Patcher()
     try:
-        _record_cuda_sync(trace, patcher)
-        trace.record_clocks(patcher, namespaces)
-        with DeviceMode(trace):
-            yield
+        install_cuda(patcher)
+        mode.trace.record_clocks(patcher, namespaces)
+        with mode:
+            yield mode
     finally:
         patcher.restore()
+
+
+def real_gpus(trace, namespaces=()):
+    """Record a submission's work on real CUDA GPUs: ops, transfers, synchronizes, events, clocks."""
+    return active(DeviceMode(trace), lambda patcher: _record_cuda_sync(trace, patcher), namespaces)
 
 
 def _record_cuda_sync(trace, patcher):

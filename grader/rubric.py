@@ -68,8 +68,9 @@ def load(path):
 
 def check_mapping(rubric, check_ids):
     """Every check must have an item and every item a check: points cannot go missing silently."""
-    unknown = sorted(set(check_ids) - set(rubric.items))
-    unmapped = [i for i in rubric.items if i not in set(check_ids)]
+    claimed = set(check_ids)
+    unknown = sorted(claimed - set(rubric.items))
+    unmapped = [i for i in rubric.items if i not in claimed]
     problems = [f"check {i!r} has no item in {rubric.path}" for i in unknown]
     problems += [f"item {i!r} of {rubric.path} has no check" for i in unmapped]
     duplicated = sorted({i for i in check_ids if list(check_ids).count(i) > 1})

@@ -12,7 +12,7 @@ import sys
 
 import torch
 
-from grader.patching import Patcher
+from grader.devices import active
 from grader.trace import Trace
 from grader.virtual.cuda import VirtualCuda
 from grader.virtual.gpus import VirtualGPUs
@@ -20,22 +20,13 @@ from grader.virtual.gpus import VirtualGPUs
 __all__ = ["virtual_gpus", "unless_two_gpus", "VirtualGPUs"]
 
 
-@contextlib.contextmanager
 def virtual_gpus(n=2, trace=None, namespaces=()):
     """Make `n` virtual CUDA GPUs exist; record their work in `trace` (a fresh one if None).
 
-    `namespaces` are module dicts whose own references to clock functions (`from time import
-    perf_counter`) are recorded too.
+    `namespaces`: module dicts whose own clock references are recorded (see devices.active).
     """
     gpus = VirtualGPUs(n, trace if trace is not None else Trace())
-    patcher = Patcher()
-    try:
-        VirtualCuda(gpus).install(patcher)
-        gpus.trace.record_clocks(patcher, namespaces)
-        with gpus:
-            yield gpus
-    finally:
-        patcher.restore()
+    return active(gpus, VirtualCuda(gpus).install, namespaces)
 
 
 @contextlib.contextmanager

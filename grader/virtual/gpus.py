@@ -149,6 +149,8 @@ class VirtualGPUs(DeviceMode):
     def _foreach(self, func, name, args, kwargs):
         """Foreach ops (the optimizers' fast path) may mix devices across list positions."""
         lists = [a for a in args if isinstance(a, (list, tuple)) and a and isinstance(a[0], torch.Tensor)]
+        if not lists:
+            return func(*args, **kwargs)
         scalars = tensors_in([a for a in args if not any(a is l for l in lists)], kwargs)
         devices = [self.common_device([l[i] for l in lists] + scalars) for i in range(len(lists[0]))]
         out = func(*args, **kwargs)
