@@ -1,0 +1,91 @@
+"""Buggy and abusive submissions: each is the reference solution with one realistic mistake,
+written down as the edit that makes it, beside the rubric items it must lose (all others pass)."""
+import dataclasses
+import pathlib
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SOLUTION = ROOT / "solutions" / "model.py"
+ALL = [item["id"] for item in yaml.safe_load((ROOT / "rubric.yaml").read_text())["items"]]
+MODEL = [i for i in ALL if i != "questions.answers"]  # every item model.py earns
+PART2 = [i for i in ALL if i.startswith("part2.")]
+PART4 = [i for i in ALL if i.startswith("part4.")]
+FORWARD = ["part1.input_moved_to_cuda0", "part1.output_on_cuda1", "part1.forward_math", "part1.single_transfer"]
+
+TIMED = """    start = time.perf_counter()
+    model(x)
+    torch.cuda.synchronize(device1)
+    return time.perf_counter() - start
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Bug:
+    edits: tuple  # (old, new) pairs; each old text occurs in the solution exactly once
+    loses: tuple  # the rubric items the submission must fail
+    reason: str = ""  # a phrase every lost item's message must contain, where it matters
+
+
+BUGS = {
+    "no_input_move": Bug((("        x = x.to(device0)\n", ""),), ("part1.input_moved_to_cuda0",)),
+    "no_target_move": Bug((("    y = y.to(device1)\n", ""),), ("part2.target_on_last_gpu",)),
+    "no_zero_grad": Bug((("        optimizer.zero_grad()\n", ""),), ("part2.matches_sgd",)),
+    "fixed_lr": Bug((("lr=lr)", "lr=0.01)"),), ("part2.matches_sgd",)),
+    "fixed_steps": Bug((("range(steps)", "range(5)"),), ("part2.losses_returned",)),
+    "loss_tensors": Bug((("losses.append(loss.item())", "losses.append(loss)"),), ("part2.losses_returned",)),
+    "loss_after_step": Bug((("losses.append(loss.item())", "losses.append(loss_fn(model(x), y).item())"),),
+                           ("part2.matches_sgd",)),
+    "no_sync": Bug((("    torch.cuda.synchronize(device1)\n", ""),), ("part4.clock_after_sync", "part4.sync_covers_output_gpu")),
+    "bare_sync": Bug((("synchronize(device1)", "synchronize()"),), ("part4.sync_covers_output_gpu",),
+                     "waits for the current GPU (cuda:0) only"),
+    "sync_after_clock": Bug(((TIMED, TIMED.replace("    torch.cuda.synchronize(device1)\n    return time.perf_counter() - start",
+                                                   "    end = time.perf_counter()\n    torch.cuda.synchronize(device1)\n    return end - start")),),
+                            ("part4.clock_after_sync",)),
+    "sync_before_forward": Bug(((TIMED, "    torch.cuda.synchronize(device1)\n    start = time.perf_counter()\n    model(x)\n"
+                                        "    return time.perf_counter() - start\n"),),
+                               ("part4.clock_after_sync", "part4.sync_covers_output_gpu")),
+    "made_up_time": Bug((("    return time.perf_counter() - start\n",
+                          "    elapsed = time.perf_counter() - start  # measured, then ignored\n    return 0.00013\n"),),
+                        ("part4.seconds_plausible",)),
+    "milliseconds": Bug((("return time.perf_counter() - start", "return (time.perf_counter() - start) * 1000"),),
+                        ("part4.seconds_plausible",)),
+    "host_round_trip": Bug((("x = x.to(device1)", "x = x.cpu().to(device1)"),), ("part1.single_transfer",)),
+    "no_relu2": Bug((("return self.relu2(self.layer2(x))", "return self.layer2(x)"),), ("part1.forward_math",)),
+    "verbose_always": Bug(tuple((f"        if verbose:\n            print(\"{w} move:\", x.device)",
+                                 f"        print(\"{w} move:\", x.device)") for w in ("Before", "After")),
+                          ("part3.prints_devices",)),
+    "verbose_wrong_words": Bug((('"Before move:"', '"before:"'),), ("part3.prints_devices",)),
+    "no_verbose_param": Bug((("def forward(self, x, verbose=False):", "def forward(self, x):"),
+                             ('        if verbose:\n            print("Before move:", x.device)\n', ""),
+                             ('        if verbose:\n            print("After move:", x.device)\n', "")),
+                            ("part3.prints_devices",)),
+    "layer2_on_cuda0": Bug((("nn.Linear(2000, 1000).to(device1)", "nn.Linear(2000, 1000).to(device0)"),
+                            ("nn.ReLU().to(device1)", "nn.ReLU().to(device0)"),
+                            ("x = x.to(device1)", "x = x.to(device0)"), ("y = y.to(device1)", "y = y.to(device0)")),
+                           ("part1.layer2_on_cuda1", "part1.output_on_cuda1", "part1.single_transfer",
+                            "part3.prints_devices")),
+    # A forward that cannot run fails every check that needs its output.
+    "no_transfer": Bug((("        x = x.to(device1)\n", ""),),
+                       (*FORWARD, *PART2, "part3.prints_devices", *PART4), "cuda:0 and cuda:1!"),
+    "no_train": Bug((("def train(", "def trian("),), PART2, "defines no `train`"),
+    "endless_train": Bug((("    return losses\n", "    while True:\n        pass\n"),), PART2, "did not finish within"),
+    "exit_in_train": Bug((("    optimizer = optim.SGD", "    import os\n    os._exit(0)\n    optimizer = optim.SGD"),),
+                         PART2, "ended the grading process during train()"),
+    "syntax_error": Bug((("lr=0.01):", "lr=0.01)"),), MODEL, "does not compile"),
+    "exit_at_import": Bug((("device0 = ", "import os\nos._exit(3)\ndevice0 = "),), MODEL, "ended the grading process"),
+    "huge_allocation": Bug((("device1 = torch.device(\"cuda:1\")\n",
+                             "device1 = torch.device(\"cuda:1\")\nWORKSPACE = torch.ones(8 * 2**30)  # 32 GB\n"),),
+                           MODEL, "can't allocate memory"),
+}
+
+
+def write(name, folder):
+    """The submission `name` as a file in `folder`."""
+    text = SOLUTION.read_text()
+    for old, new in BUGS[name].edits:
+        assert text.count(old) == 1, f"{name}: the solution no longer contains {old!r} exactly once"
+        text = text.replace(old, new)
+    path = pathlib.Path(folder) / f"{name}.py"
+    path.write_text(text)
+    return path
