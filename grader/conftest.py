@@ -12,7 +12,7 @@ import torch
 gc.freeze()  # torch's objects live for the whole run: keep them out of every collection
 
 from grader import rubric as rubrics
-from grader import sandbox
+from grader import probes, sandbox
 from grader.report import Result, grade, table
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -25,21 +25,22 @@ class Grading:
     def __init__(self, rubric, mode, gpus, submission, answers):
         self.rubric, self.mode, self.gpus = rubric, mode, gpus
         self.submission, self.answers = submission, answers
-        self.facts = {}  # probe name -> facts, or the ProbeFailed that stands for them
+        self.children = {}  # probe name -> sandbox.Child
         self.results = {}  # rubric id -> Result
         self.graded = None
 
+    def start(self, name):
+        if name not in self.children:
+            self.children[name] = sandbox.Child(
+                name, str(self.submission), self.mode, self.rubric.seconds_per_function, self.rubric.memory_bytes
+            )
+        return self.children[name]
+
     def probe(self, name):
-        if name not in self.facts:
-            try:
-                self.facts[name] = sandbox.run(
-                    name, str(self.submission), self.mode, self.rubric.seconds_per_function, self.rubric.memory_bytes
-                )
-            except sandbox.ProbeFailed as failure:
-                self.facts[name] = failure
-        if isinstance(self.facts[name], sandbox.ProbeFailed):
-            pytest.fail(str(self.facts[name]), pytrace=False)
-        return self.facts[name]
+        outcome = self.start(name).outcome()
+        if isinstance(outcome, sandbox.ProbeFailed):
+            pytest.fail(str(outcome), pytrace=False)
+        return outcome
 
 
 def pytest_addoption(parser):
@@ -98,6 +99,15 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.timeout(g.rubric.seconds_per_function + 30))
 
 
+def pytest_collection_finish(session):
+    """Virtual GPUs: start every probe at once, so they share the cores while the checks wait.
+    Real GPUs: one at a time, as needed, so that no probe's timing disturbs another's."""
+    g = session.config.stash[GRADING]
+    if g.mode == "virtual" and session.items:
+        for name in probes.DESCRIPTIONS:
+            g.start(name)
+
+
 @pytest.fixture(scope="session")
 def probe(pytestconfig):
     """`probe(name)`: the facts of one probe of the submission, run once per grading run."""
@@ -137,7 +147,11 @@ def _failure(call):
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session, exitstatus):
     g = session.config.stash.get(GRADING, None)
-    if g is None or session.config.option.collectonly:
+    if g is None:
+        return
+    for child in g.children.values():
+        child.close()
+    if session.config.option.collectonly:
         return
     g.graded = grade(g.rubric, g.results, g.mode, g.submission)
     path = session.config.getoption("--grade-json")

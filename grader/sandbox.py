@@ -20,31 +20,50 @@ class ProbeFailed(Exception):
     """The submission failed a probe as a whole; the message is for the student."""
 
 
-def run(probe, submission, mode, seconds, memory_bytes):
-    """The facts `probes.<probe>` reports for `submission`, or ProbeFailed."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        os.close(read_end)
-        os.setpgid(0, 0)
-        _serve(write_end, probe, submission, mode, memory_bytes)
-    os.close(write_end)
-    try:
-        data = _read_all(read_end, deadline=time.monotonic() + seconds)
-    finally:
-        os.close(read_end)
-        _kill_group(pid)
-    status = os.waitpid(pid, 0)[1]
-    if data is None:
-        raise ProbeFailed(f"{probes.DESCRIPTIONS[probe]} did not finish within {seconds:g} s "
-                          "(an endless loop, or far too much work?)")
-    if not data:
-        raise ProbeFailed(f"your code ended the grading process during {probes.DESCRIPTIONS[probe]} "
-                          f"({_describe(status)}); a submission must not exit or crash the process")
-    outcome = json.loads(data)
-    if "failure" in outcome:
-        raise ProbeFailed(outcome["failure"])
-    return outcome["facts"]
+class Child:
+    """One probe of a submission, running in a forked child from the moment it is made."""
+
+    def __init__(self, probe, submission, mode, seconds, memory_bytes):
+        self.probe, self.seconds = probe, seconds
+        self.deadline = time.monotonic() + seconds
+        read_end, write_end = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: never returns
+            os.close(read_end)
+            os.setpgid(0, 0)
+            _serve(write_end, probe, submission, mode, memory_bytes)
+        os.close(write_end)
+        self.fd = read_end
+        self._outcome = None
+
+    def outcome(self):
+        """The probe's facts, or the ProbeFailed that stands for them; waits for it once."""
+        if self._outcome is None:
+            self._outcome = self._collect()
+        return self._outcome
+
+    def close(self):
+        """End the child now if its outcome was never asked for."""
+        if self._outcome is None:
+            self.deadline = 0
+            self._outcome = self._collect()
+
+    def _collect(self):
+        what = probes.DESCRIPTIONS[self.probe]
+        try:
+            data = _read_all(self.fd, self.deadline)
+        finally:
+            os.close(self.fd)
+            _kill_group(self.pid)
+        status = os.waitpid(self.pid, 0)[1]
+        if data is None:
+            return ProbeFailed(f"{what} did not finish within {self.seconds:g} s (an endless loop, or far too "
+                               "much work?)")
+        if not data:
+            return ProbeFailed(f"your code ended the grading process during {what} ({_describe(status)}); a "
+                               "submission must not exit or crash the process")
+        outcome = json.loads(data)
+        return ProbeFailed(outcome["failure"]) if "failure" in outcome else outcome["facts"]
 
 
 def _serve(write_end, probe, submission, mode, memory_bytes):
