@@ -31,9 +31,7 @@ class Grading:
 
     def start(self, name):
         if name not in self.children:
-            self.children[name] = sandbox.Child(
-                name, str(self.submission), self.mode, self.rubric.seconds_per_function, self.rubric.memory_bytes
-            )
+            self.children[name] = sandbox.Child(name, str(self.submission), self.mode, self.rubric)
         return self.children[name]
 
     def probe(self, name):

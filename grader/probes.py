@@ -9,12 +9,15 @@ import copy
 import importlib.util
 import io
 import math
+import pathlib
 import sys
 import traceback
 from time import perf_counter as host_clock  # bound before any clock is patched
 
 import torch
 
+from grader import guard
+from grader.guard import StudentError
 from grader.devices import real_gpus
 from grader.trace import Trace
 from grader.virtual import virtual_gpus
@@ -32,26 +35,31 @@ DESCRIPTIONS = {
 }
 
 
-class StudentError(Exception):
-    """Student code failed; the message says what, and where in the submission."""
-
-
-def run(probe, path, mode):
+def run(probe, path, mode, allowed_imports):
+    """The facts of one probe; StudentError (a Tampering one for abuse) when the submission fails it."""
     trace = Trace(sources=[path])
     devices = virtual_gpus(2, trace) if mode == "virtual" else real_gpus(trace)
     with devices:
-        module = load(path)
-        return _PROBES[probe](module, trace, mode)
+        snapshot = guard.Snapshot()  # taken with the runtime's own patches in place
+        try:
+            facts = _PROBES[probe](load(path, allowed_imports), trace, mode)
+        except Exception:
+            snapshot.check()  # tampering explains any failure, the grader's own included, best
+            raise
+        snapshot.check()
+        return facts
 
 
-def load(path):
+def load(path, allowed_imports):
+    try:
+        guard.check_source(pathlib.Path(path).read_text(), allowed_imports)
+    except SyntaxError as error:
+        raise StudentError(f"your submission does not compile: {error.msg} (line {error.lineno})") from None
     spec = importlib.util.spec_from_file_location("submission", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules["submission"] = module
     try:
         spec.loader.exec_module(module)
-    except SyntaxError as error:
-        raise StudentError(f"your submission does not compile: {error.msg} (line {error.lineno})") from None
     except BaseException as error:  # noqa: BLE001 - whatever the submission raises at import
         raise StudentError(f"importing your submission raised {_explain(error, path)}") from None
     return module
@@ -74,7 +82,9 @@ def call(what, func, *args, **kwargs):
 
 
 def _explain(error, path):
-    kind = "SystemExit (exit() or sys.exit())" if isinstance(error, SystemExit) else type(error).__name__
+    if isinstance(error, SystemExit):
+        return f"SystemExit ({guard.TAMPER}: a submission must not exit the grader)"
+    kind = type(error).__name__
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
     lines = [f.lineno for f in traceback.extract_tb(error.__traceback__) if f.filename == path]
     where = f" (line {lines[-1]})" if lines else ""

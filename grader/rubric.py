@@ -27,6 +27,7 @@ class Rubric:
     seconds_per_function: float
     memory_bytes: int
     answer_key: pathlib.Path
+    allowed_imports: frozenset
 
 
 def load(path):
@@ -35,7 +36,7 @@ def load(path):
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as error:
         raise RubricError(f"{path}: cannot read: {error}") from None
-    _keys(data, path, required={"items", "limits", "answer_key"})
+    _keys(data, path, required={"items", "limits", "answer_key", "allowed_imports"})
     limits = data["limits"]
     _keys(limits, f"{path}: limits", required={"seconds_per_function", "memory_gib"})
     items = {}
@@ -57,8 +58,12 @@ def load(path):
     for key in ("seconds_per_function", "memory_gib"):
         if not _is_number(limits[key]) or limits[key] <= 0:
             raise RubricError(f"{path}: limits.{key} must be a positive number")
+    imports = data["allowed_imports"]
+    if not isinstance(imports, list) or not all(isinstance(m, str) and m for m in imports):
+        raise RubricError(f"{path}: allowed_imports must be a list of module names")
     return Rubric(
         path=path,
+        allowed_imports=frozenset(imports),
         items=items,
         seconds_per_function=float(limits["seconds_per_function"]),
         memory_bytes=int(limits["memory_gib"] * 2**30),

@@ -14,6 +14,7 @@ import time
 import traceback
 
 from grader import probes
+from grader.guard import TAMPER, StudentError
 
 
 class ProbeFailed(Exception):
@@ -23,15 +24,15 @@ class ProbeFailed(Exception):
 class Child:
     """One probe of a submission, running in a forked child from the moment it is made."""
 
-    def __init__(self, probe, submission, mode, seconds, memory_bytes):
-        self.probe, self.seconds = probe, seconds
-        self.deadline = time.monotonic() + seconds
+    def __init__(self, probe, submission, mode, rubric):
+        self.probe, self.seconds = probe, rubric.seconds_per_function
+        self.deadline = time.monotonic() + self.seconds
         read_end, write_end = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:  # the child: never returns
             os.close(read_end)
             os.setpgid(0, 0)
-            _serve(write_end, probe, submission, mode, memory_bytes)
+            _serve(write_end, probe, submission, mode, rubric)
         os.close(write_end)
         self.fd = read_end
         self._outcome = None
@@ -60,18 +61,18 @@ class Child:
             return ProbeFailed(f"{what} did not finish within {self.seconds:g} s (an endless loop, or far too "
                                "much work?)")
         if not data:
-            return ProbeFailed(f"your code ended the grading process during {what} ({_describe(status)}); a "
-                               "submission must not exit or crash the process")
+            return ProbeFailed(f"{TAMPER}: your code ended the grading process during {what} "
+                               f"({_describe(status)}); a submission must not exit or crash the process")
         outcome = json.loads(data)
         return ProbeFailed(outcome["failure"]) if "failure" in outcome else outcome["facts"]
 
 
-def _serve(write_end, probe, submission, mode, memory_bytes):
+def _serve(write_end, probe, submission, mode, rubric):
     try:
         if mode == "virtual":  # real CUDA reserves far more address space than it uses
-            _limit_memory(memory_bytes)
-        outcome = {"facts": probes.run(probe, submission, mode)}
-    except probes.StudentError as error:
+            _limit_memory(rubric.memory_bytes)
+        outcome = {"facts": probes.run(probe, submission, mode, rubric.allowed_imports)}
+    except StudentError as error:
         outcome = {"failure": str(error)}
     except BaseException:  # noqa: BLE001 - anything else is the grader's fault: say so, plainly
         outcome = {"failure": "internal grader error, please report it:\n" + traceback.format_exc()}
