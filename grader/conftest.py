@@ -5,6 +5,7 @@
 import gc
 import json
 import pathlib
+import time
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ gc.freeze()  # torch's objects live for the whole run: keep them out of every co
 
 from grader import rubric as rubrics
 from grader import probes, sandbox
-from grader.report import Result, grade, table
+from grader.report import Result, classroom, grade, gradescope, table
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GRADING = pytest.StashKey()
@@ -28,6 +29,7 @@ class Grading:
         self.children = {}  # probe name -> sandbox.Child
         self.results = {}  # rubric id -> Result
         self.graded = None
+        self.started = time.monotonic()
 
     def start(self, name):
         if name not in self.children:
@@ -46,6 +48,9 @@ def pytest_addoption(parser):
     group.addoption("--submission", default=str(ROOT / "starter" / "model.py"), help="the model.py to grade")
     group.addoption("--answers", default=None, help="its answers.yaml (default: beside the submission)")
     group.addoption("--grade-json", default=None, metavar="PATH", help="also write the grade as JSON")
+    group.addoption("--gradescope", default=None, metavar="PATH", help="also write Gradescope's results.json")
+    group.addoption("--classroom", default=None, metavar="PATH",
+                    help="also write GitHub Classroom's reporter result (JSON; base64 it into <RUNNER>_RESULTS)")
     group.addoption("--grader-mode", choices=("auto", "real", "virtual"), default="auto",
                     help="real: two CUDA GPUs; virtual: CPU-backed ones; auto: real when two are visible")
     group.addoption("--rubric", default=str(ROOT / "rubric.yaml"), help="the rubric.yaml to score with")
@@ -152,9 +157,14 @@ def pytest_sessionfinish(session, exitstatus):
     if session.config.option.collectonly:
         return
     g.graded = grade(g.rubric, g.results, g.mode, g.submission)
-    path = session.config.getoption("--grade-json")
-    if path:
-        pathlib.Path(path).write_text(json.dumps(g.graded, indent=2) + "\n")
+    outputs = {
+        "--grade-json": lambda: g.graded,
+        "--gradescope": lambda: gradescope(g.graded, time.monotonic() - g.started),
+        "--classroom": lambda: classroom(g.graded),
+    }
+    for option, make in outputs.items():
+        if session.config.getoption(option):
+            pathlib.Path(session.config.getoption(option)).write_text(json.dumps(make(), indent=2) + "\n")
     if g.graded["score"] < g.graded["max_score"]:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -2,8 +2,6 @@
 import dataclasses
 import textwrap
 
-STATUSES = ("passed", "failed", "error", "not_graded")
-
 
 @dataclasses.dataclass(frozen=True)
 class Result:
@@ -45,3 +43,30 @@ def table(graded, width=100):
             rows += textwrap.wrap(c["message"], width - 12, initial_indent=" " * 12, subsequent_indent=" " * 12)
     rows.append(f"Score: {graded['score']:g} / {graded['max_score']:g}  ({graded['mode']} mode)")
     return rows
+
+
+def gradescope(graded, seconds):
+    """Gradescope's results.json: one test per rubric item, the same points."""
+    tests = []
+    for c in graded["checks"]:
+        test = {"name": f"{c['id']}: {c['title']}", "number": c["id"], "score": c["points"],
+                "max_score": 0.0 if c["status"] == "not_graded" else c["max_points"],
+                "output": c["message"], "visibility": "visible"}
+        if c["status"] != "not_graded":
+            test["status"] = "passed" if c["status"] == "passed" else "failed"
+        tests.append(test)
+    return {"score": graded["score"], "max_score": graded["max_score"], "execution_time": round(seconds, 2),
+            "output": f"Score: {graded['score']:g} / {graded['max_score']:g} ({graded['mode']} mode)",
+            "visibility": "visible", "stdout_visibility": "hidden", "tests": tests}
+
+
+def classroom(graded):
+    """GitHub Classroom's grading-reporter runner result (base64 this for `<RUNNER>_RESULTS`):
+    one test per graded item, so the points it adds up are the grader's."""
+    checks = [c for c in graded["checks"] if c["status"] != "not_graded"]
+    status = {"passed": "pass", "failed": "fail", "error": "error"}
+    overall = "error" if any(c["status"] == "error" for c in checks) else (
+        "pass" if graded["score"] == graded["max_score"] else "fail")
+    return {"version": 1, "status": overall, "max_score": graded["max_score"],
+            "tests": [{"name": f"{c['id']}: {c['title']}", "status": status[c["status"]], "score": c["points"],
+                       "message": c["message"] or "ok", "line_no": 0, "test_code": c["id"]} for c in checks]}

@@ -5,6 +5,7 @@ loads the submission afresh under real or virtual GPUs, runs it, and writes its 
 JSON. A child that hangs, crashes, exits or exhausts memory costs only that probe; whatever it
 does to torch, pytest or its own memory stays in the child.
 """
+import ctypes
 import json
 import os
 import resource
@@ -15,6 +16,8 @@ import traceback
 
 from grader import probes
 from grader.guard import TAMPER, StudentError
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class ProbeFailed(Exception):
@@ -32,6 +35,7 @@ class Child:
         if self.pid == 0:  # the child: never returns
             os.close(read_end)
             os.setpgid(0, 0)
+            die_with_parent()
             _serve(write_end, probe, submission, mode, rubric)
         os.close(write_end)
         self.fd = read_end
@@ -81,6 +85,14 @@ def _serve(write_end, probe, submission, mode, rubric):
             pipe.write(json.dumps(outcome).encode() + b"\n")
     finally:
         os._exit(0)
+
+
+def die_with_parent():
+    """Linux: be killed when the parent dies, so that a killed grader leaves no orphan running."""
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0 or os.getppid() != parent:
+        os._exit(1)  # the parent is already gone
 
 
 def _limit_memory(extra_bytes):

@@ -1,0 +1,122 @@
+"""Grading a class: one row per student with the right status, no points from abuse, and an
+interrupted batch that resumes to the same grades."""
+import base64
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from corpus import ROOT, write
+from test_grader import grade, rubric_file
+
+# student -> (status, score)
+CLASS = {
+    "alice": ("graded", 100),  # a GitHub Classroom download: starter/model.py and starter/answers.yaml
+    "bob": ("no-submission", 0),  # an empty repository
+    "bare_sync": ("graded", 91),  # one bug, no answers file
+    "endless_train": ("graded", 70),  # an endless loop costs train()'s checks, not the batch
+    "exit_in_train": ("tamper-suspected", 70),
+    "fakes_device": ("tamper-suspected", 0),
+    "imports_solution": ("tamper-suspected", 0),
+}
+
+
+def make_class(folder):
+    folder.mkdir()
+    alice = folder / "alice" / "starter"
+    alice.mkdir(parents=True)
+    shutil.copy(ROOT / "solutions" / "model.py", alice / "model.py")
+    shutil.copy(ROOT / "solutions" / "answers.yaml", alice / "answers.yaml")
+    (alice.parent / "rubric.yaml").write_text("items: []\n")  # a student's own rubric is never read
+    (folder / "bob").mkdir()
+    for name in CLASS:
+        if name not in ("alice", "bob"):
+            write(name, folder)
+    return folder
+
+
+def batch(*args):
+    return subprocess.Popen([sys.executable, "-m", "grader.batch", *map(str, args)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def fast(tmp_path_factory):
+    return rubric_file(tmp_path_factory.mktemp("rubric"), lambda r: r["limits"].update(seconds_per_function=5))
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory, fast):
+    root = tmp_path_factory.mktemp("batch")
+    students, out = make_class(root / "class"), root / "out"
+    run = batch(students, "--out", out, "-j", 2, "--rubric", fast, "--gradescope")
+    _, err = run.communicate(timeout=600)
+    assert run.returncode == 0, err
+    return students, out, err
+
+
+def test_one_row_per_student_with_its_status_and_score(graded_class):
+    _, out, _ = graded_class
+    rows = list(csv.DictReader((out / "grades.csv").open()))
+    assert [r["student"] for r in rows] == sorted(CLASS)
+    assert {r["student"]: (r["status"], float(r["score"])) for r in rows} == CLASS
+    assert all(r["max"] == "100" and r["mode"] == "virtual" for r in rows)
+    for r in rows:
+        assert r["status"] == "graded" or r["reason"]
+        assert (out / "feedback" / f"{r['student']}.md").read_text().startswith(f"# Grade for {r['student']}")
+
+
+def test_batch_grades_equal_a_single_run(graded_class, tmp_path, fast):
+    students, out, _ = graded_class
+    _, single = grade(tmp_path, "--submission", str(students / "bare_sync.py"),
+                      "--answers", str(students / "bare_sync.yaml"), "--rubric", str(fast))
+    result = json.loads((out / "results" / "bare_sync.json").read_text())
+    assert result["grade"]["checks"] == single["checks"]
+
+
+def test_gradescope_results_carry_the_same_points(graded_class):
+    _, out, _ = graded_class
+    results = json.loads((out / "gradescope" / "bare_sync.json").read_text())
+    assert results["score"] == sum(t["score"] for t in results["tests"]) == 91
+    assert {t["number"] for t in results["tests"] if t["score"] < t["max_score"]} == {
+        "part4.sync_covers_output_gpu", "questions.answers"}
+
+
+def test_progress_line(graded_class):
+    _, _, err = graded_class
+    assert f"{len(CLASS)}/{len(CLASS)} graded" in err and "left" in err
+
+
+def test_kill_9_midway_then_rerun_gives_the_same_grades(graded_class, tmp_path, fast):
+    students, reference, _ = graded_class
+    out = tmp_path / "out"
+    run = batch(students, "--out", out, "-j", 1, "--rubric", fast)
+    while len(list((out / "results").glob("*.json"))) < 2 if (out / "results").exists() else True:
+        assert run.poll() is None, "the batch ended before it could be interrupted"
+        time.sleep(0.05)
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    kept = {p: p.stat().st_mtime_ns for p in (out / "results").glob("*.json")}
+    assert len(kept) < len(CLASS)
+    rerun = batch(students, "--out", out, "-j", 2, "--rubric", fast)
+    rerun.communicate(timeout=600)
+    assert (out / "grades.csv").read_text() == (reference / "grades.csv").read_text()
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # finished students are not graded again
+
+
+def test_classroom_reporter_adds_up_to_the_grade(tmp_path):
+    """What GitHub Classroom's reporter does with the runner result: decode, sum the tests' scores."""
+    path = tmp_path / "classroom.json"
+    _, graded = grade(tmp_path, "--submission", str(write("bare_sync", tmp_path)), "--classroom", str(path))
+    encoded = base64.b64encode(path.read_bytes()).decode()  # the workflow's GRADER_RESULTS
+    results = json.loads(base64.b64decode(encoded))
+    assert results["version"] == 1 and results["status"] == "fail"
+    assert sum(t["score"] for t in results["tests"]) == graded["score"]
+    assert results["max_score"] == graded["max_score"]
+    assert all(t["status"] in ("pass", "fail", "error") for t in results["tests"])
