@@ -23,6 +23,7 @@ import tempfile
 import time
 
 import pytest
+import pytest_timeout  # noqa: F401 - the one plugin workers load
 import torch
 import torch._dynamo  # noqa: F401 - every optimizer step needs it: import it once, here
 
@@ -127,7 +128,8 @@ class Worker:
         self.student, self.batch = student, batch
         self.grade_json = batch.private / f"{student.name}.{os.getpid()}.json"
         self.deadline = time.monotonic() + batch.seconds
-        args = [str(ROOT / "grader"), "-q", "-p", "no:cacheprovider", "--submission", str(student.model),
+        args = [str(ROOT / "grader"), "-q", "-p", "pytest_timeout", "-p", "no:cacheprovider",
+                "--submission", str(student.model),
                 "--answers", str(student.answers), "--grade-json", str(self.grade_json),
                 "--grader-mode", batch.mode, "--rubric", str(batch.private / "rubric.yaml")]
         if batch.gradescope:
@@ -226,6 +228,8 @@ def _become_worker(log):
     os.dup2(fd, 2)
     for name in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS"):  # the grader's options are the batch's alone
         os.environ.pop(name, None)
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # and its plugins: pytest-timeout, named below
+    torch.set_num_threads(1)  # workers and their probes run side by side: a core each, not every core each
 
 
 def _kill_session(sid):
