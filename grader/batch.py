@@ -67,7 +67,7 @@ class Batch:
             (self.out / sub).mkdir(parents=True, exist_ok=True)
         # The rubric and key the workers read: a private copy, checked after every student.
         self.private = pathlib.Path(tempfile.mkdtemp(prefix="grader-rubric-"))
-        rubric = rubrics.load(rubric_path)
+        self.rubric = rubric = rubrics.load(rubric_path)
         self.rubric_ids, self.max_score = list(rubric.items), sum(i.points for i in rubric.items.values())
         key_line = re.compile(r"^answer_key:.*$", re.M)
         if rubric.answer_key.exists():
@@ -85,24 +85,34 @@ class Batch:
             while pending and len(running) < self.jobs:
                 student = pending.pop(0)
                 if student.model is None:
-                    self.record(student, "no-submission", "no starter/model.py or model.py in the submission")
+                    self.record(student, 0.0, "no-submission", "no starter/model.py or model.py in the submission")
                     progress.tick()
                 else:
                     worker = Worker(student, self)
                     running[worker.pid] = worker
             for worker in [w for w in running.values() if w.finished() or w.overdue()]:
                 del running[worker.pid]
-                self.record(worker.student, *worker.verdict(self.pristine.restore()))
+                self.record(worker.student, worker.seconds(), *worker.verdict(self.pristine.restore()))
                 progress.tick()
             time.sleep(0.02)
         progress.close(time.monotonic() - started)
         shutil.rmtree(self.private, ignore_errors=True)
 
-    def record(self, student, status, reason, graded=None):
+    def record(self, student, seconds, status, reason, graded=None):
         result = {"student": student.name, "status": status, "reason": reason, "grade": graded}
-        _write_atomically(self.out / "results" / f"{student.name}.json", json.dumps(result, indent=2) + "\n")
+        if self.gradescope:
+            results = report.gradescope(graded or self.empty_grade(reason), seconds)
+            _write_atomically(self.out / "gradescope" / f"{student.name}.json", json.dumps(results, indent=2) + "\n")
         _write_atomically(self.out / "feedback" / f"{student.name}.md", feedback(result))
+        # Last: a student with a result counts as done, so everything else must already be there.
+        _write_atomically(self.out / "results" / f"{student.name}.json", json.dumps(result, indent=2) + "\n")
         self.publish()
+
+    def empty_grade(self, reason):
+        """The grade of a submission that could not be graded: every item lost, for `reason`."""
+        checks = [{"id": i.id, "title": i.title, "points": 0.0, "max_points": i.points, "status": "failed",
+                   "message": reason} for i in self.rubric.items.values()]
+        return {"score": 0.0, "max_score": self.max_score, "mode": self.mode, "submission": "", "checks": checks}
 
     def publish(self):
         """grades.csv and grades.json from every result so far, each replaced in one step."""
@@ -132,13 +142,15 @@ class Worker:
                 "--submission", str(student.model),
                 "--answers", str(student.answers), "--grade-json", str(self.grade_json),
                 "--grader-mode", batch.mode, "--rubric", str(batch.private / "rubric.yaml")]
-        if batch.gradescope:
-            args += ["--gradescope", str(batch.out / "gradescope" / f"{student.name}.json")]
+        self.started = time.monotonic()
         self.pid = os.fork()
         if self.pid == 0:
             _become_worker(batch.out / "logs" / f"{student.name}.log")
             os._exit(int(pytest.main(args)))
         self.status = None
+
+    def seconds(self):
+        return time.monotonic() - self.started
 
     def finished(self):
         pid, status = os.waitpid(self.pid, os.WNOHANG)

@@ -16,7 +16,10 @@ TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
 FORBIDDEN_NAMES = frozenset({"__import__", "exec", "eval", "compile", "open", "globals", "vars", "setattr",
                              "delattr", "breakpoint", "__builtins__"})
 FORBIDDEN_ATTRIBUTES = frozenset({"__subclasses__", "__globals__", "__builtins__", "__code__", "__dict__",
-                                  "__loader__", "__spec__", "__import__", "_getframe"})
+                                  "__loader__", "__spec__", "__import__", "_getframe",
+                                  # modules torch happens to expose as attributes (torch.os, torch.sys...)
+                                  "os", "sys", "subprocess", "builtins", "importlib", "ctypes", "shutil",
+                                  "socket", "signal", "multiprocessing", "gc", "inspect"})
 
 
 class StudentError(Exception):

@@ -25,6 +25,7 @@ class Bug:
     edits: tuple  # (old, new) pairs; each old text occurs in the solution exactly once
     loses: tuple  # the rubric items the submission must fail
     reason: str = ""  # a phrase every lost item's message must contain, where it matters
+    allow: tuple = ()  # modules the rubric must allow for the abuse to get past the import check
 
 
 BUGS = {
@@ -72,8 +73,10 @@ BUGS = {
     "endless_train": Bug((("    return losses\n", "    while True:\n        pass\n"),), PART2, "did not finish within"),
     "syntax_error": Bug((("lr=0.01):", "lr=0.01)"),), MODEL, "does not compile"),
     # Abuse: each is tamper-suspected in the items it touches, and gains nothing.
-    "exit_in_train": Bug((("    optimizer = optim.SGD", "    torch.os._exit(0)\n    optimizer = optim.SGD"),),
-                         PART2, "tamper-suspected: your code ended the grading process during train()"),
+    "exit_in_train": Bug((("    optimizer = optim.SGD", "    import os\n    os._exit(0)\n    optimizer = optim.SGD"),),
+                         PART2, "tamper-suspected: your code ended the grading process during train()", ("os",)),
+    "reaches_torch_os": Bug((("    optimizer = optim.SGD", "    torch.os._exit(0)\n    optimizer = optim.SGD"),),
+                            MODEL, "tamper-suspected: line 32 uses os"),
     "exit_at_import": Bug((("device0 = ", "raise SystemExit(3)\ndevice0 = "),), MODEL, "SystemExit (tamper-suspected"),
     "imports_os": Bug((("import time\n", "import os\nimport time\n"),), MODEL, "tamper-suspected: line 2 imports os"),
     "imports_solution": Bug((("import time\n", "import time\nfrom solutions.model import train as _reference\n"),),

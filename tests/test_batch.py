@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from corpus import ROOT, write
-from test_grader import grade, rubric_file
+from corpus import BUGS, ROOT, write
+from test_grader import fast_rubric, grade
 
 # student -> (status, score)
 CLASS = {
@@ -48,7 +48,7 @@ def batch(*args):
 
 @pytest.fixture(scope="module")
 def fast(tmp_path_factory):
-    return rubric_file(tmp_path_factory.mktemp("rubric"), lambda r: r["limits"].update(seconds_per_function=5))
+    return fast_rubric(tmp_path_factory.mktemp("rubric"), allow=BUGS["exit_in_train"].allow)
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +82,15 @@ def test_batch_grades_equal_a_single_run(graded_class, tmp_path, fast):
 
 def test_gradescope_results_carry_the_same_points(graded_class):
     _, out, _ = graded_class
+    for student, (_, score) in CLASS.items():
+        results = json.loads((out / "gradescope" / f"{student}.json").read_text())
+        assert results["score"] == sum(t["score"] for t in results["tests"]) == score
+        assert results["max_score"] == sum(t["max_score"] for t in results["tests"]) == 100
     results = json.loads((out / "gradescope" / "bare_sync.json").read_text())
-    assert results["score"] == sum(t["score"] for t in results["tests"]) == 91
     assert {t["number"] for t in results["tests"] if t["score"] < t["max_score"]} == {
         "part4.sync_covers_output_gpu", "questions.answers"}
+    assert all("no starter/model.py" in t["output"]
+               for t in json.loads((out / "gradescope" / "bob.json").read_text())["tests"])
 
 
 def test_progress_line(graded_class):
