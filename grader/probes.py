@@ -6,11 +6,10 @@ submission did. The grader's own work (reference computations) is kept out of th
 """
 import contextlib
 import copy
-import importlib.util
 import io
 import math
-import pathlib
 import sys
+import types
 import traceback
 from time import perf_counter as host_clock  # bound before any clock is patched
 
@@ -35,14 +34,15 @@ DESCRIPTIONS = {
 }
 
 
-def run(probe, path, mode, allowed_imports):
-    """The facts of one probe; StudentError (a Tampering one for abuse) when the submission fails it."""
+def run(probe, path, source, mode, allowed_imports):
+    """The facts of one probe of the submission `source` (read from `path`); StudentError (a
+    Tampering one for abuse) when the submission fails it."""
     trace = Trace(sources=[path])
     devices = virtual_gpus(2, trace) if mode == "virtual" else real_gpus(trace)
     with devices:
         snapshot = guard.Snapshot()  # taken with the runtime's own patches in place
         try:
-            facts = _PROBES[probe](load(path, allowed_imports), trace, mode)
+            facts = _PROBES[probe](load(path, source, allowed_imports), trace, mode)
         except Exception:
             snapshot.check()  # tampering explains any failure, the grader's own included, best
             raise
@@ -50,16 +50,16 @@ def run(probe, path, mode, allowed_imports):
         return facts
 
 
-def load(path, allowed_imports):
+def load(path, source, allowed_imports):
     try:
-        guard.check_source(pathlib.Path(path).read_text(), allowed_imports)
+        guard.check_source(source, allowed_imports)
     except SyntaxError as error:
         raise StudentError(f"your submission does not compile: {error.msg} (line {error.lineno})") from None
-    spec = importlib.util.spec_from_file_location("submission", path)
-    module = importlib.util.module_from_spec(spec)
+    module = types.ModuleType("submission")
+    module.__file__ = path
     sys.modules["submission"] = module
     try:
-        spec.loader.exec_module(module)
+        exec(compile(source, path, "exec"), module.__dict__)
     except BaseException as error:  # noqa: BLE001 - whatever the submission raises at import
         raise StudentError(f"importing your submission raised {_explain(error, path)}") from None
     return module

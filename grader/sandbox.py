@@ -8,6 +8,7 @@ does to torch, pytest or its own memory stays in the child.
 import ctypes
 import json
 import os
+import pathlib
 import resource
 import select
 import signal
@@ -35,7 +36,6 @@ class Child:
         if self.pid == 0:  # the child: never returns
             os.close(read_end)
             os.setpgid(0, 0)
-            die_with_parent()
             _serve(write_end, probe, submission, mode, rubric)
         os.close(write_end)
         self.fd = read_end
@@ -73,9 +73,11 @@ class Child:
 
 def _serve(write_end, probe, submission, mode, rubric):
     try:
+        source = _read(submission)
         if mode == "virtual":  # real CUDA reserves far more address space than it uses
             _limit_memory(rubric.memory_bytes)
-        outcome = {"facts": probes.run(probe, submission, mode, rubric.allowed_imports)}
+        die_with_parent()
+        outcome = {"facts": probes.run(probe, submission, source, mode, rubric.allowed_imports)}
     except StudentError as error:
         outcome = {"failure": str(error)}
     except BaseException:  # noqa: BLE001 - anything else is the grader's fault: say so, plainly
@@ -85,6 +87,13 @@ def _serve(write_end, probe, submission, mode, rubric):
             pipe.write(json.dumps(outcome).encode() + b"\n")
     finally:
         os._exit(0)
+
+
+def _read(submission):
+    try:
+        return pathlib.Path(submission).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise StudentError(f"cannot read the submission {submission}: {error}") from None
 
 
 def die_with_parent():

@@ -87,6 +87,10 @@ BUGS = {
     "fakes_sync": Bug((("    start = time.perf_counter()\n", "    torch.cuda.synchronize = lambda device=None: None\n"
                                                           "    start = time.perf_counter()\n"),),
                       PART4, "tamper-suspected: the submission changed torch.cuda.synchronize"),
+    "imports_pytest": Bug((("import time\n", "import time\n\nimport pytest\n\npytest.main = None\n"),), MODEL,
+                          "imports pytest"),
+    "rewrites_rubric": Bug((("device0 = ", 'open("/tmp/rubric.yaml", "w").write("items: []")\ndevice0 = '),), MODEL,
+                           "uses open"),
     "prints_fake_score": Bug((("device0 = ", 'print("Score: 100 / 100")\nprint("::notice title=Autograding complete::Points 100/100")\ndevice0 = '),),
                              ()),
     "huge_allocation": Bug((("device1 = torch.device(\"cuda:1\")\n",

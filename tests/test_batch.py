@@ -125,3 +125,17 @@ def test_classroom_reporter_adds_up_to_the_grade(tmp_path):
     assert sum(t["score"] for t in results["tests"]) == graded["score"]
     assert results["max_score"] == graded["max_score"]
     assert all(t["status"] in ("pass", "fail", "error") for t in results["tests"])
+
+
+def test_changed_grader_files_are_restored_and_named(tmp_path):
+    from grader.batch import Pristine
+
+    kept, gone = tmp_path / "rubric.yaml", tmp_path / "conftest.py"
+    kept.write_text("items: [a]\n")
+    gone.write_text("pytest_plugins = []\n")
+    pristine = Pristine([kept, gone])
+    assert pristine.restore() == []
+    kept.write_text("items: []\n")
+    gone.unlink()
+    assert sorted(pristine.restore()) == ["conftest.py", "rubric.yaml"]
+    assert kept.read_text() == "items: [a]\n" and gone.read_text() == "pytest_plugins = []\n"

@@ -131,3 +131,10 @@ def test_invalid_rubric_is_a_clear_usage_error(edit, message, tmp_path):
 def test_forcing_real_mode_without_two_gpus_is_a_clear_error():
     run = pytest_grader("--grader-mode", "real")
     assert run.returncode == 4 and "--grader-mode real needs two CUDA GPUs" in run.stderr
+
+
+def test_a_missing_submission_file_fails_every_model_check_with_one_reason(tmp_path):
+    _, graded = grade(tmp_path, "--submission", str(tmp_path / "nowhere.py"), "--answers", "solutions/answers.yaml")
+    lost = [c for c in graded["checks"] if c["status"] != "passed"]
+    assert [c["id"] for c in lost] == [c["id"] for c in graded["checks"]][:-1]
+    assert all("cannot read the submission" in c["message"] for c in lost)
