@@ -49,7 +49,7 @@ class VirtualCuda:
 
     def synchronize(self, device=None):
         """Waits, on real GPUs, for one GPU only: the current one when `device` is None."""
-        self.gpus.trace.add("sync", "synchronize", device=f"cuda:{self.gpus.index(device)}")
+        self.gpus.wait_for(self.gpus.index(device), "synchronize")
 
     def current_stream(self, device=None):
         return _Stream(self, self.gpus.index(device))
@@ -77,7 +77,7 @@ class _Stream:
         self.device = torch.device("cuda", index)
 
     def synchronize(self):
-        self.cuda.gpus.trace.add("sync", "stream.synchronize", device=str(self.device))
+        self.cuda.gpus.wait_for(self.device.index, "stream.synchronize")
 
     def wait_stream(self, other):
         pass
@@ -112,26 +112,36 @@ def _device_class(gpus):
 
 def _event_class(gpus):
     class Event:
-        """A CUDA event on a virtual GPU: `record` takes the host time, since work is synchronous."""
+        """A CUDA event on a virtual GPU: `record` takes the host time, since work is synchronous.
+        As on real GPUs, its time can be read only once the host has waited for it."""
 
         def __init__(self, enable_timing=False, blocking=False, interprocess=False):
             self.enable_timing = enable_timing
             self.device = None
             self.time = None
+            self.number = None
 
         def record(self, stream=None):
             self.device = stream.device if stream is not None else torch.device("cuda", gpus.current)
             self.time = host_clock()
+            self.number = gpus.record_event()
             gpus.trace.add("cuda_event", "record", device=str(self.device), value=self.time)
 
         def query(self):
+            """Real GPUs finish the work eventually, virtual ones already have; once the host has
+            seen that, it may read the event's time."""
+            if self.number is not None:
+                gpus.completed[self.device.index] = max(gpus.completed[self.device.index], self.number)
             return True
+
+        def completed(self):
+            return self.number is not None and self.number <= gpus.completed[self.device.index]
 
         def wait(self, stream=None):
             pass
 
         def synchronize(self):
-            gpus.trace.add("sync", "event.synchronize", device=str(self.device))
+            gpus.wait_for(self.device.index, "event.synchronize", event=self.number)
 
         def elapsed_time(self, end_event):
             if self.time is None or end_event.time is None:
@@ -143,6 +153,9 @@ def _event_class(gpus):
                     "CUDA error: invalid resource handle (elapsed_time needs two events of the same "
                     f"GPU; these were recorded on {self.device} and {end_event.device})"
                 )
+            if not (self.completed() and end_event.completed()):
+                raise RuntimeError("CUDA error: device not ready (the host read an event's time before "
+                                   "waiting for it: synchronize the event or its GPU first)")
             ms = (end_event.time - self.time) * 1000.0
             gpus.trace.add("cuda_event", "elapsed_time", device=str(self.device), value=ms)
             return ms
