@@ -68,7 +68,7 @@ class Batch:
         # The rubric and key the workers read: a private copy, checked after every student.
         self.private = pathlib.Path(tempfile.mkdtemp(prefix="grader-rubric-"))
         self.rubric = rubric = rubrics.load(rubric_path)
-        self.rubric_ids, self.max_score = list(rubric.items), sum(i.points for i in rubric.items.values())
+        self.rubric_ids, self.max_score = list(rubric.items), rubric.max_score
         key_line = re.compile(r"^answer_key:.*$", re.M)
         if rubric.answer_key.exists():
             shutil.copy(rubric.answer_key, self.private / "answers.yaml")
@@ -110,7 +110,7 @@ class Batch:
 
     def empty_grade(self, reason):
         """The grade of a submission that could not be graded: every item lost, for `reason`."""
-        checks = [{"id": i.id, "title": i.title, "points": 0.0, "max_points": i.points, "status": "failed",
+        checks = [{"id": i.id, "title": i.title, "points": 0.0, "max_points": i.max_points, "status": "failed",
                    "message": reason} for i in self.rubric.items.values()]
         return {"score": 0.0, "max_score": self.max_score, "mode": self.mode, "submission": "", "checks": checks}
 
@@ -241,7 +241,6 @@ def _become_worker(log):
     for name in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS"):  # the grader's options are the batch's alone
         os.environ.pop(name, None)
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # and its plugins: pytest-timeout, named below
-    torch.set_num_threads(1)  # workers and their probes run side by side: a core each, not every core each
 
 
 def _kill_session(sid):

@@ -9,6 +9,7 @@ import copy
 import io
 import math
 import sys
+import time
 import types
 import traceback
 from time import perf_counter as host_clock  # bound before any clock is patched
@@ -25,12 +26,16 @@ BATCH = 32
 STEPS = 6  # the contract's default is 5: a train() that ignores `steps` shows
 LR = 0.02  # the contract's default is 0.01: a train() that ignores `lr` shows
 LARGE_BATCH = 8192  # large enough that a forward without synchronize is visibly shorter (H100)
+PROFILE_BATCHES = (128, 1024)  # profile_stages' figures must grow with the batch
+PIPELINE_BATCH, SPLIT = 256, 64  # four micro-batches
 SHAPES = {"w1": (2000, 1000), "b1": (2000,), "w2": (1000, 2000), "b2": (1000,)}
 DESCRIPTIONS = {
     "construct": "SimpleMPModel()",
     "forward": "SimpleMPModel.forward",
     "train": "train()",
     "time_forward": "time_forward()",
+    "profile": "profile_stages()",
+    "pipeline": "PipelinedMPModel",
 }
 
 
@@ -202,17 +207,21 @@ def probe_train(module, trace, mode):
 def _reference_sgd(model, x, y, steps):
     """The handout's loop written out, on a copy of the student's own model (so that a forward
     bug is not counted again here): MSE loss, plain SGD at LR, from the same initial weights."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    losses = []
-    for _ in range(steps):
-        out = model(x)
-        loss = ((out - y.to(out.device)) ** 2).mean()
-        grads = torch.autograd.grad(loss, params)
-        with torch.no_grad():
-            for p, g in zip(params, grads):
-                p -= LR * g
-        losses.append(loss.item())
-    return losses
+    return [_sgd_step(model, x, y) for _ in range(steps)]
+
+
+def _sgd_step(model, x, y):
+    """One step of MSE loss and plain SGD at LR, written out: no torch.optim, which would import
+    torch._dynamo (a second or more) into this process."""
+    out = model(x)
+    loss = ((out - y.to(out.device)) ** 2).mean()
+    loss.backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p -= LR * p.grad
+                p.grad = None
+    return loss.item()
 
 
 def _floats(values):
@@ -271,9 +280,133 @@ def _large_batch(model, time_forward, trace):
     return {"value": value, "reference": reference}
 
 
+def probe_profile(module, trace, mode):
+    """profile_stages at two batches, beside the grader's own staged timing of the same forward."""
+    profile = contract(module, "profile_stages")
+    torch.manual_seed(5)
+    model = build(module)
+    params = require_layers(model)
+    runs = []
+    for batch in PROFILE_BATCHES:
+        x = torch.randn(batch, 1000)
+        mark = len(trace.events)
+        with contextlib.redirect_stdout(io.StringIO()):
+            figures = call(f"profile_stages(model, x) for a batch of {batch}", profile, model, x)
+        events = trace.to_json(mark)
+        with trace.paused():
+            own = _own_idle_fraction(params, x)
+        runs.append({"batch": batch, "figures": _profile_figures(figures), "events": events, "own_idle": own})
+    nbytes = {role: p.numel() * p.element_size() for role, p in params.items()}
+    return {"runs": runs, "param_bytes": {"cuda:0": nbytes["w1"] + nbytes["b1"], "cuda:1": nbytes["w2"] + nbytes["b2"]}}
+
+
+PROFILE_KEYS = ("stage0_ms", "transfer_ms", "stage1_ms", "wall_ms", "idle_fraction")
+
+
+def _profile_figures(figures):
+    if not isinstance(figures, dict):
+        return {"problem": f"a {type(figures).__name__}, not a dict"}
+    out = {}
+    for key in PROFILE_KEYS:
+        value = _seconds(figures.get(key))  # any number, as a float
+        if isinstance(value, dict) or not math.isfinite(value):
+            return {"problem": f"{key}={figures.get(key)!r}, not a finite number"}
+        out[key] = value
+    memory = figures.get("memory_bytes")
+    if not isinstance(memory, dict) or not all(isinstance(memory.get(d), int) for d in ("cuda:0", "cuda:1")):
+        return {"problem": f"memory_bytes={memory!r}, not {{'cuda:0': int, 'cuda:1': int}}"}
+    out["memory_bytes"] = {d: memory[d] for d in ("cuda:0", "cuda:1")}
+    return out
+
+
+def _own_idle_fraction(params, x):
+    """The grader's own measurement: the same stages, computed from the located parameters."""
+    cuda0, cuda1 = torch.device("cuda", 0), torch.device("cuda", 1)
+    events = [torch.cuda.Event(enable_timing=True) for _ in range(4)]
+    x = x.to(cuda0)
+    torch.cuda.synchronize(0)
+    torch.cuda.synchronize(1)
+    start = time.perf_counter()  # the runtime's clock: virtual time on virtual GPUs, as the student's
+    with torch.cuda.device(0):
+        events[0].record()
+        h = torch.relu(x @ params["w1"].T + params["b1"])
+        events[1].record()
+    h = h.to(cuda1)
+    with torch.cuda.device(1):
+        events[2].record()
+        torch.relu(h @ params["w2"].T + params["b2"])
+        events[3].record()
+    torch.cuda.synchronize(0)
+    torch.cuda.synchronize(1)
+    wall_ms = (time.perf_counter() - start) * 1000
+    busy = events[0].elapsed_time(events[1]) + events[2].elapsed_time(events[3])
+    return 1 - busy / (2 * wall_ms)
+
+
+def probe_pipeline(module, trace, mode):
+    """One training step of SimpleMPModel and of PipelinedMPModel, recorded for the timelines, and
+    whether the pipelined model computes what the simple one does. The step is the grader's own
+    (_sgd_step), so that these findings depend on the models alone."""
+    torch.manual_seed(6)
+    x, y = torch.randn(PIPELINE_BATCH, 1000), torch.randn(PIPELINE_BATCH, 1000)
+    facts = {"simple": _training_step(trace, mode, build(module), x, y)}
+    pipelined_class = contract(module, "PipelinedMPModel")
+    pipelined = call(f"PipelinedMPModel({SPLIT})", pipelined_class, SPLIT)
+    simple = build(module)
+    with torch.no_grad():
+        for role, p in require_layers(pipelined).items():
+            p.copy_(require_layers(simple)[role])
+    with trace.paused():
+        facts["differences"] = _differences(simple, pipelined, x)
+    facts["pipelined"] = _training_step(trace, mode, pipelined, x, y)
+    return facts
+
+
+def _differences(simple, pipelined, x):
+    """The largest differences between the two models' outputs, and between their gradients."""
+    outputs = []
+    for model in (simple, pipelined):
+        with contextlib.redirect_stdout(io.StringIO()):
+            out = call(f"{type(model).__name__}(x)", model, x)
+        out.square().mean().backward()
+        outputs.append(out.detach().cpu())
+    grads = [{r: p.grad.cpu() for r, p in require_layers(m).items() if p.grad is not None} for m in (simple, pipelined)]
+    if outputs[0].shape != outputs[1].shape or grads[0].keys() != grads[1].keys():
+        return {"output": None, "gradient": None}
+    return {"output": (outputs[0] - outputs[1]).abs().max().item(),
+            "gradient": max((grads[0][r] - grads[1][r]).abs().max().item() for r in grads[0])}
+
+
+def _training_step(trace, mode, model, x, y):
+    """The trace of one training step after a warm-up step (virtual GPUs), or what torch.profiler
+    saw of it (real GPUs)."""
+    what = f"a training step of {type(model).__name__}"
+    with trace.paused(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+        call(f"{type(model).__name__}(x)", model, x)  # a warm-up: first calls pay for allocations
+    if mode == "real":
+        return {"intervals": _profiled_step(model, x, y, what)}
+    mark = len(trace.events)
+    with contextlib.redirect_stdout(io.StringIO()):
+        call(what, _sgd_step, model, x, y)
+    return {"events": trace.to_json(mark)}
+
+
+def _profiled_step(model, x, y, what):
+    from grader.timeline import real_intervals  # the profiler is imported only on real GPUs
+
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profiler:
+        with contextlib.redirect_stdout(io.StringIO()):
+            call(what, _sgd_step, model, x, y)
+        torch.cuda.synchronize(0)
+        torch.cuda.synchronize(1)
+    return real_intervals(profiler)
+
+
 _PROBES = {
     "construct": probe_construct,
     "forward": probe_forward,
     "train": probe_train,
     "time_forward": probe_time_forward,
+    "profile": probe_profile,
+    "pipeline": probe_pipeline,
 }

@@ -19,7 +19,7 @@ def grade(rubric, results, mode, submission):
                 "id": item.id,
                 "title": item.title,
                 "points": item.points if result.status == "passed" else 0.0,
-                "max_points": item.points,
+                "max_points": item.max_points,
                 "status": result.status,
                 "message": result.message,
             }
@@ -37,7 +37,12 @@ def table(graded, width=100):
     """One row per item (points, status, id), the reason under any item that lost points."""
     rows = []
     for c in graded["checks"]:
-        points = "   -   " if c["status"] == "not_graded" else f"{c['points']:g}/{c['max_points']:g}".rjust(7)
+        if c["status"] == "not_graded":
+            points = "   -   "
+        elif c["max_points"]:
+            points = f"{c['points']:g}/{c['max_points']:g}".rjust(7)
+        else:
+            points = f"+{c['points']:g} bonus".rjust(7)
         rows.append(f"{points}  {c['status']:<10}  {c['id']}  {c['title']}")
         if c["status"] != "passed" and c["message"]:
             rows += textwrap.wrap(c["message"], width - 12, initial_indent=" " * 12, subsequent_indent=" " * 12)

@@ -18,6 +18,12 @@ class Item:
     points: float
     title: str
     modes: tuple
+    bonus: bool = False
+
+    @property
+    def max_points(self):
+        """A bonus item's points are extra credit: they count toward the score, not the maximum."""
+        return 0.0 if self.bonus else self.points
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +34,10 @@ class Rubric:
     memory_bytes: int
     answer_key: pathlib.Path
     allowed_imports: frozenset
+
+    @property
+    def max_score(self):
+        return sum(item.max_points for item in self.items.values())
 
 
 def load(path):
@@ -42,7 +52,7 @@ def load(path):
     items = {}
     for n, entry in enumerate(data["items"] or [], 1):
         where = f"{path}: item {n}"
-        _keys(entry, where, required={"id", "points", "title", "modes"})
+        _keys(entry, where, required={"id", "points", "title", "modes"}, optional={"bonus"})
         if not isinstance(entry["id"], str) or not entry["id"]:
             raise RubricError(f"{where}: id must be a non-empty string")
         if entry["id"] in items:
@@ -52,7 +62,10 @@ def load(path):
         modes = entry["modes"]
         if not isinstance(modes, list) or not modes or set(modes) - set(MODES):
             raise RubricError(f"{where} ({entry['id']}): modes must be a non-empty list from {list(MODES)}")
-        items[entry["id"]] = Item(entry["id"], float(entry["points"]), str(entry["title"]), tuple(modes))
+        if not isinstance(entry.get("bonus", False), bool):
+            raise RubricError(f"{where} ({entry['id']}): bonus must be true or false")
+        items[entry["id"]] = Item(entry["id"], float(entry["points"]), str(entry["title"]), tuple(modes),
+                                  entry.get("bonus", False))
     if not items:
         raise RubricError(f"{path}: no items")
     for key in ("seconds_per_function", "memory_gib"):
@@ -84,10 +97,10 @@ def check_mapping(rubric, check_ids):
         raise RubricError("; ".join(problems))
 
 
-def _keys(mapping, where, required):
+def _keys(mapping, where, required, optional=frozenset()):
     if not isinstance(mapping, dict):
         raise RubricError(f"{where}: expected a mapping with {sorted(required)}")
-    missing, extra = sorted(required - set(mapping)), sorted(set(mapping) - required)
+    missing, extra = sorted(required - set(mapping)), sorted(set(mapping) - required - optional)
     if missing or extra:
         problems = ([f"missing {missing}"] if missing else []) + ([f"unknown {extra}"] if extra else [])
         raise RubricError(f"{where}: " + ", ".join(problems))

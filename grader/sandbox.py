@@ -15,6 +15,8 @@ import signal
 import time
 import traceback
 
+import torch
+
 from grader import probes
 from grader.guard import TAMPER, StudentError
 
@@ -74,8 +76,9 @@ class Child:
 def _serve(write_end, probe, submission, mode, rubric):
     try:
         source = _read(submission)
-        if mode == "virtual":  # real CUDA reserves far more address space than it uses
-            _limit_memory(rubric.memory_bytes)
+        if mode == "virtual":
+            _limit_memory(rubric.memory_bytes)  # (real CUDA reserves far more address space than it uses)
+            torch.set_num_threads(1)  # one core per probe: probes run side by side, op costs stay comparable
         die_with_parent()
         outcome = {"facts": probes.run(probe, submission, source, mode, rubric.allowed_imports)}
     except StudentError as error:

@@ -20,7 +20,7 @@ class Event:
     source: str | None = None  # transfer: where the data came from
     nbytes: int = 0  # transfer: bytes moved
     value: float | None = None  # clock: the reading; cuda_event: host seconds when recorded (virtual)
-    duration: float | None = None  # op on a virtual GPU: the CPU seconds it took
+    duration: float | None = None  # op on a virtual GPU: the CPU seconds it took (its modelled cost)
     line: int | None = None  # the submission's line that caused it, when known
 
     @property
@@ -51,20 +51,21 @@ class Trace:
         finally:
             self._paused -= 1
 
-    def record_clocks(self, patcher, namespaces=()):
-        """Record every clock read, through `time.X` and through names a module imported."""
+    def record_clocks(self, patcher, namespaces=(), clock=None):
+        """Record every clock read, through `time.X` and through names a module imported.
+        `clock(real, name)`, if given, makes the function whose readings replace `real`'s."""
         wrappers = {}
         for name in CLOCKS:
             real = getattr(time, name)
-            wrappers[real] = self._clock(name, real)
+            wrappers[real] = self._clock(name, real, real if clock is None else clock(real, name))
             patcher.setattr(time, name, wrappers[real])
         for namespace in namespaces:
             patcher.rebind(namespace, wrappers)
 
-    def _clock(self, name, real):
+    def _clock(self, name, real, source):
         @functools.wraps(real)
         def read():
-            value = real()
+            value = source()
             self.add("clock", name, value=value)
             return value
 

@@ -59,6 +59,39 @@ def time_forward(model, x):
     raise NotImplementedError("TODO Part 4: time one forward pass (handout Part 4)")
 
 
+def profile_stages(model, x):
+    """Part 5. See the idle GPU: time one forward stage by stage and return a dict of
+
+        stage0_ms      layer1 + ReLU on cuda:0 (CUDA events recorded on cuda:0)
+        transfer_ms    the .to(device1) copy (events recorded on cuda:1)
+        stage1_ms      layer2 + ReLU on cuda:1 (events recorded on cuda:1)
+        wall_ms        the whole forward, clock read after synchronizing both GPUs
+        idle_fraction  1 - (stage0_ms + stage1_ms) / (2 * wall_ms): how much of the time a GPU sits idle
+        memory_bytes   {"cuda:0": torch.cuda.memory_allocated(0), "cuda:1": ...(1)}
+
+    An event's time can be read (`start.elapsed_time(end)`) only after the host has waited for
+    it: synchronize first. The memory figures show what model parallelism buys: each GPU holds
+    only its own layer's weights.
+    """
+    raise NotImplementedError("TODO Part 5: time the stages with CUDA events")
+
+
+class PipelinedMPModel(SimpleMPModel):
+    """Part 6 (optional, bonus). The same two layers, but forward splits the batch into
+    micro-batches of `split_size` rows and keeps both GPUs busy: while cuda:1 computes
+    micro-batch i, cuda:0 computes micro-batch i+1 (the fix the next lecture teaches, GPipe).
+    The outputs and gradients must equal SimpleMPModel's with the same weights.
+    `python -m grader.timeline` draws both models' timelines, one above the other.
+    """
+
+    def __init__(self, split_size=8):
+        super().__init__()
+        self.split_size = split_size
+
+    def forward(self, x, verbose=False):
+        raise NotImplementedError("TODO Part 6 (bonus): pipeline the micro-batches")
+
+
 def demo():
     """The handout's demo: output device, five losses, the move, the forward time."""
     model = SimpleMPModel()
@@ -68,6 +101,7 @@ def demo():
         print(f"Step {step}, Loss: {loss:.4f}")
     model(x, verbose=True)
     print("Forward time:", time_forward(model, x))
+    print("Stages:", profile_stages(model, x))
 
 
 if __name__ == "__main__":

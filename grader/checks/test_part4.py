@@ -1,40 +1,14 @@
 """Part 4: timing a forward pass whose work runs asynchronously on two GPUs."""
 import math
 
-from grader.checks import at_line, expect, fail, rubric, trace
+from grader.checks import Timing, at_line, expect, fail, rubric
 
 HINT = "handout Part 4"
 
 
-class Timing:
-    """The order of events in one call of time_forward: ops, synchronizes, clock readings."""
-
-    def __init__(self, facts):
-        self.value = facts["value"]
-        self.events = trace(facts["events"]).events
-        ops = [i for i, e in enumerate(self.events) if e.kind == "op"]
-        if not ops:
-            fail("time_forward() ran no forward pass: call model(x) between the two clock readings")
-        self.first_op, self.last_op = ops[0], ops[-1]
-        readings = [i for i, e in enumerate(self.events) if self.is_reading(e)]
-        self.starts = [i for i in readings if i < self.first_op]
-        self.ends = [i for i in readings if i > self.last_op]
-        self.syncs = [i for i, e in enumerate(self.events) if e.kind == "sync" and i > self.last_op]
-
-    @staticmethod
-    def is_reading(event):
-        """A clock read by the submission, or the host reading two CUDA events' interval."""
-        return (event.kind == "clock" and event.line is not None) or event.name == "elapsed_time"
-
-    def end(self):
-        if not self.ends:
-            fail("no clock was read after the forward pass: read the end time after synchronizing")
-        return self.ends[0]
-
-
 @rubric("part4.clock_after_sync")
 def test_clock_after_sync(probe):
-    timing = Timing(probe("time_forward"))
+    timing = Timing(probe("time_forward")["events"], "time_forward()")
     end = timing.end()
     before_end = [i for i in timing.syncs if i < end]
     expect(before_end,
@@ -45,7 +19,7 @@ def test_clock_after_sync(probe):
 
 @rubric("part4.sync_covers_output_gpu")
 def test_sync_covers_output_gpu(probe):
-    timing = Timing(probe("time_forward"))
+    timing = Timing(probe("time_forward")["events"], "time_forward()")
     waited = [timing.events[i].device for i in timing.syncs]
     expect(waited, "nothing synchronizes after the forward pass, so nothing waits for cuda:1, "
                    f"which computes the output ({HINT})")
@@ -58,14 +32,14 @@ def test_sync_covers_output_gpu(probe):
 @rubric("part4.seconds_plausible")
 def test_seconds_plausible(probe):
     facts = probe("time_forward")
-    timing = Timing(facts)
-    if isinstance(timing.value, dict):
-        fail(f"time_forward() returned {timing.value['not_a_number']}; expected the seconds as a float")
+    timing, value = Timing(facts["events"], "time_forward()"), facts["value"]
+    if isinstance(value, dict):
+        fail(f"time_forward() returned {value['not_a_number']}; expected the seconds as a float")
     measured = [timing.events[e].seconds - timing.events[s].seconds
                 for s in timing.starts for e in timing.ends if timing.events[e].kind == "clock"]
     measured += [e.value / 1000 for e in timing.events if e.name == "elapsed_time"]
-    expect(any(math.isclose(timing.value, m, rel_tol=1e-6, abs_tol=1e-9) for m in measured),
-           f"time_forward() returned {timing.value!r}, which is not the difference of the clock readings "
+    expect(any(math.isclose(value, m, rel_tol=1e-6, abs_tol=1e-9) for m in measured),
+           f"time_forward() returned {value!r}, which is not the difference of the clock readings "
            f"around the forward ({', '.join(f'{m:.6g}' for m in measured) or 'none were read around it'}): "
            f"return end - start, in seconds ({HINT})")
     large = facts.get("large_batch")

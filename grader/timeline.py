@@ -1,0 +1,225 @@
+"""Per-GPU timelines: when each GPU is busy during a training step, and how much it idles.
+
+On real GPUs the intervals are the CUDA kernels and copies torch.profiler saw. On virtual GPUs,
+which compute synchronously on the CPU, they are *modelled* from the runtime's trace:
+
+* each virtual GPU is an in-order stream; the host enqueues work without waiting, LAUNCH seconds
+  an op, and an op starts when its GPU has finished the work queued before it;
+* a copy between GPUs starts once its source GPU has finished the work queued before it (the data
+  it copies) and occupies the destination's stream for nbytes / GPU_BANDWIDTH; a copy from or to
+  the host occupies its GPU for nbytes / HOST_BANDWIDTH while the host waits;
+* synchronize and host reads (`.item()`) make the host wait for the GPU;
+* an op lasts the CPU time it took in the virtual run (the cost model); `loss.backward()` runs
+  out of the runtime's sight, so its measured time is spread over the mirror image of the forward:
+  each forward op's share, in reverse order, on the same GPU, and each copy reversed.
+"""
+import dataclasses
+
+LAUNCH = 5e-6  # seconds of host time to enqueue an op
+GPU_BANDWIDTH = 25e9  # bytes/s between GPUs (PCIe 4 class; NVLink is faster)
+HOST_BANDWIDTH = 12e9  # bytes/s between host and GPU (pageable memory)
+PHASES = {"stage 0": "0", "stage 1": "1", "transfer": "T", "backward": "B", "step": "S"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+    gpu: int
+    start: float
+    end: float
+    phase: str  # a key of PHASES
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Timeline:
+    title: str
+    intervals: list
+    gpus: int = 2
+    modelled: bool = True
+
+    @property
+    def wall(self):
+        return max((i.end for i in self.intervals), default=0.0) - min((i.start for i in self.intervals), default=0.0)
+
+    def busy(self, gpu, phases=PHASES):
+        return sum(i.end - i.start for i in self.intervals if i.gpu == gpu and i.phase in phases)
+
+    @property
+    def idle_fraction(self):
+        """1 - (busy cuda:0 + busy cuda:1) / (2 x wall), the handout's 'idle GPU problem' in a number."""
+        return 1 - sum(self.busy(g) for g in range(self.gpus)) / (self.gpus * self.wall) if self.wall else 0.0
+
+    @property
+    def overlap(self):
+        """Seconds both GPUs computed forward or backward work at once (the optimizer's per-GPU
+        updates are left out: they overlap with any split)."""
+        work = [sorted((i.start, i.end) for i in self.intervals if i.gpu == g and i.phase != "step")
+                for g in range(2)]
+        return sum(max(0.0, min(a1, b1) - max(a0, b0)) for a0, a1 in work[0] for b0, b1 in work[1])
+
+
+def model(events, title, gpus=2):
+    """The modelled Timeline of a virtual run's trace events (grader.trace.Event)."""
+    host, free, intervals, forward = 0.0, [0.0] * gpus, [], []
+
+    def run(gpu, seconds, phase, name, after=0.0):
+        nonlocal host
+        start = max(host, free[gpu], after)
+        free[gpu] = start + seconds
+        intervals.append(Interval(gpu, start, free[gpu], phase, name))
+        host += LAUNCH
+
+    def copy(source, destination, nbytes, phase):
+        nonlocal host
+        if source is not None and destination is not None:
+            run(destination, nbytes / GPU_BANDWIDTH, phase, "copy", after=free[source])
+        else:  # to or from the host, which waits for it
+            gpu = destination if source is None else source
+            run(gpu, nbytes / HOST_BANDWIDTH, phase, "copy")
+            host = max(host, free[gpu])
+
+    stepping = False
+    for e in events:
+        if e.kind == "op" and e.name == "backward":
+            total = sum(f.duration for f in forward if f.kind == "op") or 1.0
+            for f in reversed(forward):
+                if f.kind == "op":
+                    run(_gpu(f.device), e.duration * f.duration / total, "backward", f.name)
+                elif _gpu(f.source) is not None:  # the input's copy from the host has no gradient
+                    copy(_gpu(f.device), _gpu(f.source), f.nbytes, "backward")
+            forward, stepping = [], True
+        elif e.kind == "op" and _gpu(e.device) is not None:
+            gpu = _gpu(e.device)
+            run(gpu, e.duration or 0.0, "step" if stepping else f"stage {gpu}", e.name)
+            forward.append(e)
+        elif e.kind == "op":  # host work
+            host += e.duration or 0.0
+        elif e.kind == "transfer":
+            copy(_gpu(e.source), _gpu(e.device), e.nbytes, "transfer")
+            forward.append(e)
+        elif e.kind == "sync":
+            host = max(host, free[_gpu(e.device)])
+    return Timeline(title, intervals, gpus)
+
+
+def _gpu(device):
+    return int(device.split(":")[1]) if device and device.startswith("cuda") else None
+
+
+def strip(timeline, width=72):
+    """The timeline as one text row per GPU: a character per time slice for the phase that fills
+    most of it (PHASES), '.' where the GPU idles."""
+    begin = min((i.start for i in timeline.intervals), default=0.0)
+    slice_ = timeline.wall / width or 1.0
+    rows = []
+    for gpu in range(timeline.gpus):
+        cells = []
+        for n in range(width):
+            lo, hi = begin + n * slice_, begin + (n + 1) * slice_
+            cover = {}
+            for i in timeline.intervals:
+                if i.gpu == gpu:
+                    cover[i.phase] = cover.get(i.phase, 0.0) + max(0.0, min(i.end, hi) - max(i.start, lo))
+            phase = max(cover, key=cover.get, default=None)
+            cells.append(PHASES[phase] if phase and cover[phase] >= slice_ / 2 else ".")
+        rows.append(f"  cuda:{gpu} |{''.join(cells)}|")
+    return rows
+
+
+def describe(timeline):
+    kind = "modelled on virtual GPUs" if timeline.modelled else "measured on real GPUs"
+    return (f"{timeline.title} ({kind}): {timeline.wall * 1e3:.2f} ms, idle fraction "
+            f"{timeline.idle_fraction:.0%}, GPUs overlapping {timeline.overlap * 1e3:.2f} ms")
+
+
+COLOURS = {"stage 0": "#4c78a8", "stage 1": "#f58518", "transfer": "#e45756", "backward": "#72b7b2", "step": "#b279a2"}
+
+
+def svg(timelines, width=960):
+    """The timelines one above the other, on one time scale, labelled with how they were obtained."""
+    scale = (width - 140) / max(t.wall for t in timelines)
+    row, y, parts = 26, 40, []
+    modelled = any(t.modelled for t in timelines)
+    heading = ("VIRTUAL GPUs: timeline modelled from the runtime's trace (see grader/timeline.py)" if modelled
+               else "Real GPUs: kernels and copies seen by torch.profiler")
+    parts.append(f'<text x="10" y="22" font-size="15" font-weight="bold">{_escape(heading)}</text>')
+    for t in timelines:
+        parts.append(f'<text x="10" y="{y + 14}" font-size="13">{_escape(describe(t))}</text>')
+        y += 22
+        begin = min(i.start for i in t.intervals)
+        for gpu in range(t.gpus):
+            parts.append(f'<text x="10" y="{y + 17}" font-size="13">cuda:{gpu}</text>')
+            parts.append(f'<rect x="130" y="{y}" width="{width - 140}" height="{row - 4}" fill="#eeeeee"/>')
+            for i in (i for i in t.intervals if i.gpu == gpu):
+                x, w = 130 + (i.start - begin) * scale, max((i.end - i.start) * scale, 0.5)
+                parts.append(f'<rect x="{x:.2f}" y="{y}" width="{w:.2f}" height="{row - 4}" '
+                             f'fill="{COLOURS[i.phase]}"><title>{_escape(i.name)}</title></rect>')
+            y += row
+        y += 14
+    for n, (phase, colour) in enumerate(COLOURS.items()):
+        parts.append(f'<rect x="{130 + n * 130}" y="{y}" width="14" height="14" fill="{colour}"/>')
+        parts.append(f'<text x="{150 + n * 130}" y="{y + 12}" font-size="13">{phase}</text>')
+    height = y + 30
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>{"".join(parts)}</svg>\n')
+
+
+def _escape(text):
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def real_intervals(profiler):
+    """What torch.profiler saw on the GPUs, as plain data: each kernel or copy, per device. The
+    kernels of either GPU are shown as its stage; copies as transfers."""
+    intervals = []
+    for event in profiler.events():
+        if event.device_type.name == "CUDA" and event.device_index in (0, 1):
+            name = event.name
+            phase = "transfer" if "memcpy" in name.lower() else f"stage {event.device_index}"
+            intervals.append({"gpu": event.device_index, "start": event.time_range.start / 1e6,
+                              "end": event.time_range.end / 1e6, "phase": phase, "name": name})
+    return intervals
+
+
+def from_facts(step, title):
+    """The Timeline of one probed training step: modelled from its trace on virtual GPUs,
+    or the profiler's intervals on real ones."""
+    from grader.trace import Trace
+
+    if "intervals" in step:
+        return Timeline(title, [Interval(**i) for i in step["intervals"]], modelled=False)
+    return model(Trace.from_json(step["events"]).events, title)
+
+
+def main(argv=None):
+    import argparse
+    import pathlib
+
+    from grader import probes, rubric, sandbox
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    parser = argparse.ArgumentParser(prog="python -m grader.timeline", description=__doc__.splitlines()[0])
+    parser.add_argument("--submission", type=pathlib.Path, default=root / "starter" / "model.py")
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("timeline.svg"))
+    parser.add_argument("--grader-mode", choices=("auto", "real", "virtual"), default="auto")
+    args = parser.parse_args(argv)
+    import torch
+
+    mode = args.grader_mode if args.grader_mode != "auto" else ("real" if torch.cuda.device_count() >= 2 else "virtual")
+    outcome = sandbox.Child("pipeline", str(args.submission.resolve()), mode, rubric.load(root / "rubric.yaml")).outcome()
+    if isinstance(outcome, sandbox.ProbeFailed):
+        raise SystemExit(f"cannot draw the timeline: {outcome}")
+    timelines = [from_facts(outcome["simple"], "SimpleMPModel")]
+    if "pipelined" in outcome:
+        timelines.append(from_facts(outcome["pipelined"], f"PipelinedMPModel({probes.SPLIT})"))
+    print(f"one training step at a batch of {probes.PIPELINE_BATCH} ({'|'.join(f'{c} {p}' for p, c in PHASES.items())},"
+          " . idle)")
+    for t in timelines:
+        print(describe(t))
+        print("\n".join(strip(t)))
+    args.out.write_text(svg(timelines))
+    print(f"drawn in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
