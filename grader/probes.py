@@ -344,37 +344,43 @@ def _own_idle_fraction(params, x):
 
 
 def probe_pipeline(module, trace, mode):
-    """One training step of SimpleMPModel and of PipelinedMPModel, recorded for the timelines, and
-    whether the pipelined model computes what the simple one does. The step is the grader's own
+    """Training steps of PipelinedMPModel (four micro-batches), of the same model unsplit (the
+    baseline) and of SimpleMPModel (for the timeline tool), and whether the pipelined model
+    computes relu(W2 relu(W1 x + b1) + b2) and its gradients. The step is the grader's own
     (_sgd_step), so that these findings depend on the models alone."""
-    torch.manual_seed(6)
-    x, y = torch.randn(PIPELINE_BATCH, 1000), torch.randn(PIPELINE_BATCH, 1000)
-    facts = {"simple": _training_step(trace, mode, build(module), x, y)}
     pipelined_class = contract(module, "PipelinedMPModel")
+    torch.manual_seed(6)
+    # Already on the GPUs: whether forward moves a CPU batch is part 1's finding, not this one's.
+    x = torch.randn(PIPELINE_BATCH, 1000).to(torch.device("cuda", 0))
+    y = torch.randn(PIPELINE_BATCH, 1000).to(torch.device("cuda", 1))
     pipelined = call(f"PipelinedMPModel({SPLIT})", pipelined_class, SPLIT)
-    simple = build(module)
-    with torch.no_grad():
-        for role, p in require_layers(pipelined).items():
-            p.copy_(require_layers(simple)[role])
     with trace.paused():
-        facts["differences"] = _differences(simple, pipelined, x)
+        facts = {"differences": _differences_from_reference(pipelined, x)}
     facts["pipelined"] = _training_step(trace, mode, pipelined, x, y)
+    unsplit = call(f"PipelinedMPModel({PIPELINE_BATCH})", pipelined_class, PIPELINE_BATCH)
+    facts["unsplit"] = _training_step(trace, mode, unsplit, x, y)
+    try:
+        facts["simple"] = _training_step(trace, mode, build(module), x, y)
+    except StudentError as error:
+        facts["simple"] = {"error": str(error)}
     return facts
 
 
-def _differences(simple, pipelined, x):
-    """The largest differences between the two models' outputs, and between their gradients."""
-    outputs = []
-    for model in (simple, pipelined):
-        with contextlib.redirect_stdout(io.StringIO()):
-            out = call(f"{type(model).__name__}(x)", model, x)
-        out.square().mean().backward()
-        outputs.append(out.detach().cpu())
-    grads = [{r: p.grad.cpu() for r, p in require_layers(m).items() if p.grad is not None} for m in (simple, pipelined)]
-    if outputs[0].shape != outputs[1].shape or grads[0].keys() != grads[1].keys():
+def _differences_from_reference(model, x):
+    """The largest differences between the model's output and gradients and those of the two
+    layers written out, from the model's own parameters."""
+    params = require_layers(model)
+    with contextlib.redirect_stdout(io.StringIO()):
+        out = call(f"{type(model).__name__}(x)", model, x)
+    if tuple(out.shape) != (x.shape[0], 1000):
         return {"output": None, "gradient": None}
-    return {"output": (outputs[0] - outputs[1]).abs().max().item(),
-            "gradient": max((grads[0][r] - grads[1][r]).abs().max().item() for r in grads[0])}
+    out.square().mean().backward()
+    host = {role: p.detach().cpu().double().requires_grad_() for role, p in params.items()}
+    expected = torch.relu(torch.relu(x.cpu().double() @ host["w1"].T + host["b1"]) @ host["w2"].T + host["b2"])
+    expected.square().mean().backward()
+    return {"output": (out.detach().cpu().double() - expected.detach()).abs().max().item(),
+            "gradient": max(float("inf") if p.grad is None else (p.grad.cpu().double() - host[r].grad).abs().max().item()
+                            for r, p in params.items())}
 
 
 def _training_step(trace, mode, model, x, y):

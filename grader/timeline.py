@@ -9,13 +9,15 @@ which compute synchronously on the CPU, they are *modelled* from the runtime's t
   it copies) and occupies the destination's stream for nbytes / GPU_BANDWIDTH; a copy from or to
   the host occupies its GPU for nbytes / HOST_BANDWIDTH while the host waits;
 * synchronize and host reads (`.item()`) make the host wait for the GPU;
-* an op lasts the CPU time it took in the virtual run (the cost model); `loss.backward()` runs
-  out of the runtime's sight, so its measured time is spread over the mirror image of the forward:
-  each forward op's share, in reverse order, on the same GPU, and each copy reversed.
+* an op lasts its floating-point operations at GPU_FLOPS (the cost model: 2 per multiply-add of
+  a matrix product, one per output element otherwise); `loss.backward()` runs out of the
+  runtime's sight, so it is modelled as the mirror image of the forward: each forward op again,
+  costing twice as much, in reverse order, on the same GPU, and each copy between GPUs reversed.
 """
 import dataclasses
 
 LAUNCH = 5e-6  # seconds of host time to enqueue an op
+GPU_FLOPS = 10e12  # floating-point operations a second of one virtual GPU
 GPU_BANDWIDTH = 25e9  # bytes/s between GPUs (PCIe 4 class; NVLink is faster)
 HOST_BANDWIDTH = 12e9  # bytes/s between host and GPU (pageable memory)
 PHASES = {"stage 0": "0", "stage 1": "1", "transfer": "T", "backward": "B", "step": "S"}
@@ -53,9 +55,16 @@ class Timeline:
     def overlap(self):
         """Seconds both GPUs computed forward or backward work at once (the optimizer's per-GPU
         updates are left out: they overlap with any split)."""
-        work = [sorted((i.start, i.end) for i in self.intervals if i.gpu == g and i.phase != "step")
-                for g in range(2)]
+        return self.overlap_of(("stage 0", "stage 1", "transfer", "backward"))
+
+    def overlap_of(self, phases):
+        work = [[(i.start, i.end) for i in self.intervals if i.gpu == g and i.phase in phases] for g in range(2)]
         return sum(max(0.0, min(a1, b1) - max(a0, b0)) for a0, a1 in work[0] for b0, b1 in work[1])
+
+    def span(self, phases):
+        """Seconds from the first to the last interval of these phases."""
+        chosen = [i for i in self.intervals if i.phase in phases]
+        return max(i.end for i in chosen) - min(i.start for i in chosen) if chosen else 0.0
 
 
 def model(events, title, gpus=2):
@@ -81,25 +90,34 @@ def model(events, title, gpus=2):
     stepping = False
     for e in events:
         if e.kind == "op" and e.name == "backward":
-            total = sum(f.duration for f in forward if f.kind == "op") or 1.0
             for f in reversed(forward):
                 if f.kind == "op":
-                    run(_gpu(f.device), e.duration * f.duration / total, "backward", f.name)
+                    run(_gpu(f.device), 2 * f.flops / GPU_FLOPS, "backward", f.name)
                 elif _gpu(f.source) is not None:  # the input's copy from the host has no gradient
                     copy(_gpu(f.device), _gpu(f.source), f.nbytes, "backward")
             forward, stepping = [], True
         elif e.kind == "op" and _gpu(e.device) is not None:
             gpu = _gpu(e.device)
-            run(gpu, e.duration or 0.0, "step" if stepping else f"stage {gpu}", e.name)
+            run(gpu, e.flops / GPU_FLOPS, "step" if stepping else f"stage {gpu}", e.name)
             forward.append(e)
-        elif e.kind == "op":  # host work
-            host += e.duration or 0.0
         elif e.kind == "transfer":
             copy(_gpu(e.source), _gpu(e.device), e.nbytes, "transfer")
             forward.append(e)
         elif e.kind == "sync":
             host = max(host, free[_gpu(e.device)])
     return Timeline(title, intervals, gpus)
+
+
+MATRIX_PRODUCTS = frozenset({"linear", "matmul", "mm", "bmm", "addmm", "__matmul__", "__rmatmul__"})
+
+
+def flops(name, inputs, outputs):
+    """An op's floating-point operations, from its tensors' shapes: the cost model above."""
+    if name == "linear" and len(inputs) >= 2:  # x @ W.T: W is (out, in)
+        return 2 * inputs[0].numel() * inputs[1].shape[0]
+    if name in MATRIX_PRODUCTS and len(inputs) >= 2 and inputs[-1].dim() >= 2:
+        return 2 * inputs[-2].numel() * inputs[-1].shape[-1]
+    return sum(t.numel() for t in outputs) or sum(t.numel() for t in inputs)
 
 
 def _gpu(device):
@@ -209,9 +227,10 @@ def main(argv=None):
     outcome = sandbox.Child("pipeline", str(args.submission.resolve()), mode, rubric.load(root / "rubric.yaml")).outcome()
     if isinstance(outcome, sandbox.ProbeFailed):
         raise SystemExit(f"cannot draw the timeline: {outcome}")
-    timelines = [from_facts(outcome["simple"], "SimpleMPModel")]
-    if "pipelined" in outcome:
-        timelines.append(from_facts(outcome["pipelined"], f"PipelinedMPModel({probes.SPLIT})"))
+    if "error" in outcome["simple"]:
+        raise SystemExit(f"cannot draw SimpleMPModel's timeline: {outcome['simple']['error']}")
+    timelines = [from_facts(outcome["simple"], "SimpleMPModel"),
+                 from_facts(outcome["pipelined"], f"PipelinedMPModel({probes.SPLIT})")]
     print(f"one training step at a batch of {probes.PIPELINE_BATCH} ({'|'.join(f'{c} {p}' for p, c in PHASES.items())},"
           " . idle)")
     for t in timelines:

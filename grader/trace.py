@@ -20,7 +20,7 @@ class Event:
     source: str | None = None  # transfer: where the data came from
     nbytes: int = 0  # transfer: bytes moved
     value: float | None = None  # clock: the reading; cuda_event: host seconds when recorded (virtual)
-    duration: float | None = None  # op on a virtual GPU: the CPU seconds it took (its modelled cost)
+    flops: int | None = None  # op on a virtual GPU: its floating-point operations (the timeline's cost)
     line: int | None = None  # the submission's line that caused it, when known
 
     @property

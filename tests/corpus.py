@@ -11,6 +11,9 @@ ALL = [item["id"] for item in yaml.safe_load((ROOT / "rubric.yaml").read_text())
 MODEL = [i for i in ALL if i != "questions.answers"]  # every item model.py earns
 PART2 = [i for i in ALL if i.startswith("part2.")]
 PART4 = [i for i in ALL if i.startswith("part4.")]
+PART5 = [i for i in ALL if i.startswith("part5.")]
+POINTS = {item["id"]: item["points"] for item in yaml.safe_load((ROOT / "rubric.yaml").read_text())["items"]}
+FULL = sum(POINTS.values())  # the solution's score, bonus included
 FORWARD = ["part1.input_moved_to_cuda0", "part1.output_on_cuda1", "part1.forward_math", "part1.single_transfer"]
 
 TIMED = """    start = time.perf_counter()
@@ -37,8 +40,9 @@ BUGS = {
     "loss_tensors": Bug((("losses.append(loss.item())", "losses.append(loss)"),), ("part2.losses_returned",)),
     "loss_after_step": Bug((("losses.append(loss.item())", "losses.append(loss_fn(model(x), y).item())"),),
                            ("part2.matches_sgd",)),
-    "no_sync": Bug((("    torch.cuda.synchronize(device1)\n", ""),), ("part4.clock_after_sync", "part4.sync_covers_output_gpu")),
-    "bare_sync": Bug((("synchronize(device1)", "synchronize()"),), ("part4.sync_covers_output_gpu",),
+    "no_sync": Bug(((TIMED, TIMED.replace("    torch.cuda.synchronize(device1)\n", "")),),
+                   ("part4.clock_after_sync", "part4.sync_covers_output_gpu")),
+    "bare_sync": Bug(((TIMED, TIMED.replace("synchronize(device1)", "synchronize()")),), ("part4.sync_covers_output_gpu",),
                      "waits for the current GPU (cuda:0) only"),
     "sync_after_clock": Bug(((TIMED, TIMED.replace("    torch.cuda.synchronize(device1)\n    return time.perf_counter() - start",
                                                    "    end = time.perf_counter()\n    torch.cuda.synchronize(device1)\n    return end - start")),),
@@ -51,21 +55,37 @@ BUGS = {
                         ("part4.seconds_plausible",)),
     "milliseconds": Bug((("return time.perf_counter() - start", "return (time.perf_counter() - start) * 1000"),),
                         ("part4.seconds_plausible",)),
+    "profile_constants": Bug((('    timing = {name: torch.cuda.Event', '    return {"stage0_ms": 1.0, "transfer_ms": 0.1, '
+                                '"stage1_ms": 1.0, "wall_ms": 2.2, "idle_fraction": 1 - 2.0 / 4.4, "memory_bytes": '
+                                '{str(d): torch.cuda.memory_allocated(d) for d in (device0, device1)}}\n'
+                                '    timing = {name: torch.cuda.Event'),),
+                              ("part5.figures_measured",), "do not return constants"),
+    "profile_no_sync": Bug((("        timing[\"stage1_end\"].record()\n    torch.cuda.synchronize(device0)\n"
+                             "    torch.cuda.synchronize(device1)\n", "        timing[\"stage1_end\"].record()\n"),),
+                           PART5, "device not ready"),
+    "pipeline_synced": Bug((("            outputs.append(self.relu2(self.layer2(moved)))  # queued on cuda:1 ...\n",
+                             "            outputs.append(self.relu2(self.layer2(moved)))\n"
+                             "            torch.cuda.synchronize(device1)\n"),),
+                           ("part6.pipelined",), "barely work at once"),  # forward waits for cuda:1
+    "pipeline_reordered": Bug((("return torch.cat(outputs)", "return torch.cat(outputs[::-1])"),),
+                              ("part6.pipelined",), "differs from relu(W2 relu(W1 x + b1) + b2)"),
     "host_round_trip": Bug((("x = x.to(device1)", "x = x.cpu().to(device1)"),), ("part1.single_transfer",)),
     "no_relu2": Bug((("return self.relu2(self.layer2(x))", "return self.layer2(x)"),), ("part1.forward_math",)),
     "verbose_always": Bug(tuple((f"        if verbose:\n            print(\"{w} move:\", x.device)",
                                  f"        print(\"{w} move:\", x.device)") for w in ("Before", "After")),
                           ("part3.prints_devices",)),
     "verbose_wrong_words": Bug((('"Before move:"', '"before:"'),), ("part3.prints_devices",)),
-    "no_verbose_param": Bug((("def forward(self, x, verbose=False):", "def forward(self, x):"),
+    "no_verbose_param": Bug((("def forward(self, x, verbose=False):\n        x = x.to(device0)",
+                              "def forward(self, x):\n        x = x.to(device0)"),
                              ('        if verbose:\n            print("Before move:", x.device)\n', ""),
                              ('        if verbose:\n            print("After move:", x.device)\n', "")),
                             ("part3.prints_devices",)),
+    # Parts 5 and 6 split the model across the GPUs as the lab asks, which this model is not.
     "layer2_on_cuda0": Bug((("nn.Linear(2000, 1000).to(device1)", "nn.Linear(2000, 1000).to(device0)"),
                             ("nn.ReLU().to(device1)", "nn.ReLU().to(device0)"),
                             ("x = x.to(device1)", "x = x.to(device0)"), ("y = y.to(device1)", "y = y.to(device0)")),
                            ("part1.layer2_on_cuda1", "part1.output_on_cuda1", "part1.single_transfer",
-                            "part3.prints_devices")),
+                            "part3.prints_devices", *PART5, "part6.pipelined")),
     # A forward that cannot run fails every check that needs its output.
     "no_transfer": Bug((("        x = x.to(device1)\n", ""),),
                        (*FORWARD, *PART2, "part3.prints_devices", *PART4), "cuda:0 and cuda:1!"),
@@ -84,8 +104,7 @@ BUGS = {
     "reaches_builtins": Bug((("device0 = ", "print(__builtins__)\ndevice0 = "),), MODEL, "uses __builtins__"),
     "fakes_device": Bug((("device0 = ", "torch.Tensor.device = property(lambda self: torch.device('cuda:0'))\ndevice0 = "),),
                         MODEL, "tamper-suspected: the submission changed Tensor.device"),
-    "fakes_sync": Bug((("    start = time.perf_counter()\n", "    torch.cuda.synchronize = lambda device=None: None\n"
-                                                          "    start = time.perf_counter()\n"),),
+    "fakes_sync": Bug(((TIMED, "    torch.cuda.synchronize = lambda device=None: None\n" + TIMED),),
                       PART4, "tamper-suspected: the submission changed torch.cuda.synchronize"),
     "imports_pytest": Bug((("import time\n", "import time\n\nimport pytest\n\npytest.main = None\n"),), MODEL,
                           "imports pytest"),

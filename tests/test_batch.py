@@ -12,19 +12,27 @@ import time
 
 import pytest
 
-from corpus import BUGS, ROOT, write
+from corpus import BUGS, FULL, POINTS, ROOT, write
 from test_grader import fast_rubric, grade
+
+
+
+def without_answers(bug):
+    """The score of a corpus submission graded without an answers file."""
+    return FULL - sum(POINTS[i] for i in {*BUGS[bug].loses, "questions.answers"})
+
 
 # student -> (status, score)
 CLASS = {
-    "alice": ("graded", 100),  # a GitHub Classroom download: starter/model.py and starter/answers.yaml
+    "alice": ("graded", FULL),  # a GitHub Classroom download: starter/model.py and starter/answers.yaml
     "bob": ("no-submission", 0),  # an empty repository
-    "bare_sync": ("graded", 91),  # one bug, no answers file
-    "endless_train": ("graded", 70),  # an endless loop costs train()'s checks, not the batch
-    "exit_in_train": ("tamper-suspected", 70),
+    "bare_sync": ("graded", without_answers("bare_sync")),
+    "endless_train": ("graded", without_answers("endless_train")),  # it costs train()'s checks, not the batch
+    "exit_in_train": ("tamper-suspected", without_answers("exit_in_train")),
     "fakes_device": ("tamper-suspected", 0),
     "imports_solution": ("tamper-suspected", 0),
 }
+MAX = FULL - POINTS["part6.pipelined"]  # the bonus is extra credit
 
 
 def make_class(folder):
@@ -66,7 +74,7 @@ def test_one_row_per_student_with_its_status_and_score(graded_class):
     rows = list(csv.DictReader((out / "grades.csv").open()))
     assert [r["student"] for r in rows] == sorted(CLASS)
     assert {r["student"]: (r["status"], float(r["score"])) for r in rows} == CLASS
-    assert all(r["max"] == "100" and r["mode"] == "virtual" for r in rows)
+    assert all(r["max"] == f"{MAX:g}" and r["mode"] == "virtual" for r in rows)
     for r in rows:
         assert r["status"] == "graded" or r["reason"]
         assert (out / "feedback" / f"{r['student']}.md").read_text().startswith(f"# Grade for {r['student']}")
@@ -85,7 +93,7 @@ def test_gradescope_results_carry_the_same_points(graded_class):
     for student, (_, score) in CLASS.items():
         results = json.loads((out / "gradescope" / f"{student}.json").read_text())
         assert results["score"] == sum(t["score"] for t in results["tests"]) == score
-        assert results["max_score"] == sum(t["max_score"] for t in results["tests"]) == 100
+        assert results["max_score"] == sum(t["max_score"] for t in results["tests"]) == MAX
     results = json.loads((out / "gradescope" / "bare_sync.json").read_text())
     assert {t["number"] for t in results["tests"] if t["score"] < t["max_score"]} == {
         "part4.sync_covers_output_gpu", "questions.answers"}

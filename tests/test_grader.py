@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from corpus import ALL, BUGS, ROOT, write
+from corpus import ALL, BUGS, FULL, POINTS, ROOT, write
 
 CORRECT = ROOT / "tests" / "submissions"  # correct solutions written in other styles
 
@@ -49,14 +49,17 @@ def failed(graded):
 
 def test_solution_scores_full_marks(tmp_path):
     run, graded = grade(tmp_path, "--submission", "solutions/model.py", "--answers", "solutions/answers.yaml")
-    assert (graded["score"], graded["max_score"], graded["mode"]) == (100, 100, "virtual")
+    bonus = sum(c["points"] for c in graded["checks"] if c["max_points"] == 0)
+    assert (graded["score"], graded["max_score"], graded["mode"]) == (FULL, FULL - bonus, "virtual")
+    assert bonus == POINTS["part6.pipelined"] > 0
     assert run.returncode == 0
-    assert "Score: 100 / 100" in run.stdout and "VIRTUAL mode" in run.stdout
+    assert f"Score: {FULL:g} / {FULL - bonus:g}" in run.stdout and "VIRTUAL mode" in run.stdout
+    assert "+10 bonus" in run.stdout
 
 
 def test_starter_scores_zero_with_one_reason_per_item(tmp_path):
     run, graded = grade(tmp_path)
-    assert (graded["score"], graded["max_score"]) == (0, 100)
+    assert (graded["score"], graded["max_score"]) == (0, FULL - POINTS["part6.pipelined"])
     assert run.returncode == 1
     assert graded["submission"].endswith("starter/model.py")
     for check in graded["checks"]:
@@ -70,7 +73,7 @@ def test_starter_scores_zero_with_one_reason_per_item(tmp_path):
 def test_correct_solution_in_another_style_scores_full_marks(path, tmp_path):
     run, graded = grade(tmp_path, "--submission", str(path), "--answers", "solutions/answers.yaml")
     assert failed(graded) == [], [(c["id"], c["message"]) for c in graded["checks"] if c["status"] != "passed"]
-    assert graded["score"] == 100 and run.returncode == 0
+    assert graded["score"] == FULL and run.returncode == 0
 
 
 @pytest.mark.parametrize("name", sorted(BUGS))
@@ -83,10 +86,10 @@ def test_submission_loses_exactly_its_mistakes(name, tmp_path):
     assert all(c["status"] == "failed" and c["message"] and "internal grader error" not in c["message"]
                for c in lost)
     assert all(bug.reason in c["message"] for c in lost)
-    assert graded["score"] == 100 - sum(c["max_points"] for c in lost)
-    assert run.returncode == (1 if lost else 0)
+    assert graded["score"] == FULL - sum(POINTS[c["id"]] for c in lost)
+    assert run.returncode == (1 if graded["score"] < graded["max_score"] else 0)
     scores = [line for line in run.stdout.splitlines() if line.startswith("Score: ")]
-    assert scores[-1].startswith(f"Score: {graded['score']:g} / 100")  # the grader's line has the last word
+    assert scores[-1].startswith(f"Score: {graded['score']:g} / {graded['max_score']:g}")  # the grader's line, last
 
 
 def test_json_has_the_documented_shape(tmp_path):
@@ -111,7 +114,7 @@ def test_items_outside_their_modes_are_not_graded(tmp_path):
     first = graded["checks"][0]
     assert (first["status"], first["points"]) == ("not_graded", 0)
     assert "not graded in virtual mode" in first["message"]
-    assert (graded["score"], graded["max_score"]) == (100 - first["max_points"], 100 - first["max_points"])
+    assert (graded["score"], graded["max_score"]) == (FULL - 8, FULL - 8 - POINTS["part6.pipelined"])
 
 
 @pytest.mark.parametrize("edit, message", [

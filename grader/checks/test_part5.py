@@ -39,6 +39,8 @@ def test_figures_consistent(probe):
         expect(abs(f["idle_fraction"] - run["own_idle"]) <= 0.15,
                f"at a batch of {batch} idle_fraction is {f['idle_fraction']:.2f}; the grader measured "
                f"{run['own_idle']:.2f} for the same stages ({HINT})")
+        if not any(e["kind"] == "op" for e in run["events"]):
+            continue  # nothing was computed, so nothing measured: figures_measured's finding
         timing = Timing(run["events"], "profile_stages()")
         clocks = [i for i in timing.ends if timing.events[i].kind == "clock"]
         if clocks:

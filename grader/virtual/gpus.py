@@ -6,6 +6,7 @@ from time import process_time as cpu_clock  # bound before any clock is patched
 import torch
 
 from grader.devices import NON_COMPUTING, DeviceMode, cuda_index, tensors_in
+from grader.timeline import flops
 
 CPU = torch.device("cpu")
 # Calls real CUDA allows across devices, or that compute nothing on one.
@@ -155,10 +156,9 @@ class VirtualGPUs(DeviceMode):
     def compute(self, func, name, args, kwargs):
         if name.startswith("_foreach_"):
             return self._foreach(func, name, args, kwargs)
-        if name == "backward":  # autograd runs the backward ops out of sight: one op, timed whole
-            out, seconds = _timed(func, args, kwargs)
-            self._record(name, [self.placement(args[0])], seconds)
-            return out
+        if name == "backward":  # autograd runs the backward ops out of sight: recorded as one
+            self.trace.add("op", name, device=str(self.placement(args[0])))
+            return func(*args, **kwargs)
         if name in UNCHECKED:
             return func(*args, **kwargs)
         tensors = tensors_in(args, kwargs)
@@ -170,17 +170,11 @@ class VirtualGPUs(DeviceMode):
         if kwargs.get("device") is not None:  # factories, *_like, new_*: data goes to the CPU
             destination = self.resolve(kwargs["device"])
             kwargs = {**kwargs, "device": CPU if destination.type == "cuda" else destination}
-        out, seconds = _timed(func, args, kwargs)
+        out = func(*args, **kwargs)
         self.settle(out, destination)
         if computing and (tensors or tensors_in(out)):
-            self._record(name, [destination], seconds)
+            self.trace.add("op", name, device=str(destination), flops=flops(name, tensors, tensors_in(out)))
         return out
-
-    def _record(self, name, devices, seconds):
-        """An op, once per device it ran on, each with its share of the CPU time it took: the
-        virtual GPUs' cost model (see grader/timeline.py)."""
-        for device in devices:
-            self.trace.add("op", name, device=str(device), duration=seconds / len(devices))
 
     def _foreach(self, func, name, args, kwargs):
         """Foreach ops (the optimizers' fast path) may mix devices across list positions."""
@@ -189,8 +183,10 @@ class VirtualGPUs(DeviceMode):
             return func(*args, **kwargs)
         scalars = tensors_in([a for a in args if not any(a is l for l in lists)], kwargs)
         devices = [self.common_device([l[i] for l in lists] + scalars) for i in range(len(lists[0]))]
-        out, seconds = _timed(func, args, kwargs)
-        self._record(name, list(dict.fromkeys(devices)), seconds)
+        out = func(*args, **kwargs)
+        for device in dict.fromkeys(devices):
+            on_device = [t for l in lists for t, d in zip(l, devices) if d == device]
+            self.trace.add("op", name, device=str(device), flops=flops(name, on_device, []))
         if isinstance(out, (list, tuple)):
             for tensor, device in zip(out, devices):
                 self.settle(tensor, device)
@@ -232,13 +228,6 @@ class VirtualGPUs(DeviceMode):
 
     def _is_pinned(self, func, args, kwargs):
         return False
-
-
-def _timed(func, args, kwargs):
-    """The op's result and the CPU time it took: what it costs, whatever else the machine runs."""
-    start = cpu_clock()
-    out = func(*args, **kwargs)
-    return out, cpu_clock() - start
 
 
 _SPECIAL = {

@@ -45,3 +45,46 @@ def time_forward(model, x):
         end.record()
     end.synchronize()
     return start.elapsed_time(end) / 1000
+
+
+def profile_stages(model, x):
+    ev = {k: torch.cuda.Event(enable_timing=True) for k in "abcdefgh"}
+    x = x.to(device0)
+    with torch.cuda.device(1):
+        ev["g"].record()  # cuda:1 is idle: the forward starts now on its clock too
+    with torch.cuda.device(0):
+        ev["a"].record()
+        h = F.relu(F.linear(x, model.w_a, model.b_a))
+        ev["b"].record()
+    with torch.cuda.device(1):
+        ev["c"].record()
+        h = h.to(device1)
+        ev["d"].record()
+        ev["e"].record()
+        F.relu(F.linear(h, model.w_b, model.b_b))
+        ev["f"].record()
+        ev["h"].record()
+    ev["h"].synchronize()
+    ev["b"].synchronize()
+    s0, s1 = ev["a"].elapsed_time(ev["b"]), ev["e"].elapsed_time(ev["f"])
+    wall = ev["g"].elapsed_time(ev["h"])
+    return {"stage0_ms": s0, "transfer_ms": ev["c"].elapsed_time(ev["d"]), "stage1_ms": s1, "wall_ms": wall,
+            "idle_fraction": 1 - (s0 + s1) / (2 * wall),
+            "memory_bytes": {f"cuda:{i}": torch.cuda.memory_allocated(i) for i in range(2)}}
+
+
+class PipelinedMPModel(SimpleMPModel):
+    def __init__(self, split_size=8):
+        super().__init__()
+        self.chunk = split_size
+
+    def forward(self, x, verbose=False):
+        parts = list(x.to(device0).split(self.chunk))
+        moved = [None] * len(parts)
+        out = []
+        for i in range(len(parts) + 1):
+            if i > 0:
+                out.append(F.relu(F.linear(moved[i - 1], self.w_b, self.b_b)))
+            if i < len(parts):
+                moved[i] = F.relu(F.linear(parts[i], self.w_a, self.b_a)).to(device1)
+        return torch.cat(out)
