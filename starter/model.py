@@ -1,6 +1,7 @@
 """Practical 8: layer-wise model parallelism in PyTorch.
 
-Fill in the four TODOs, following the handout. Keep every name below: the grader calls them.
+Fill in the TODOs, following the handout (Parts 1-5; Part 6 is an optional bonus). Keep every
+name below: the grader calls them.
 Check your work with `pytest grader/` (it runs on two real GPUs, or on virtual ones if your
 machine has fewer), and run the handout's demo with `python starter/model.py`.
 """
