@@ -23,9 +23,9 @@ GRADING = pytest.StashKey()
 class Grading:
     """One grading run: what is graded, how, and what the checks found."""
 
-    def __init__(self, rubric, mode, gpus, submission, answers):
+    def __init__(self, rubric, mode, gpus, submission, answers, run_as):
         self.rubric, self.mode, self.gpus = rubric, mode, gpus
-        self.submission, self.answers = submission, answers
+        self.submission, self.answers, self.run_as = submission, answers, run_as
         self.children = {}  # probe name -> sandbox.Child
         self.results = {}  # rubric id -> Result
         self.graded = None
@@ -33,7 +33,7 @@ class Grading:
 
     def start(self, name):
         if name not in self.children:
-            self.children[name] = sandbox.Child(name, str(self.submission), self.mode, self.rubric)
+            self.children[name] = sandbox.Child(name, str(self.submission), self.mode, self.rubric, self.run_as)
         return self.children[name]
 
     def probe(self, name):
@@ -54,6 +54,8 @@ def pytest_addoption(parser):
     group.addoption("--grader-mode", choices=("auto", "real", "virtual"), default="auto",
                     help="real: two CUDA GPUs; virtual: CPU-backed ones; auto: real when two are visible")
     group.addoption("--rubric", default=str(ROOT / "rubric.yaml"), help="the rubric.yaml to score with")
+    group.addoption("--run-as", default=None, metavar="USER",
+                    help="run student code as USER (needs root; grader.batch uses nobody)")
 
 
 def pytest_configure(config):
@@ -69,7 +71,7 @@ def pytest_configure(config):
     mode = asked if asked != "auto" else ("real" if gpus >= 2 else "virtual")
     submission = pathlib.Path(config.getoption("--submission")).resolve()
     answers = pathlib.Path(config.getoption("--answers") or submission.with_name("answers.yaml")).resolve()
-    config.stash[GRADING] = Grading(rubric, mode, gpus, submission, answers)
+    config.stash[GRADING] = Grading(rubric, mode, gpus, submission, answers, config.getoption("--run-as"))
 
 
 def pytest_report_header(config):

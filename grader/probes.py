@@ -89,6 +89,8 @@ def call(what, func, *args, **kwargs):
 def _explain(error, path):
     if isinstance(error, SystemExit):
         return f"SystemExit ({guard.TAMPER}: a submission must not exit the grader)"
+    if isinstance(error, PermissionError):  # the lab touches no file: this is an attempt on ours
+        return f"PermissionError ({guard.TAMPER}: a submission must not touch the grader's files)"
     kind = type(error).__name__
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
     lines = [f.lineno for f in traceback.extract_tb(error.__traceback__) if f.filename == path]

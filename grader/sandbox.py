@@ -9,6 +9,7 @@ import ctypes
 import json
 import os
 import pathlib
+import pwd
 import resource
 import select
 import signal
@@ -30,7 +31,7 @@ class ProbeFailed(Exception):
 class Child:
     """One probe of a submission, running in a forked child from the moment it is made."""
 
-    def __init__(self, probe, submission, mode, rubric):
+    def __init__(self, probe, submission, mode, rubric, run_as=None):
         self.probe, self.seconds = probe, rubric.seconds_per_function
         self.deadline = time.monotonic() + self.seconds
         read_end, write_end = os.pipe()
@@ -38,7 +39,7 @@ class Child:
         if self.pid == 0:  # the child: never returns
             os.close(read_end)
             os.setpgid(0, 0)
-            _serve(write_end, probe, submission, mode, rubric)
+            _serve(write_end, probe, submission, mode, rubric, run_as)
         os.close(write_end)
         self.fd = read_end
         self._outcome = None
@@ -73,13 +74,15 @@ class Child:
         return ProbeFailed(outcome["failure"]) if "failure" in outcome else outcome["facts"]
 
 
-def _serve(write_end, probe, submission, mode, rubric):
+def _serve(write_end, probe, submission, mode, rubric, run_as):
     try:
         source = _read(submission)
         if mode == "virtual":
             _limit_memory(rubric.memory_bytes)  # (real CUDA reserves far more address space than it uses)
             torch.set_num_threads(1)  # one core per probe: probes run side by side, op costs stay comparable
-        die_with_parent()
+        if run_as:
+            _become(run_as)
+        die_with_parent()  # after any change of user, which clears it
         outcome = {"facts": probes.run(probe, submission, source, mode, rubric.allowed_imports)}
     except StudentError as error:
         outcome = {"failure": str(error)}
@@ -97,6 +100,15 @@ def _read(submission):
         return pathlib.Path(submission).read_text()
     except (OSError, UnicodeDecodeError) as error:
         raise StudentError(f"cannot read the submission {submission}: {error}") from None
+
+
+def _become(user):
+    """Run the submission as `user` (the batch asks for `nobody` when it runs as root), who can
+    write none of the grader's, the rubric's or the results' files."""
+    account = pwd.getpwnam(user)
+    os.setgroups([])
+    os.setgid(account.pw_gid)
+    os.setuid(account.pw_uid)
 
 
 def die_with_parent():

@@ -31,6 +31,7 @@ CLASS = {
     "exit_in_train": ("tamper-suspected", without_answers("exit_in_train")),
     "fakes_device": ("tamper-suspected", 0),
     "imports_solution": ("tamper-suspected", 0),
+    "truncates_a_file": ("tamper-suspected", 0),  # the grader's files stand for any file of ours
 }
 MAX = FULL - POINTS["part6.pipelined"]  # the bonus is extra credit
 
@@ -44,8 +45,12 @@ def make_class(folder):
     (alice.parent / "rubric.yaml").write_text("items: []\n")  # a student's own rubric is never read
     (folder / "bob").mkdir()
     for name in CLASS:
-        if name not in ("alice", "bob"):
+        if name in BUGS:
             write(name, folder)
+    target = folder.parent / "ours.txt"
+    target.write_text("the grader's\n")
+    source = (ROOT / "solutions" / "model.py").read_text()
+    (folder / "truncates_a_file.py").write_text(source.replace("device0 = ", f"import os\nos.truncate({str(target)!r}, 0)\ndevice0 = "))
     return folder
 
 
@@ -78,6 +83,14 @@ def test_one_row_per_student_with_its_status_and_score(graded_class):
     for r in rows:
         assert r["status"] == "graded" or r["reason"]
         assert (out / "feedback" / f"{r['student']}.md").read_text().startswith(f"# Grade for {r['student']}")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can run student code as nobody")
+def test_student_code_cannot_write_our_files(graded_class):
+    students, out, _ = graded_class
+    assert (students.parent / "ours.txt").read_text() == "the grader's\n"
+    reason = json.loads((out / "results" / "truncates_a_file.json").read_text())["reason"]
+    assert "PermissionError (tamper-suspected" in reason
 
 
 def test_batch_grades_equal_a_single_run(graded_class, tmp_path, fast):
