@@ -17,7 +17,7 @@ which compute synchronously on the CPU, they are *modelled* from the runtime's t
 import dataclasses
 
 LAUNCH = 5e-6  # seconds of host time to enqueue an op
-GPU_FLOPS = 10e12  # floating-point operations a second of one virtual GPU
+GPU_FLOPS = 2e12  # floating-point operations a second of one virtual GPU
 GPU_BANDWIDTH = 25e9  # bytes/s between GPUs (PCIe 4 class; NVLink is faster)
 HOST_BANDWIDTH = 12e9  # bytes/s between host and GPU (pageable memory)
 PHASES = {"stage 0": "0", "stage 1": "1", "transfer": "T", "backward": "B", "step": "S"}
