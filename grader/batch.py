@@ -24,7 +24,6 @@ import time
 
 import pytest
 import pytest_timeout  # noqa: F401 - the one plugin workers load
-import torch
 import torch._dynamo  # noqa: F401 - every optimizer step needs it: import it once, here
 
 import grader.checks.test_part1  # noqa: F401 - the pristine grader, in memory before any student code
@@ -33,7 +32,9 @@ import grader.checks.test_part3  # noqa: F401
 import grader.checks.test_part4  # noqa: F401
 import grader.checks.test_questions  # noqa: F401
 import grader.conftest  # noqa: F401
-from grader import report, rubric as rubrics, sandbox
+from grader import report, sandbox
+from grader import rubric as rubrics
+from grader.devices import choose_mode
 from grader.guard import TAMPER
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -68,7 +69,7 @@ class Batch:
         # The rubric and key the workers read: a private copy, checked after every student.
         self.private = pathlib.Path(tempfile.mkdtemp(prefix="grader-rubric-"))
         self.rubric = rubric = rubrics.load(rubric_path)
-        self.rubric_ids, self.max_score = list(rubric.items), rubric.max_score
+        self.rubric_ids = list(rubric.items)
         key_line = re.compile(r"^answer_key:.*$", re.M)
         if rubric.answer_key.exists():
             shutil.copy(rubric.answer_key, self.private / "answers.yaml")
@@ -99,9 +100,10 @@ class Batch:
         shutil.rmtree(self.private, ignore_errors=True)
 
     def record(self, student, seconds, status, reason, graded=None):
-        result = {"student": student.name, "status": status, "reason": reason, "grade": graded}
+        result = {"student": student.name, "status": status, "reason": reason,
+                  "grade": graded or self.empty_grade(reason)}
         if self.gradescope:
-            results = report.gradescope(graded or self.empty_grade(reason), seconds)
+            results = report.gradescope(result["grade"], seconds)
             _write_atomically(self.out / "gradescope" / f"{student.name}.json", json.dumps(results, indent=2) + "\n")
         _write_atomically(self.out / "feedback" / f"{student.name}.md", feedback(result))
         # Last: a student with a result counts as done, so everything else must already be there.
@@ -110,9 +112,8 @@ class Batch:
 
     def empty_grade(self, reason):
         """The grade of a submission that could not be graded: every item lost, for `reason`."""
-        checks = [{"id": i.id, "title": i.title, "points": 0.0, "max_points": i.max_points, "status": "failed",
-                   "message": reason} for i in self.rubric.items.values()]
-        return {"score": 0.0, "max_score": self.max_score, "mode": self.mode, "submission": "", "checks": checks}
+        results = {item_id: report.Result("failed", reason) for item_id in self.rubric.items}
+        return report.grade(self.rubric, results, self.mode, "")
 
     def publish(self):
         """grades.csv and grades.json from every result so far, each replaced in one step."""
@@ -121,12 +122,10 @@ class Batch:
         writer = csv.writer(rows, lineterminator="\n")
         writer.writerow(["student", "score", "max", *self.rubric_ids, "mode", "status", "reason"])
         for r in results:
-            points = {c["id"]: ("" if c["status"] == "not_graded" else f"{c['points']:g}")
-                      for c in (r["grade"] or {}).get("checks", [])}
-            grade = r["grade"] or {"score": 0, "max_score": self.max_score, "mode": self.mode}
+            grade = r["grade"]
+            points = {c["id"]: "" if c["status"] == "not_graded" else f"{c['points']:g}" for c in grade["checks"]}
             writer.writerow([r["student"], f"{grade['score']:g}", f"{grade['max_score']:g}",
-                             *(points.get(i, "0") for i in self.rubric_ids), grade["mode"], r["status"],
-                             r["reason"]])
+                             *(points[i] for i in self.rubric_ids), grade["mode"], r["status"], r["reason"]])
         _write_atomically(self.out / "grades.csv", rows.getvalue())
         _write_atomically(self.out / "grades.json", json.dumps(results, indent=2) + "\n")
 
@@ -226,8 +225,7 @@ def feedback(result):
     lines = [f"# Grade for {result['student']}", "", f"Status: **{result['status']}**"]
     if result["reason"]:
         lines.append(f"Reason: {result['reason']}")
-    if result["grade"]:
-        lines += ["", "```", *report.table(result["grade"]), "```"]
+    lines += ["", "```", *report.table(result["grade"]), "```"]
     return "\n".join(lines) + "\n"
 
 
@@ -280,10 +278,10 @@ def main(argv=None):
     parser.add_argument("--gradescope", action="store_true", help="also write gradescope/NAME.json")
     parser.add_argument("--rubric", type=pathlib.Path, default=ROOT / "rubric.yaml")
     args = parser.parse_args(argv)
-    gpus = torch.cuda.device_count()
-    mode = args.grader_mode if args.grader_mode != "auto" else ("real" if gpus >= 2 else "virtual")
-    if mode == "real" and gpus < 2:
-        parser.error(f"--grader-mode real needs two CUDA GPUs; {gpus} visible")
+    try:
+        mode, _ = choose_mode(args.grader_mode)
+    except ValueError as error:
+        parser.error(str(error))
     jobs = 1 if mode == "real" else max(1, args.jobs)  # timings on shared GPUs would disturb each other
     try:
         # Probes run in parallel in virtual mode, one after another in real mode.

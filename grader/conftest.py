@@ -8,12 +8,13 @@ import pathlib
 import time
 
 import pytest
-import torch
+import torch  # noqa: F401 - imported before the freeze below
 
 gc.freeze()  # torch's objects live for the whole run: keep them out of every collection
 
-from grader import rubric as rubrics
 from grader import probes, sandbox
+from grader import rubric as rubrics
+from grader.devices import choose_mode
 from grader.report import Result, classroom, grade, gradescope, table
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -64,11 +65,10 @@ def pytest_configure(config):
         rubric = rubrics.load(config.getoption("--rubric"))
     except rubrics.RubricError as error:
         raise pytest.UsageError(f"invalid rubric: {error}") from None
-    gpus = torch.cuda.device_count()  # NVML-based: leaves CUDA uninitialized, so probes can fork
-    asked = config.getoption("--grader-mode")
-    if asked == "real" and gpus < 2:
-        raise pytest.UsageError(f"--grader-mode real needs two CUDA GPUs; {gpus} visible")
-    mode = asked if asked != "auto" else ("real" if gpus >= 2 else "virtual")
+    try:
+        mode, gpus = choose_mode(config.getoption("--grader-mode"))
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
     submission = pathlib.Path(config.getoption("--submission")).resolve()
     answers = pathlib.Path(config.getoption("--answers") or submission.with_name("answers.yaml")).resolve()
     config.stash[GRADING] = Grading(rubric, mode, gpus, submission, answers, config.getoption("--run-as"))

@@ -158,7 +158,7 @@ def svg(timelines, width=960):
     scale = (width - 140) / max(t.wall for t in timelines)
     row, y, parts = 26, 40, []
     modelled = any(t.modelled for t in timelines)
-    heading = ("VIRTUAL GPUs: timeline modelled from the runtime's trace (see grader/timeline.py)" if modelled
+    heading = ("VIRTUAL GPUs: timeline modelled from the runtime's trace (see grader/timeline/__init__.py)" if modelled
                else "Real GPUs: kernels and copies seen by torch.profiler")
     parts.append(f'<text x="10" y="22" font-size="15" font-weight="bold">{_escape(heading)}</text>')
     for t in timelines:
@@ -207,38 +207,3 @@ def from_facts(step, title):
     if "intervals" in step:
         return Timeline(title, [Interval(**i) for i in step["intervals"]], modelled=False)
     return model(Trace.from_json(step["events"]).events, title)
-
-
-def main(argv=None):
-    import argparse
-    import pathlib
-
-    from grader import probes, rubric, sandbox
-
-    root = pathlib.Path(__file__).resolve().parent.parent
-    parser = argparse.ArgumentParser(prog="python -m grader.timeline", description=__doc__.splitlines()[0])
-    parser.add_argument("--submission", type=pathlib.Path, default=root / "starter" / "model.py")
-    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("timeline.svg"))
-    parser.add_argument("--grader-mode", choices=("auto", "real", "virtual"), default="auto")
-    args = parser.parse_args(argv)
-    import torch
-
-    mode = args.grader_mode if args.grader_mode != "auto" else ("real" if torch.cuda.device_count() >= 2 else "virtual")
-    outcome = sandbox.Child("pipeline", str(args.submission.resolve()), mode, rubric.load(root / "rubric.yaml")).outcome()
-    if isinstance(outcome, sandbox.ProbeFailed):
-        raise SystemExit(f"cannot draw the timeline: {outcome}")
-    if "error" in outcome["simple"]:
-        raise SystemExit(f"cannot draw SimpleMPModel's timeline: {outcome['simple']['error']}")
-    timelines = [from_facts(outcome["simple"], "SimpleMPModel"),
-                 from_facts(outcome["pipelined"], f"PipelinedMPModel({probes.SPLIT})")]
-    print(f"one training step at a batch of {probes.PIPELINE_BATCH} ({'|'.join(f'{c} {p}' for p, c in PHASES.items())},"
-          " . idle)")
-    for t in timelines:
-        print(describe(t))
-        print("\n".join(strip(t)))
-    args.out.write_text(svg(timelines))
-    print(f"drawn in {args.out}")
-
-
-if __name__ == "__main__":
-    main()
