@@ -46,9 +46,10 @@ def check_source(source, allowed_imports):
             if module.split(".")[0] not in allowed_imports:
                 raise Tampering(f"line {node.lineno} imports {module}; the rubric allows only "
                                 f"{', '.join(sorted(allowed_imports))}")
-        name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
-        if name in FORBIDDEN_NAMES or (isinstance(node, ast.Attribute) and name in FORBIDDEN_ATTRIBUTES):
-            raise Tampering(f"line {node.lineno} uses {name}, which the lab never needs")
+        if isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES:  # (torch.compile is no concern)
+            raise Tampering(f"line {node.lineno} uses {node.id}, which the lab never needs")
+        if isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES:
+            raise Tampering(f"line {node.lineno} uses {node.attr}, which the lab never needs")
 
 
 def _is_main_block(node):
