@@ -1,4 +1,5 @@
 """The timelines a student looks at: the idle GPU of SimpleMPModel, the overlap of pipelining."""
+import json
 import subprocess
 import sys
 
@@ -6,7 +7,7 @@ import pytest
 
 from corpus import ROOT
 from grader import probes, rubric, sandbox
-from grader.timeline import from_facts, strip
+from grader.timeline import PHASES, from_facts, strip
 
 FORWARD = ("stage 0", "stage 1", "transfer")
 PIPELINE_SPLITS = probes.PIPELINE_BATCH // probes.SPLIT
@@ -51,6 +52,13 @@ def test_tool_draws_both_models_labelled_virtual(tmp_path):
     assert f"PipelinedMPModel({probes.SPLIT})" in run.stdout
     picture = out.read_text()
     assert picture.startswith("<svg") and "VIRTUAL GPUs" in picture and picture.count("cuda:0") == 2
+    trace = json.loads(out.with_suffix(".json").read_text())["traceEvents"]
+    names = {e["args"]["name"] for e in trace if e["ph"] == "M" and e["name"] == "process_name"}
+    assert names == {"SimpleMPModel (modelled on virtual GPUs)",
+                     f"PipelinedMPModel({probes.SPLIT}) (modelled on virtual GPUs)"}
+    spans = [e for e in trace if e["ph"] == "X"]
+    assert {(e["pid"], e["tid"]) for e in spans} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    assert all(e["dur"] >= 0 and e["cat"] in PHASES for e in spans)
 
 
 def test_tool_on_the_starter_says_what_is_missing(tmp_path):

@@ -207,3 +207,17 @@ def from_facts(step, title):
     if "intervals" in step:
         return Timeline(title, [Interval(**i) for i in step["intervals"]], modelled=False)
     return model(Trace.from_json(step["events"]).events, title)
+
+
+def chrome_trace(timelines):
+    """The timelines in Chrome's trace format, which Perfetto (ui.perfetto.dev) and
+    chrome://tracing open: one process per model, one thread per GPU, times in microseconds."""
+    events = []
+    for pid, t in enumerate(timelines):
+        label = f"{t.title} ({'modelled on virtual GPUs' if t.modelled else 'torch.profiler'})"
+        events.append({"name": "process_name", "ph": "M", "pid": pid, "args": {"name": label}})
+        for gpu in range(t.gpus):
+            events.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": gpu, "args": {"name": f"cuda:{gpu}"}})
+        events += [{"name": i.name, "cat": i.phase, "ph": "X", "pid": pid, "tid": i.gpu,
+                    "ts": i.start * 1e6, "dur": (i.end - i.start) * 1e6} for i in t.intervals]
+    return {"traceEvents": events, "displayTimeUnit": "ms"}

@@ -1,11 +1,13 @@
 """`python -m grader.timeline [--submission PATH] [--out timeline.svg]`: one training step of the
-submission's SimpleMPModel and PipelinedMPModel, per GPU, as an SVG and as text strips."""
+submission's SimpleMPModel and PipelinedMPModel, per GPU, as an SVG, a Chrome trace beside it
+(timeline.json, for Perfetto) and text strips."""
 import argparse
+import json
 import pathlib
 
 from grader import probes, rubric, sandbox
 from grader.devices import choose_mode
-from grader.timeline import PHASES, describe, from_facts, strip, svg
+from grader.timeline import PHASES, chrome_trace, describe, from_facts, strip, svg
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 
@@ -33,7 +35,9 @@ def main(argv=None):
         print(describe(t))
         print("\n".join(strip(t)))
     args.out.write_text(svg(timelines))
-    print(f"drawn in {args.out}")
+    trace = args.out.with_suffix(".json")
+    trace.write_text(json.dumps(chrome_trace(timelines)))
+    print(f"drawn in {args.out}; {trace} opens in Perfetto (ui.perfetto.dev)")
 
 
 if __name__ == "__main__":
