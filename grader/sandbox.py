@@ -67,9 +67,11 @@ class Child:
         if data is None:
             return ProbeFailed(f"{what} did not finish within {self.seconds:g} s (an endless loop, or far too "
                                "much work?)")
-        if not data:
+        if not data and os.WIFSIGNALED(status):  # a crash (or the kernel's out-of-memory killer)
+            return ProbeFailed(f"the grading process crashed during {what} ({_describe(status)})")
+        if not data:  # our child always writes its line before it exits: the submission exited it
             return ProbeFailed(f"{TAMPER}: your code ended the grading process during {what} "
-                               f"({_describe(status)}); a submission must not exit or crash the process")
+                               f"({_describe(status)}); a submission must not exit the process")
         outcome = json.loads(data)
         return ProbeFailed(outcome["failure"]) if "failure" in outcome else outcome["facts"]
 
