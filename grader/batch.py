@@ -2,9 +2,11 @@
 
 SUBMISSIONS holds one folder per student (a GitHub Classroom download: `starter/model.py` and
 `starter/answers.yaml`, or both at the top) or one `NAME.py` per student (answers: `NAME.yaml`).
-Every student is graded by `pytest grader/` in a worker forked from this process, which imported
-torch and the whole grader before any student code existed: no worker starts torch afresh, and
-none can see another student's state. DIR receives, as each student finishes and atomically:
+Each worker slot has one sandboxed zygote (grader.runner, started before any student is read,
+so it never holds a secret or another student's work) that runs student code as the slot's own
+identity; each student is judged by `pytest grader/` in a worker forked from this process, which
+runs no student code. After each student every process it left is killed. DIR receives, as each
+student finishes and atomically:
 results/NAME.json, feedback/NAME.md, grades.csv and grades.json. Rerunning the same command after
 an interruption grades only the students without a result.
 """
@@ -18,86 +20,125 @@ import pathlib
 import re
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import time
 
-import pytest
-import pytest_timeout  # noqa: F401 - the one plugin workers load
-import torch._dynamo  # noqa: F401 - every optimizer step needs it: import it once, here
+sys.dont_write_bytecode = True  # nothing written into the grader's folders during a batch
 
-import grader.checks.test_part1  # noqa: F401 - the pristine grader, in memory before any student code
-import grader.checks.test_part2  # noqa: F401
-import grader.checks.test_part3  # noqa: F401
-import grader.checks.test_part4  # noqa: F401
-import grader.checks.test_questions  # noqa: F401
-import grader.conftest  # noqa: F401
-from grader import report, sandbox
-from grader import rubric as rubrics
-from grader.devices import choose_mode
-from grader.guard import TAMPER
+import pytest  # noqa: E402
+import pytest_timeout  # noqa: E402,F401 - the one plugin workers load
+
+import grader.conftest  # noqa: E402,F401 - the pristine grader, in memory before any student is read
+from grader import report  # noqa: E402
+from grader import rubric as rubrics  # noqa: E402
+from grader.contract import PROBES, TAMPER  # noqa: E402
+from grader.devices import choose_mode  # noqa: E402
+from grader.sandbox import files, isolation as isolations, runner as runners  # noqa: E402
+
+for _check in sorted((pathlib.Path(grader.conftest.__file__).parent / "checks").glob("test_*.py")):
+    __import__(f"grader.checks.{_check.stem}")  # every check module, whatever parts exist
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-STATUSES = ("graded", "timeout", "crashed", "no-submission", "tamper-suspected")
+STATUSES = ("graded", "timeout", "crashed", "no-submission", "invalid-submission", "tamper-suspected")
+NO_ISOLATION = ("a batch runs untrusted code: it needs bubblewrap (apt-get install bubblewrap, with unprivileged "
+                "user namespaces) or root (each slot gets a uid of its own); --no-isolation grades without either, "
+                "and records so in every row")
 
 
 @dataclasses.dataclass(frozen=True)
 class Student:
     name: str
+    folder: pathlib.Path  # what the student submitted: their folder, or the batch folder for NAME.py
     model: pathlib.Path | None
     answers: pathlib.Path | None
 
 
 def discover(folder):
-    """The students of a submissions folder, by name."""
+    """The students of a submissions folder, by name. Links are never followed: a folder or file
+    that is a link is still a student, with nothing readable to grade."""
     students = []
     for entry in sorted(pathlib.Path(folder).iterdir()):
-        if entry.is_dir():
-            model = next((p for p in (entry / "starter" / "model.py", entry / "model.py") if p.is_file()), None)
-            students.append(Student(entry.name, model, model.with_name("answers.yaml") if model else None))
-        elif entry.suffix == ".py":
-            students.append(Student(entry.stem, entry, entry.with_suffix(".yaml")))
+        if entry.is_dir() and not entry.is_symlink():
+            model = next((p for p in (entry / "starter" / "model.py", entry / "model.py")
+                          if p.is_file() or p.is_symlink()), None)
+            students.append(Student(entry.name, entry, model, model.with_name("answers.yaml") if model else None))
+        elif entry.suffix == ".py" or entry.is_symlink():
+            students.append(Student(entry.stem, entry.parent, entry, entry.with_suffix(".yaml")))
     return students
 
 
 class Batch:
-    def __init__(self, out, mode, jobs, seconds, gradescope, rubric_path):
+    def __init__(self, out, mode, jobs, seconds, gradescope, rubric_path, isolation, submissions):
         self.out = pathlib.Path(out)
         self.mode, self.jobs, self.seconds, self.gradescope = mode, jobs, seconds, gradescope
-        for sub in ("results", "feedback", "logs") + (("gradescope",) if gradescope else ()):
+        self.isolation = isolation
+        for sub in ("", "results", "feedback", "logs") + (("gradescope",) if gradescope else ()):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
         # The rubric and key the workers read: a private copy, checked after every student.
         self.private = pathlib.Path(tempfile.mkdtemp(prefix="grader-rubric-"))
+        self.grades = pathlib.Path(tempfile.mkdtemp(prefix="grader-grades-"))  # each worker's grade JSON
         self.rubric = rubric = rubrics.load(rubric_path)
         self.rubric_ids = list(rubric.items)
         key_line = re.compile(r"^answer_key:.*$", re.M)
         if rubric.answer_key.exists():
             shutil.copy(rubric.answer_key, self.private / "answers.yaml")
         (self.private / "rubric.yaml").write_text(key_line.sub("answer_key: answers.yaml", rubric.path.read_text()))
-        self.pristine = Pristine([*ROOT.joinpath("grader").rglob("*.py"), ROOT / "conftest.py",
-                                  *self.private.iterdir()])
+        secrets = [rubric.answer_key, ROOT / "solutions", ROOT / "tests", pathlib.Path(submissions), self.out,
+                   self.private, self.grades]
+        for path in secrets:
+            _close_to_others(path)
+        self.pristine = Pristine([ROOT / "grader", ROOT / "conftest.py", self.private])
+        self.runners = [runners.Runner(isolation, mode, rubric.allowed_imports, slot, hidden=secrets).start()
+                        for slot in range(jobs)]
+        for runner in self.runners:  # started side by side; ready before any worker is forked
+            runner.ready()
 
     def run(self, students):
         done = {s.name for s in students if (self.out / "results" / f"{s.name}.json").exists()}
         pending = [s for s in students if s.name not in done]
         running, started = {}, time.monotonic()
+        free = list(range(self.jobs))
         progress = Progress(len(students), len(done))
-        while pending or running:
-            while pending and len(running) < self.jobs:
-                student = pending.pop(0)
-                if student.model is None:
-                    self.record(student, 0.0, "no-submission", "no starter/model.py or model.py in the submission")
-                    progress.tick()
-                else:
-                    worker = Worker(student, self)
+        try:
+            while pending or running:
+                while pending and free:
+                    student = pending.pop(0)
+                    problem = _unreadable(student)
+                    if problem is not None:
+                        self.record(student, 0.0, *problem)
+                        progress.tick()
+                        continue
+                    worker = Worker(student, self, free.pop(0))
                     running[worker.pid] = worker
-            for worker in [w for w in running.values() if w.finished() or w.overdue()]:
-                del running[worker.pid]
-                self.record(worker.student, worker.seconds(), *worker.verdict(self.pristine.restore()))
-                progress.tick()
-            time.sleep(0.02)
+                for worker in [w for w in running.values() if w.finished() or w.overdue()]:
+                    del running[worker.pid]
+                    cleaned = self.clean(worker.slot)
+                    self.record(worker.student, worker.seconds(), *worker.verdict(self.pristine.restore(), cleaned))
+                    free.append(worker.slot)
+                    progress.tick()
+                time.sleep(0.02)
+        finally:
+            for runner in self.runners:
+                runner.close()
+            shutil.rmtree(self.private, ignore_errors=True)
+            shutil.rmtree(self.grades, ignore_errors=True)
         progress.close(time.monotonic() - started)
-        shutil.rmtree(self.private, ignore_errors=True)
+
+    def clean(self, slot):
+        """After a student: every process it left is killed; a zygote that cannot say so is replaced.
+        Returns whether the slot's sandbox survived the student."""
+        runner = self.runners[slot]
+        try:
+            runner.clean()
+            return True
+        except runners.RunnerLost:
+            runner.close()
+            self.runners[slot] = runners.Runner(runner.isolation, runner.mode, runner.preload, slot,
+                                                runner.hidden).start()
+            self.runners[slot].ready()
+            return False
 
     def record(self, student, seconds, status, reason, graded=None):
         result = {"student": student.name, "status": status, "reason": reason,
@@ -113,38 +154,62 @@ class Batch:
     def empty_grade(self, reason):
         """The grade of a submission that could not be graded: every item lost, for `reason`."""
         results = {item_id: report.Result("failed", reason) for item_id in self.rubric.items}
-        return report.grade(self.rubric, results, self.mode, "")
+        return report.grade(self.rubric, results, self.mode, "", self.isolation.kind)
 
     def publish(self):
         """grades.csv and grades.json from every result so far, each replaced in one step."""
         results = [json.loads(p.read_text()) for p in sorted((self.out / "results").glob("*.json"))]
         rows = io.StringIO()
         writer = csv.writer(rows, lineterminator="\n")
-        writer.writerow(["student", "score", "max", *self.rubric_ids, "mode", "status", "reason"])
+        writer.writerow(["student", "score", "max", *self.rubric_ids, "mode", "isolation", "status", "reason"])
         for r in results:
             grade = r["grade"]
             points = {c["id"]: "" if c["status"] == "not_graded" else f"{c['points']:g}" for c in grade["checks"]}
             writer.writerow([r["student"], f"{grade['score']:g}", f"{grade['max_score']:g}",
-                             *(points[i] for i in self.rubric_ids), grade["mode"], r["status"], r["reason"]])
+                             *(points.get(i, "") for i in self.rubric_ids), grade["mode"], grade.get("isolation", ""),
+                             r["status"], r["reason"]])
         _write_atomically(self.out / "grades.csv", rows.getvalue())
         _write_atomically(self.out / "grades.json", json.dumps(results, indent=2) + "\n")
 
 
-class Worker:
-    """`pytest grader/` on one submission, in its own session, forked from the pristine batch."""
+def _unreadable(student):
+    """(status, reason) for a student whose model.py cannot be graded at all, else None."""
+    if student.model is None:
+        return "no-submission", "no starter/model.py or model.py in the submission"
+    try:
+        files.read_text(student.model, files.MODEL_CAP, "model.py", student.folder)
+    except files.InvalidFile as error:
+        return ("no-submission" if error.missing else "invalid-submission"), str(error)
+    return None
 
-    def __init__(self, student, batch):
-        self.student, self.batch = student, batch
-        self.grade_json = batch.private / f"{student.name}.{os.getpid()}.json"
+
+def _close_to_others(path):
+    """Secrets and results are readable and writable by their owner only: a student's uid (uid
+    isolation, no namespaces to hide them) can reach none of them."""
+    try:
+        mode = path.stat().st_mode
+        os.chmod(path, stat.S_IMODE(mode) & ~0o007)
+    except OSError:
+        pass
+
+
+class Worker:
+    """`pytest grader/` on one submission, forked from the pristine batch; it judges what the
+    slot's sandbox reports and runs no student code itself."""
+
+    def __init__(self, student, batch, slot):
+        self.student, self.batch, self.slot = student, batch, slot
+        self.grade_json = batch.grades / f"{student.name}.json"
         self.deadline = time.monotonic() + batch.seconds
         args = [str(ROOT / "grader"), "-q", "-p", "pytest_timeout", "-p", "no:cacheprovider",
-                *(["--run-as", "nobody"] if os.geteuid() == 0 else []),  # then it can write none of our files
-                "--submission", str(student.model),
+                "--submission", str(student.model), "--submission-root", str(student.folder),
                 "--answers", str(student.answers), "--grade-json", str(self.grade_json),
-                "--grader-mode", batch.mode, "--rubric", str(batch.private / "rubric.yaml")]
+                "--grader-mode", batch.mode, "--isolation", batch.isolation.kind,
+                "--rubric", str(batch.private / "rubric.yaml")]
         self.started = time.monotonic()
         self.pid = os.fork()
         if self.pid == 0:
+            runners.ATTACHED = batch.runners[slot]
             _become_worker(batch.out / "logs" / f"{student.name}.log")
             os._exit(int(pytest.main(args)))
         self.status = None
@@ -161,13 +226,12 @@ class Worker:
     def overdue(self):
         if time.monotonic() < self.deadline:
             return False
-        _kill_session(self.pid)
+        _kill(self.pid)
         os.waitpid(self.pid, 0)
         return True
 
-    def verdict(self, tampered_files):
+    def verdict(self, tampered_files, sandbox_survived):
         """(status, reason, grade) for the student."""
-        _kill_session(self.pid)  # whatever the submission left running
         log = f"logs/{self.student.name}.log"
         if self.status is None:
             return "timeout", f"grading did not finish within {self.batch.seconds:g} s", None
@@ -179,29 +243,47 @@ class Worker:
             self.grade_json.unlink(missing_ok=True)
         if tampered_files:
             return "tamper-suspected", f"the grader's files changed during grading: {', '.join(tampered_files)}", graded
-        tampering = [c["message"] for c in graded["checks"] if TAMPER in c["message"]]
+        tampering = sorted(c["message"] for c in graded["checks"] if TAMPER in c["message"])
         if tampering:
             return "tamper-suspected", tampering[0], graded
+        if not sandbox_survived:
+            return "tamper-suspected", "the sandbox did not survive this submission (its processes were ended)", graded
         return "graded", "", graded
 
 
 class Pristine:
-    """The grader's files as the batch started; `restore()` puts back, and names, any that changed."""
+    """The grader's files as the batch started, bytecode included; `restore()` puts back, deletes
+    what was added, and names what changed."""
 
     def __init__(self, paths):
-        self.saved = {path: path.read_bytes() for path in paths}
+        self.paths = [pathlib.Path(p) for p in paths]
+        self.saved = dict(self._files())
+
+    def _files(self):
+        for path in self.paths:
+            for file in ([path] if not path.is_dir() else sorted(p for p in path.rglob("*") if not p.is_dir())):
+                try:
+                    yield file, file.read_bytes() if not file.is_symlink() else None
+                except OSError:
+                    yield file, None
 
     def restore(self):
         changed = []
+        now = dict(self._files())
+        for path in now.keys() - self.saved.keys():  # added (a planted .pyc, say)
+            changed.append(_shown(path))
+            path.unlink(missing_ok=True)
         for path, data in self.saved.items():
-            try:
-                same = path.read_bytes() == data
-            except OSError:
-                same = False
-            if not same:
-                changed.append(str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name))
+            if now.get(path, b"\0missing") != data:
+                changed.append(_shown(path))
+                path.unlink(missing_ok=True)
+                path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
-        return changed
+        return sorted(changed)
+
+
+def _shown(path):
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name)
 
 
 class Progress:
@@ -230,8 +312,7 @@ def feedback(result):
 
 
 def _become_worker(log):
-    os.setsid()  # the batch ends the whole session, and whatever the submission left in it
-    sandbox.die_with_parent()
+    os.setsid()
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -242,18 +323,11 @@ def _become_worker(log):
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # and its plugins: pytest-timeout, named below
 
 
-def _kill_session(sid):
-    """SIGKILL every process of session `sid` (Linux /proc), the worker's probes included."""
-    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid:  # field 6 of stat, the session id
-            try:
-                os.kill(int(stat.parent.name), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _describe(status):
@@ -270,27 +344,40 @@ def _write_atomically(path, text):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m grader.batch", description=__doc__.splitlines()[0])
-    parser.add_argument("submissions", type=pathlib.Path)
-    parser.add_argument("--out", type=pathlib.Path, required=True)
-    parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--grader-mode", choices=("auto", "real", "virtual"), default="auto")
+    parser.add_argument("submissions", type=pathlib.Path, help="one folder per student, or NAME.py + NAME.yaml")
+    parser.add_argument("--out", type=pathlib.Path, required=True, help="where grades, feedback and logs go")
+    parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
+                        help="submissions graded side by side (virtual mode; real mode grades one at a time)")
+    parser.add_argument("--grader-mode", choices=("auto", "real", "virtual"), default="auto",
+                        help="real: two CUDA GPUs; virtual: CPU-backed ones; auto: real when two are visible")
+    parser.add_argument("--isolation", choices=isolations.KINDS, default="auto",
+                        help="how student code is isolated (see README, 'Threat model'); auto: the strongest here")
+    parser.add_argument("--no-isolation", action="store_true", help="grade even where no isolation is available")
+    parser.add_argument("--uid-base", type=int, default=isolations.UID_BASE,
+                        help="as root, slot k runs student code as uid UID_BASE + k")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per submission")
     parser.add_argument("--gradescope", action="store_true", help="also write gradescope/NAME.json")
-    parser.add_argument("--rubric", type=pathlib.Path, default=ROOT / "rubric.yaml")
+    parser.add_argument("--rubric", type=pathlib.Path, default=ROOT / "rubric.yaml", help="the rubric to score with")
     args = parser.parse_args(argv)
+    if not args.submissions.is_dir():
+        parser.error(f"{args.submissions} is not a folder of submissions")
     try:
         mode, _ = choose_mode(args.grader_mode)
-    except ValueError as error:
+        isolation = isolations.detect(args.isolation, args.uid_base)
+        seconds_per_probe = rubrics.load(args.rubric).seconds_per_function
+    except (ValueError, isolations.IsolationError) as error:
         parser.error(str(error))
-    jobs = 1 if mode == "real" else max(1, args.jobs)  # timings on shared GPUs would disturb each other
-    try:
-        # Probes run in parallel in virtual mode, one after another in real mode.
-        seconds = args.timeout or 4 * rubrics.load(args.rubric).seconds_per_function + 30
     except rubrics.RubricError as error:
         parser.error(f"invalid rubric: {error}")
+    if isolation.kind == "none" and not args.no_isolation:
+        parser.error(NO_ISOLATION)
+    jobs = 1 if mode == "real" else max(1, args.jobs)  # timings on shared GPUs would disturb each other
+    # Probes run side by side in virtual mode, one after another in real mode.
+    seconds = args.timeout or seconds_per_probe * (len(PROBES) if mode == "real" else 1) + 60
     students = discover(args.submissions)
-    print(f"grading {len(students)} submissions in {mode} mode, {jobs} at a time", file=sys.stderr)
-    Batch(args.out, mode, jobs, seconds, args.gradescope, args.rubric).run(students)
+    print(f"grading {len(students)} submissions in {mode} mode, {jobs} at a time, isolation {isolation.kind}",
+          file=sys.stderr)
+    Batch(args.out, mode, jobs, seconds, args.gradescope, args.rubric, isolation, args.submissions).run(students)
     return 0
 
 

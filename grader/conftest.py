@@ -1,6 +1,9 @@
-"""The grader's wiring into pytest: options, mode, rubric, the probes the checks read, the report.
+"""The grader's wiring into pytest: options, mode, isolation, rubric, the probes the checks read,
+and the report. `pytest grader/` loads this file as the grader's plugin; `pytest tests/` never does.
 
-`pytest grader/` loads this file as the grader's plugin; `pytest tests/` never does.
+This process is the trusted side: it reads the submission's files, applies the static rules,
+hands the text to the sandbox (grader.sandbox) and judges what comes back. It never runs
+student code.
 """
 import gc
 import json
@@ -8,70 +11,118 @@ import pathlib
 import time
 
 import pytest
-import torch  # noqa: F401 - imported before the freeze below
+import torch  # noqa: F401 - imported before the freeze below (the reference math needs it)
 
 gc.freeze()  # torch's objects live for the whole run: keep them out of every collection
 
-from grader import probes, sandbox
-from grader import rubric as rubrics
-from grader.devices import choose_mode
-from grader.report import Result, classroom, grade, gradescope, table
+from grader import rubric as rubrics  # noqa: E402
+from grader import rules  # noqa: E402
+from grader.contract import PROBES  # noqa: E402
+from grader.devices import choose_mode  # noqa: E402
+from grader.report import Result, classroom, grade, gradescope, table  # noqa: E402
+from grader.sandbox import files, isolation as isolations, runner as runners  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GRADING = pytest.StashKey()
+SECRETS = (ROOT / "solutions", ROOT / "tests")  # never inside the sandbox, whatever binds them
 
 
 class Grading:
-    """One grading run: what is graded, how, and what the checks found."""
+    """One grading run: what is graded, how, and what the probes found."""
 
-    def __init__(self, rubric, mode, gpus, submission, answers, run_as):
-        self.rubric, self.mode, self.gpus = rubric, mode, gpus
-        self.submission, self.answers, self.run_as = submission, answers, run_as
-        self.children = {}  # probe name -> sandbox.Child
-        self.results = {}  # rubric id -> Result
-        self.graded = None
+    def __init__(self, config):
+        self.rubric = _rubric(config.getoption("--rubric"))
+        try:
+            self.mode, self.gpus = choose_mode(config.getoption("--grader-mode"))
+            self.isolation = isolations.detect(config.getoption("--isolation"))
+        except (ValueError, isolations.IsolationError) as error:
+            raise pytest.UsageError(str(error)) from None
+        self.submission = pathlib.Path(config.getoption("--submission")).absolute()
+        answers = config.getoption("--answers")
+        self.answers = pathlib.Path(answers).absolute() if answers else self.submission.with_name("answers.yaml")
+        self.root = config.getoption("--submission-root")
+        self.results, self.graded, self.session = {}, None, None
         self.started = time.monotonic()
+        self.problem = self._read()
+        self.runner, self.own_runner = runners.ATTACHED, runners.ATTACHED is None
+        if self.problem is None and self.own_runner:
+            hidden = [self.rubric.answer_key, *SECRETS]
+            self.runner = runners.Runner(self.isolation, self.mode, self.rubric.allowed_imports, hidden=hidden).start()
 
-    def start(self, name):
-        if name not in self.children:
-            self.children[name] = sandbox.Child(name, str(self.submission), self.mode, self.rubric, self.run_as)
-        return self.children[name]
+    def _read(self):
+        """The submission's text, checked by the static rules; the reason it cannot be graded, or None."""
+        try:
+            self.source = files.read_text(self.submission, files.MODEL_CAP, "the submission", self.root)
+            rules.check(self.source, self.rubric.allowed_imports)
+        except files.InvalidFile as error:
+            return f"cannot read the submission: {error}"
+        except SyntaxError as error:
+            return f"your submission does not compile: {error.msg} (line {error.lineno})"
+        except rules.Refusal as refusal:
+            return str(refusal)
+        return None
+
+    def begin(self):
+        """Start every probe: side by side on virtual GPUs, one at a time on real ones (the zygote
+        orders them), so no probe's timing disturbs another's."""
+        if self.problem is None and self.session is None:
+            limits = runners.Limits(self.rubric.seconds_per_function, self.rubric.memory_bytes)
+            try:
+                self.session = self.runner.grade(self.source, "model.py", list(PROBES), limits)
+            except runners.RunnerLost as error:
+                self.problem = f"the sandbox could not grade the submission: {error}"
+
+    def outcome(self, name):
+        self.begin()
+        if self.problem is not None:
+            return runners.Outcome(failure=self.problem)
+        return self.session.outcome(name)
 
     def probe(self, name):
-        outcome = self.start(name).outcome()
-        if isinstance(outcome, sandbox.ProbeFailed):
-            pytest.fail(str(outcome), pytrace=False)
-        return outcome
+        outcome = self.outcome(name)
+        if outcome.failure is not None:
+            pytest.fail(outcome.failure, pytrace=False)
+        return outcome.facts
+
+    def finish(self):
+        if self.session is not None:
+            self.session.finish()
+        if self.own_runner and self.runner is not None:
+            try:
+                self.runner.clean()
+            except runners.RunnerLost:
+                pass
+            self.runner.close()
+
+
+def _rubric(path):
+    try:
+        return rubrics.load(path)
+    except rubrics.RubricError as error:
+        raise pytest.UsageError(f"invalid rubric: {error}") from None
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("grader", "lab grader")
     group.addoption("--submission", default=str(ROOT / "starter" / "model.py"), help="the model.py to grade")
     group.addoption("--answers", default=None, help="its answers.yaml (default: beside the submission)")
+    group.addoption("--submission-root", default=None, metavar="DIR",
+                    help="the student's folder: no component between it and the files may be a link (batch)")
     group.addoption("--grade-json", default=None, metavar="PATH", help="also write the grade as JSON")
     group.addoption("--gradescope", default=None, metavar="PATH", help="also write Gradescope's results.json")
     group.addoption("--classroom", default=None, metavar="PATH",
                     help="also write GitHub Classroom's reporter result (JSON; base64 it into <RUNNER>_RESULTS)")
     group.addoption("--grader-mode", choices=("auto", "real", "virtual"), default="auto",
                     help="real: two CUDA GPUs; virtual: CPU-backed ones; auto: real when two are visible")
+    group.addoption("--isolation", choices=isolations.KINDS, default="auto",
+                    help="how student code is isolated: bwrap (namespaces), uid (root: a uid of its own), none; "
+                         "auto: the strongest available")
     group.addoption("--rubric", default=str(ROOT / "rubric.yaml"), help="the rubric.yaml to score with")
-    group.addoption("--run-as", default=None, metavar="USER",
-                    help="run student code as USER (needs root; grader.batch uses nobody)")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "rubric(id): the rubric item this check awards")
-    try:
-        rubric = rubrics.load(config.getoption("--rubric"))
-    except rubrics.RubricError as error:
-        raise pytest.UsageError(f"invalid rubric: {error}") from None
-    try:
-        mode, gpus = choose_mode(config.getoption("--grader-mode"))
-    except ValueError as error:
-        raise pytest.UsageError(str(error)) from None
-    submission = pathlib.Path(config.getoption("--submission")).resolve()
-    answers = pathlib.Path(config.getoption("--answers") or submission.with_name("answers.yaml")).resolve()
-    config.stash[GRADING] = Grading(rubric, mode, gpus, submission, answers, config.getoption("--run-as"))
+    config.stash[GRADING] = Grading(config)
 
 
 def pytest_report_header(config):
@@ -81,7 +132,8 @@ def pytest_report_header(config):
     else:
         mode = (f"VIRTUAL mode: {g.gpus} CUDA GPU(s) visible, fewer than two; checks run on virtual "
                 "GPUs backed by the CPU (see README, 'Virtual mode')")
-    return [f"grader: {mode}", f"grader: submission {g.submission}", f"grader: answers {g.answers}"]
+    return [f"grader: {mode}", f"grader: isolation {g.isolation.kind} ({g.isolation.describe()})",
+            f"grader: submission {g.submission}", f"grader: answers {g.answers}"]
 
 
 @pytest.hookimpl(tryfirst=True)  # before -k/-m deselect: the mapping is checked on every check
@@ -101,16 +153,12 @@ def pytest_collection_modifyitems(config, items):
         if g.mode not in g.rubric.items[item_id].modes:
             item.add_marker(pytest.mark.skip(reason=f"not graded in {g.mode} mode"))
         # A backstop: probes enforce their own limit and report it more precisely.
-        item.add_marker(pytest.mark.timeout(g.rubric.seconds_per_function + 30))
+        item.add_marker(pytest.mark.timeout(g.rubric.seconds_per_function * len(PROBES) + 60))
 
 
 def pytest_collection_finish(session):
-    """Virtual GPUs: start every probe at once, so they share the cores while the checks wait.
-    Real GPUs: one at a time, as needed, so that no probe's timing disturbs another's."""
-    g = session.config.stash[GRADING]
-    if g.mode == "virtual" and session.items:
-        for name in probes.DESCRIPTIONS:
-            g.start(name)
+    if session.items:
+        session.config.stash[GRADING].begin()
 
 
 @pytest.fixture(scope="session")
@@ -154,11 +202,10 @@ def pytest_sessionfinish(session, exitstatus):
     g = session.config.stash.get(GRADING, None)
     if g is None:
         return
-    for child in g.children.values():
-        child.close()
+    g.finish()
     if session.config.option.collectonly:
         return
-    g.graded = grade(g.rubric, g.results, g.mode, g.submission)
+    g.graded = grade(g.rubric, g.results, g.mode, g.submission, g.isolation.kind)
     outputs = {
         "--grade-json": lambda: g.graded,
         "--gradescope": lambda: gradescope(g.graded, time.monotonic() - g.started),
@@ -166,7 +213,9 @@ def pytest_sessionfinish(session, exitstatus):
     }
     for option, make in outputs.items():
         if session.config.getoption(option):
-            pathlib.Path(session.config.getoption(option)).write_text(json.dumps(make(), indent=2) + "\n")
+            path = pathlib.Path(session.config.getoption(option))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(make(), indent=2) + "\n")
     if g.graded["score"] < g.graded["max_score"]:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -11,6 +11,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
+from grader.costs import flops
 from grader.patching import Patcher
 
 # Calls that reshape, name or inspect a tensor without computing anything: they are not ops in
@@ -72,9 +73,10 @@ class DeviceMode(TorchFunctionMode):
             return self.attribute(func, func.__self__.__name__, args)
         if name in TRANSFERS:
             return self.transfer(func, name, args, kwargs)
-        if name in HOST_READS:
+        out = self.compute(func, name, args, kwargs)
+        if name in HOST_READS and args and isinstance(args[0], torch.Tensor):
             self.host_read(name, args[0])
-        return self.compute(func, name, args, kwargs)
+        return out
 
     def placement(self, tensor):
         return tensor.device
@@ -83,9 +85,16 @@ class DeviceMode(TorchFunctionMode):
         return func(*args)
 
     def host_read(self, name, tensor):
+        """Reading a GPU value waits for its GPU (a `sync`); a scalar's value is kept either way."""
         device = self.placement(tensor)
+        value = _scalar(tensor)
         if device.type == "cuda":
-            self.trace.add("sync", name, device=str(device))
+            self.wait(name, device, value)
+        elif value is not None:
+            self.trace.add("value", name, device=str(device), value=value)
+
+    def wait(self, name, device, value=None):
+        self.trace.add("sync", name, device=str(device), value=value)
 
     def transfer(self, func, name, args, kwargs):
         if name == "copy_":
@@ -100,14 +109,17 @@ class DeviceMode(TorchFunctionMode):
     def record_transfer(self, source, destination, tensor):
         if source != destination:
             nbytes = tensor.numel() * tensor.element_size()
-            self.trace.add("transfer", "to", device=str(destination), source=str(source), nbytes=nbytes)
+            self.trace.add("transfer", "to", device=str(destination), source=str(source), nbytes=nbytes,
+                           reads=self.trace.labels([tensor]))
 
     def compute(self, func, name, args, kwargs):
         out = func(*args, **kwargs)
         if name not in NON_COMPUTING:
-            involved = tensors_in(args, kwargs) or tensors_in(out)
+            inputs = tensors_in(args, kwargs)
+            involved = inputs or tensors_in(out)
             if involved:
-                self.trace.add("op", name, device=str(self.placement(involved[0])))
+                self.trace.add("op", name, device=str(self.placement(involved[0])),
+                               flops=flops(name, inputs, tensors_in(out)), reads=self.trace.labels(inputs))
         return out
 
 
@@ -134,26 +146,39 @@ def real_gpus(trace, namespaces=()):
     return active(DeviceMode(trace), lambda patcher: _record_cuda_sync(trace, patcher), namespaces)
 
 
+def _scalar(tensor):
+    """The value of a one-element tensor (read with the mode off: we are inside its handler)."""
+    try:
+        return float(tensor.detach().item()) if tensor.numel() == 1 and not tensor.is_complex() else None
+    except (RuntimeError, TypeError, ValueError):
+        return None
+
+
 def _record_cuda_sync(trace, patcher):
     cuda = torch.cuda
     real_synchronize, real_event = cuda.synchronize, cuda.Event
+    numbers = iter(range(1, 1 << 62))  # events are numbered as recorded, as on virtual GPUs
 
     def synchronize(device=None):
         trace.add("sync", "synchronize", device=f"cuda:{cuda_index(device, cuda.current_device())}")
         return real_synchronize(device)
 
     class Event(real_event):
+        number = None
+
         def record(self, stream=None):
             super().record(stream)
-            trace.add("cuda_event", "record", device=str(self.device))
+            self.number = next(numbers)
+            trace.add("cuda_event", "record", device=str(self.device), ids=[self.number])
 
         def synchronize(self):
-            trace.add("sync", "event.synchronize", device=str(self.device))
+            trace.add("sync", "event.synchronize", device=str(self.device), ids=[self.number])
             return super().synchronize()
 
         def elapsed_time(self, end_event):
             ms = super().elapsed_time(end_event)
-            trace.add("cuda_event", "elapsed_time", device=str(self.device), value=ms)
+            trace.add("cuda_event", "elapsed_time", device=str(self.device), value=ms,
+                      ids=[self.number, getattr(end_event, "number", None)])
             return ms
 
     patcher.setattr(cuda, "synchronize", synchronize)

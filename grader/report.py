@@ -9,7 +9,7 @@ class Result:
     message: str = ""
 
 
-def grade(rubric, results, mode, submission):
+def grade(rubric, results, mode, submission, isolation):
     """The `--grade-json` shape. Items not graded in this mode count toward neither score."""
     checks = []
     for item in rubric.items.values():
@@ -28,6 +28,7 @@ def grade(rubric, results, mode, submission):
         "score": sum(c["points"] for c in checks),
         "max_score": sum(c["max_points"] for c in checks if c["status"] != "not_graded"),
         "mode": mode,
+        "isolation": isolation,
         "submission": str(submission),
         "checks": checks,
     }

@@ -8,20 +8,33 @@ import dataclasses
 import functools
 import sys
 import time
+import weakref
 
 CLOCKS = ("time", "perf_counter", "monotonic", "time_ns", "perf_counter_ns", "monotonic_ns")
+# op: computed on a device; transfer: a copy between devices; sync: the host waited for a GPU (a
+# synchronize, or reading a GPU value); value: a CPU scalar read into Python; clock: a clock read;
+# cuda_event: an event recorded or timed; print: text written to stdout.
+KINDS = frozenset({"op", "transfer", "sync", "value", "clock", "cuda_event", "print"})
+TEXT_CAP = 4096  # characters of one print kept in the trace
 
 
 @dataclasses.dataclass(frozen=True)
 class Event:
-    kind: str  # "op", "transfer", "sync", "clock" or "cuda_event"
-    name: str  # the op, the clock function, or the call that synchronized or recorded
+    kind: str  # one of KINDS
+    name: str  # the op, the clock function, or the call that synchronized, read or recorded
     device: str | None = None  # op: where it ran; transfer: destination; sync, cuda_event: the GPU
     source: str | None = None  # transfer: where the data came from
     nbytes: int = 0  # transfer: bytes moved
-    value: float | None = None  # clock: the reading; cuda_event: host seconds when recorded (virtual)
-    flops: int | None = None  # op on a virtual GPU: its floating-point operations (the timeline's cost)
+    value: float | None = None  # clock: the reading; sync or value: the scalar read; elapsed_time: ms
+    flops: int | None = None  # op: its floating-point operations under grader.costs
     line: int | None = None  # the submission's line that caused it, when known
+    ids: list | None = None  # cuda_event: [its number]; elapsed_time: [start, end]; event.synchronize: [n]
+    reads: list | None = None  # op, transfer: the watched inputs (the grader's batch) it consumed
+    text: str | None = None  # print: what was written to stdout
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown event kind {self.kind!r}")
 
     @property
     def seconds(self):
@@ -34,6 +47,25 @@ class Trace:
         self.events = []
         self.sources = {str(s) for s in sources}  # files whose line numbers events report
         self._paused = 0
+        self._watched = weakref.WeakKeyDictionary()  # storage -> label ("x", "y"): the grader's batch
+
+    def watch(self, tensor, label):
+        """Mark `tensor`'s storage, so that every op or copy reading it says so (`Event.reads`)."""
+        self._watched[tensor.untyped_storage()] = label
+
+    def labels(self, tensors):
+        """The watched labels among `tensors`, or None."""
+        if not self._watched:
+            return None
+        found = []
+        for tensor in tensors:
+            try:
+                label = self._watched.get(tensor.untyped_storage())
+            except (RuntimeError, NotImplementedError, TypeError):
+                continue
+            if label is not None and label not in found:
+                found.append(label)
+        return found or None
 
     def add(self, kind, name, **fields):
         if not self._paused:
@@ -89,3 +121,25 @@ class Trace:
         trace = cls()
         trace.events = [Event(**e) for e in events]
         return trace
+
+
+class Printed:
+    """stdout while a probe watches the submission print: each write becomes a `print` event, in
+    order with the GPU work around it, and the text is kept (up to `cap` characters)."""
+
+    def __init__(self, trace, cap=64 * 1024):
+        self.trace, self.cap, self.parts, self.size = trace, cap, [], 0
+
+    def write(self, text):
+        text = str(text)
+        if self.size < self.cap:  # past the cap, nothing more is kept, in the text or the trace
+            self.parts.append(text[:self.cap - self.size])
+            self.size += len(self.parts[-1])
+            self.trace.add("print", "stdout", text=text[:TEXT_CAP])
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def getvalue(self):
+        return "".join(self.parts)

@@ -59,7 +59,7 @@ BUGS = {
                                 '"stage1_ms": 1.0, "wall_ms": 2.2, "idle_fraction": 1 - 2.0 / 4.4, "memory_bytes": '
                                 '{str(d): torch.cuda.memory_allocated(d) for d in (device0, device1)}}\n'
                                 '    timing = {name: torch.cuda.Event'),),
-                              ("part5.figures_measured",), "do not return constants"),
+                              ("part5.figures_measured",), "not what the code measured"),
     "profile_no_sync": Bug((("        timing[\"stage1_end\"].record()\n    torch.cuda.synchronize(device0)\n"
                              "    torch.cuda.synchronize(device1)\n", "        timing[\"stage1_end\"].record()\n"),),
                            PART5, "device not ready"),
@@ -70,7 +70,9 @@ BUGS = {
     "pipeline_reordered": Bug((("return torch.cat(outputs)", "return torch.cat(outputs[::-1])"),),
                               ("part6.pipelined",), "differs from relu(W2 relu(W1 x + b1) + b2)"),
     "host_round_trip": Bug((("x = x.to(device1)", "x = x.cpu().to(device1)"),), ("part1.single_transfer",)),
-    "no_relu2": Bug((("return self.relu2(self.layer2(x))", "return self.layer2(x)"),), ("part1.forward_math",)),
+    # The reference training is the lab's network in the grader's own math: a forward bug shows there too.
+    "no_relu2": Bug((("return self.relu2(self.layer2(x))", "return self.layer2(x)"),),
+                    ("part1.forward_math", "part2.matches_sgd")),
     "verbose_always": Bug(tuple((f"        if verbose:\n            print(\"{w} move:\", x.device)",
                                  f"        print(\"{w} move:\", x.device)") for w in ("Before", "After")),
                           ("part3.prints_devices",)),
@@ -86,17 +88,18 @@ BUGS = {
                             ("x = x.to(device1)", "x = x.to(device0)"), ("y = y.to(device1)", "y = y.to(device0)")),
                            ("part1.layer2_on_cuda1", "part1.output_on_cuda1", "part1.single_transfer",
                             "part3.prints_devices", *PART5, "part6.pipelined")),
-    # A forward that cannot run fails every check that needs its output.
+    # A forward that cannot run fails every check that needs its output; what it did first still counts.
     "no_transfer": Bug((("        x = x.to(device1)\n", ""),),
-                       (*FORWARD, *PART2, "part3.prints_devices", *PART4), "cuda:0 and cuda:1!"),
+                       (*FORWARD[1:], *PART2, "part3.prints_devices", *PART4), "cuda:0 and cuda:1!"),
     "no_train": Bug((("def train(", "def trian("),), PART2, "defines no `train`"),
     "endless_train": Bug((("    return losses\n", "    while True:\n        pass\n"),), PART2, "did not finish within"),
     "syntax_error": Bug((("lr=0.01):", "lr=0.01)"),), MODEL, "does not compile"),
     # Abuse: each is tamper-suspected in the items it touches, and gains nothing.
+    # os is allowed here, so that the private os._exit is what the rules refuse.
     "exit_in_train": Bug((("    optimizer = optim.SGD", "    import os\n    os._exit(0)\n    optimizer = optim.SGD"),),
-                         PART2, "tamper-suspected: your code ended the grading process during train()", ("os",)),
+                         MODEL, "tamper-suspected: line 33 uses ._exit", ("os",)),
     "reaches_torch_os": Bug((("    optimizer = optim.SGD", "    torch.os._exit(0)\n    optimizer = optim.SGD"),),
-                            MODEL, "tamper-suspected: line 32 uses os"),
+                            MODEL, "tamper-suspected: line 32 uses ."),
     "exit_at_import": Bug((("device0 = ", "raise SystemExit(3)\ndevice0 = "),), MODEL, "SystemExit (tamper-suspected"),
     "imports_os": Bug((("import time\n", "import os\nimport time\n"),), MODEL, "tamper-suspected: line 2 imports os"),
     "imports_solution": Bug((("import time\n", "import time\nfrom solutions.model import train as _reference\n"),),
@@ -115,6 +118,81 @@ BUGS = {
     "huge_allocation": Bug((("device1 = torch.device(\"cuda:1\")\n",
                              "device1 = torch.device(\"cuda:1\")\nWORKSPACE = torch.ones(8 * 2**30)  # 32 GB\n"),),
                            MODEL, "can't allocate memory"),
+    # Points without the skill (issue 9): each gains nothing.
+    "hardcoded_losses": Bug((("    return losses\n", "    return [1.0 - 0.1 * i for i in range(steps)]\n"),),
+                            ("part2.losses_returned", "part2.loss_decreases", "part2.matches_sgd"), "returned"),
+    "no_step": Bug((("        optimizer.step()\n", ""),), ("part2.loss_decreases", "part2.matches_sgd")),
+    "fresh_batch_each_step": Bug((("loss = loss_fn(model(x), y)",
+                                   "loss = loss_fn(model(torch.randn(32, 1000)), torch.randn(32, 1000).to(device1))"),),
+                                 ("part2.loss_decreases", "part2.matches_sgd")),
+    "skips_last_step": Bug((("        optimizer.step()\n", "        if _ < steps - 1:\n            optimizer.step()\n"),),
+                           ("part2.matches_sgd",), "one step's update"),
+    "nan_weights": Bug((("    return losses\n", "    with torch.no_grad():\n        model.layer1.weight.fill_(float('nan'))\n"
+                                              "    return losses\n"),), ("part2.matches_sgd",), "NaN"),
+    "profile_host_clock": Bug((('        "stage0_ms": timing["stage0_start"].elapsed_time(timing["stage0_end"]),',
+                                '        "stage0_ms": wall_ms / 2,'),), ("part5.figures_measured",), "stage0_ms"),
+    "profile_events_on_cuda0": Bug((("    with torch.cuda.device(device1):\n        timing[\"transfer_start\"]",
+                                     "    with torch.cuda.device(device0):\n        timing[\"transfer_start\"]"),),
+                                   ("part5.figures_measured",), "transfer_ms, stage1_ms"),
+    "profile_made_up": Bug((('    timing = {name: torch.cuda.Event', '    b = x.shape[0] / 32\n    return {"stage0_ms": b, '
+                             '"transfer_ms": 0.1 * b, "stage1_ms": b, "wall_ms": 2.2 * b, "idle_fraction": 1 - 2 / 4.4, '
+                             '"memory_bytes": {str(d): torch.cuda.memory_allocated(d) for d in (device0, device1)}}\n'
+                             '    timing = {name: torch.cuda.Event'),),
+                           ("part5.figures_measured",), "ran no forward pass"),
+    "event_before_forward": Bug(((TIMED, "    done = torch.cuda.Event()\n    with torch.cuda.device(device1):\n"
+                                         "        done.record()\n    start = time.perf_counter()\n    model(x)\n"
+                                         "    done.synchronize()\n    return time.perf_counter() - start\n"),),
+                                PART4[:2]),
+    "prints_without_move": Bug((('        x = x.to(device1)\n        if verbose:\n            print("After move:", x.device)\n',
+                                 '        if verbose:\n            print("After move: cuda:1")\n        x = x.to(device1)\n'),),
+                               ("part3.prints_devices",)),
+    "pipeline_not_pipelined": Bug((("        chunks = iter(x.to(device0).split(self.split_size))",
+                                    "        return super().forward(x)\n        chunks = iter(x.to(device0).split(self.split_size))"),),
+                                  ("part6.pipelined",), "layer1 ran 1 time"),
+    "pipeline_dummy_work": Bug((("            outputs.append(self.relu2(self.layer2(moved)))  # queued on cuda:1 ...\n",
+                                 "            outputs.append(self.relu2(self.layer2(moved)))\n"
+                                 "            moved.t() @ moved  # busy work on cuda:1, to look overlapped\n"),),
+                               ("part6.pipelined",), "times the work"),
+    "output_subclass": Bug((("class SimpleMPModel(nn.Module):",
+                             "class OnCuda1(torch.Tensor):\n    @property\n    def device(self):\n"
+                             "        return device1\n\n\nclass SimpleMPModel(nn.Module):"),
+                            ("return self.relu2(self.layer2(x))", "return self.relu2(self.layer2(x)).as_subclass(OnCuda1)")),
+                           ("part1.output_on_cuda1", "part1.forward_math"), "not a plain torch.Tensor"),
+    "parameter_subclass": Bug((("class SimpleMPModel(nn.Module):",
+                                "class Placed(nn.Parameter):\n    pass\n\n\nclass SimpleMPModel(nn.Module):"),
+                               ("        self.relu1 = nn.ReLU().to(device0)\n",
+                                "        self.relu1 = nn.ReLU().to(device0)\n        self.layer1.weight = "
+                                "Placed(self.layer1.weight.detach())\n")),
+                              tuple(i for i in MODEL if i != "part1.layer2_on_cuda1"), "not a plain torch Parameter"),
+    "cpu_as_wait": Bug(((TIMED, TIMED.replace("    model(x)\n    torch.cuda.synchronize(device1)\n",
+                                              "    model(x).cpu()\n")),), ()),
+    "layer2_alone_on_cuda0": Bug((("nn.Linear(2000, 1000).to(device1)", "nn.Linear(2000, 1000).to(device0)"),),
+                                 ("part1.layer2_on_cuda1", "part1.output_on_cuda1", "part1.forward_math",
+                                  "part1.single_transfer", *PART2, "part3.prints_devices", *PART4, *PART5,
+                                  "part6.pipelined")),
+    # Reaching past the contract (issue 8): refused before anything runs.
+    "from_torch_import_os": Bug((("import time\n", "import time\nfrom torch import os\n"),), MODEL,
+                                "tamper-suspected: line 2 reaches the module os"),
+    "getattr_torch_os": Bug((("device0 = ", "getattr(torch, 'o' + 's')\ndevice0 = "),), MODEL, "uses getattr"),
+    "collections_sys": Bug((("import time\n", "import time\nimport collections\ncollections._sys.exit(0)\n"),), MODEL,
+                           "tamper-suspected: line 4 reaches the module sys"),
+    "print_self": Bug((("device0 = ", "builtins_module = print.__self__\ndevice0 = "),), MODEL, "uses .__self__"),
+    "traceback_frames": Bug((("    optimizer = optim.SGD", "    try:\n        1 / 0\n    except ZeroDivisionError as e:\n"
+                                                       "        e.__traceback__.tb_frame.f_back.f_globals\n"
+                                                       "    optimizer = optim.SGD"),), MODEL, "tamper-suspected"),
+    "torch_load": Bug((("device0 = ", "torch.load('/etc/passwd', weights_only=False)\ndevice0 = "),), MODEL,
+                      "uses .load"),
+    "cpp_extension_subprocess": Bug((("import time\n", "import time\nfrom torch.utils.cpp_extension import subprocess\n"),),
+                                    MODEL, "tamper-suspected"),
+    "fx_exec": Bug((("device0 = ", "torch.fx.graph_module._exec_with_source('1', {})\ndevice0 = "),), MODEL,
+                   "tamper-suspected"),
+    "typing_operator": Bug((("import time\n", "import time\nimport typing\nGET = typing.operator.attrgetter\n"),),
+                           MODEL, "the module operator"),
+    "torch_hub_json": Bug((("import time\n", "import time\nfrom torch.hub import json\n"),), MODEL, "tamper-suspected"),
+    "subclasses_walk": Bug((("device0 = ", "classes = type(0).mro()[-1].__subclasses__()\ndevice0 = "),), MODEL,
+                           "uses .__subclasses__"),
+    "imports_numpy": Bug((("import time\n", "import time\nimport numpy\n"),), MODEL,
+                         "line 2 imports numpy, which this lab does not allow; remove it"),
 }
 
 

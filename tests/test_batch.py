@@ -31,7 +31,8 @@ CLASS = {
     "exit_in_train": ("tamper-suspected", without_answers("exit_in_train")),
     "fakes_device": ("tamper-suspected", 0),
     "imports_solution": ("tamper-suspected", 0),
-    "truncates_a_file": ("tamper-suspected", 0),  # the grader's files stand for any file of ours
+    "truncates_a_file": ("graded", 0),  # the grader's files stand for any file of ours: it cannot reach them
+    "links_to_alice": ("invalid-submission", 0),  # model.py -> ../alice/starter/model.py
 }
 MAX = FULL - POINTS["part6.pipelined"]  # the bonus is extra credit
 
@@ -51,6 +52,8 @@ def make_class(folder):
     target.write_text("the grader's\n")
     source = (ROOT / "solutions" / "model.py").read_text()
     (folder / "truncates_a_file.py").write_text(source.replace("device0 = ", f"import os\nos.truncate({str(target)!r}, 0)\ndevice0 = "))
+    (folder / "links_to_alice").mkdir()
+    (folder / "links_to_alice" / "model.py").symlink_to(alice / "model.py")
     return folder
 
 
@@ -85,12 +88,23 @@ def test_one_row_per_student_with_its_status_and_score(graded_class):
         assert (out / "feedback" / f"{r['student']}.md").read_text().startswith(f"# Grade for {r['student']}")
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root can run student code as nobody")
 def test_student_code_cannot_write_our_files(graded_class):
     students, out, _ = graded_class
     assert (students.parent / "ours.txt").read_text() == "the grader's\n"
-    reason = json.loads((out / "results" / "truncates_a_file.json").read_text())["reason"]
-    assert "PermissionError (tamper-suspected" in reason
+    message = json.loads((out / "results" / "truncates_a_file.json").read_text())["grade"]["checks"][0]["message"]
+    assert "FileNotFoundError" in message or "PermissionError" in message
+
+
+def test_a_link_to_a_classmates_file_is_not_graded_as_ones_own(graded_class):
+    _, out, _ = graded_class
+    result = json.loads((out / "results" / "links_to_alice.json").read_text())
+    assert "symbolic link" in result["reason"] and result["grade"]["score"] == 0
+
+
+def test_every_row_records_its_isolation(graded_class):
+    _, out, _ = graded_class
+    rows = list(csv.DictReader((out / "grades.csv").open()))
+    assert {r["isolation"] for r in rows} == {"bwrap" if shutil.which("bwrap") else "uid"}
 
 
 def test_batch_grades_equal_a_single_run(graded_class, tmp_path, fast):
@@ -151,12 +165,95 @@ def test_classroom_reporter_adds_up_to_the_grade(tmp_path):
 def test_changed_grader_files_are_restored_and_named(tmp_path):
     from grader.batch import Pristine
 
-    kept, gone = tmp_path / "rubric.yaml", tmp_path / "conftest.py"
+    kept, gone, package = tmp_path / "rubric.yaml", tmp_path / "conftest.py", tmp_path / "checks"
     kept.write_text("items: [a]\n")
     gone.write_text("pytest_plugins = []\n")
-    pristine = Pristine([kept, gone])
+    (package / "__pycache__").mkdir(parents=True)
+    pristine = Pristine([kept, gone, package])
     assert pristine.restore() == []
     kept.write_text("items: []\n")
     gone.unlink()
-    assert sorted(pristine.restore()) == ["conftest.py", "rubric.yaml"]
+    planted = package / "__pycache__" / "test_part1.cpython-311.pyc"
+    planted.write_bytes(b"planted bytecode")
+    assert pristine.restore() == ["conftest.py", "rubric.yaml", "test_part1.cpython-311.pyc"]
     assert kept.read_text() == "items: [a]\n" and gone.read_text() == "pytest_plugins = []\n"
+    assert not planted.exists()
+
+
+SABOTAGE = """
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            fd = os.open("/dev/shm/left-behind", os.O_CREAT | os.O_WRONLY)
+            os.write(fd, b"x" * 4096)
+            for _ in range(600):  # kill every process it can see, for a minute
+                try:
+                    os.kill(-1, 9)
+                except OSError:
+                    pass
+                time.sleep(0.1)
+        os._exit(0)
+    for _ in range(20):
+        print("y" * (1 << 20))
+"""
+BOMB = 'a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]\n' + "".join(
+    f'{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n' for p, c in zip("abcdefgh", "bcdefghi"))
+
+
+@pytest.fixture(scope="module")
+def hostile_class(tmp_path_factory, fast):
+    """Two honest students beside one who attacks everything it can reach, and two whose answers
+    file is hostile."""
+    folder = tmp_path_factory.mktemp("hostile") / "class"
+    folder.mkdir()
+    source = (ROOT / "solutions" / "model.py").read_text()
+    for name in ("alice", "carol", "bomb", "zero"):
+        (folder / f"{name}.py").write_text(source)
+    for name in ("alice", "carol", "saboteur"):
+        shutil.copy(ROOT / "solutions" / "answers.yaml", folder / f"{name}.yaml")
+    (folder / "saboteur.py").write_text("import os\n" + source.replace(
+        "def train(model, x, y, steps=5, lr=0.01):\n", "def train(model, x, y, steps=5, lr=0.01):\n" + SABOTAGE))
+    (folder / "bomb.yaml").write_text(BOMB)
+    (folder / "zero.yaml").symlink_to("/dev/zero")
+    out = folder.parent / "out"
+    run = batch(folder, "--out", out, "-j", 2, "--rubric", fast)
+    _, err = run.communicate(timeout=600)
+    assert run.returncode == 0, err
+    return {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}, out
+
+
+def test_a_saboteur_changes_nothing_for_classmates(hostile_class):
+    rows, _ = hostile_class
+    for name in ("alice", "carol"):
+        assert (rows[name]["status"], float(rows[name]["score"])) == ("graded", FULL), rows[name]
+
+
+def test_nothing_a_submission_started_outlives_the_batch(hostile_class):
+    _, out = hostile_class
+    assert not os.path.exists("/dev/shm/left-behind")
+    if os.geteuid() == 0:  # each slot's uid: no process of theirs is left
+        from grader.sandbox.isolation import UID_BASE
+        left = [p for p in os.listdir("/proc") if p.isdigit() and _owner(p) in (UID_BASE, UID_BASE + 1)]
+        assert left == []
+    assert (out / "logs" / "saboteur.log").stat().st_size < 2 * 2**20  # 20 MB printed, capped
+
+
+def test_hostile_answer_files_cost_the_questions_only(hostile_class):
+    rows, out = hostile_class
+    for name, words in (("bomb", "YAML alias"), ("zero", "symbolic link")):
+        assert (rows[name]["status"], float(rows[name]["score"])) == ("graded", FULL - POINTS["questions.answers"])
+        message = json.loads((out / "results" / f"{name}.json").read_text())["grade"]["checks"]
+        assert words in next(c["message"] for c in message if c["id"] == "questions.answers")
+
+
+def test_a_batch_without_isolation_refuses_to_start(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "grader.batch", str(ROOT / "tests" / "submissions"), "--out",
+                          str(tmp_path / "out"), "--isolation", "none"], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 2 and "needs bubblewrap" in run.stderr and "--no-isolation" in run.stderr
+
+
+def _owner(pid):
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None

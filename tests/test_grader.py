@@ -94,7 +94,7 @@ def test_submission_loses_exactly_its_mistakes(name, tmp_path):
 
 def test_json_has_the_documented_shape(tmp_path):
     _, graded = grade(tmp_path, "--submission", str(write("bare_sync", tmp_path)))
-    assert set(graded) == {"score", "max_score", "mode", "submission", "checks"}
+    assert set(graded) == {"score", "max_score", "mode", "isolation", "submission", "checks"}
     assert [c["id"] for c in graded["checks"]] == ALL
     for check in graded["checks"]:
         assert set(check) == {"id", "title", "points", "max_points", "status", "message"}

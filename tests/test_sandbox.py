@@ -1,25 +1,124 @@
-"""The sandbox tells a crash from an exit, and a late reader from a late child."""
+"""The sandbox, below the static rules (these submissions import os, which the rules refuse):
+what student code can do to the grader's process, to the next submission and to the machine,
+and what it reads there. Each test is one promise of the README's threat model."""
 import os
-import signal
 import time
 
-from corpus import ROOT, write
-from grader import rubric, sandbox
-from grader.guard import TAMPER
+import pytest
 
-RUBRIC = rubric.load(ROOT / "rubric.yaml")
+from corpus import ROOT
+from grader.contract import TAMPER
+from grader.runner.zygote import descendants
+from grader.sandbox import isolation as isolations
+from grader.sandbox import runner as runners
+
+ISOLATION = isolations.detect()
+LIMITS = runners.Limits(seconds=5, memory_bytes=2 * 2**30)
+SOLUTION = (ROOT / "solutions" / "model.py").read_text()
+KEY = ROOT / "solutions" / "answers.yaml"
 
 
-def test_a_child_killed_by_a_signal_crashed_it_did_not_tamper(tmp_path):
-    child = sandbox.Child("train", str(write("endless_train", tmp_path)), "virtual", RUBRIC)
-    os.kill(child.pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
-    outcome = str(child.outcome())
-    assert "crashed during train()" in outcome and "out of memory?" in outcome and TAMPER not in outcome
+def with_train(body):
+    """The solution, whose train() first runs `body` (indented by the caller's newlines)."""
+    return "import os\n" + SOLUTION.replace("def train(model, x, y, steps=5, lr=0.01):\n",
+                                            "def train(model, x, y, steps=5, lr=0.01):\n" + body)
 
 
-def test_an_outcome_read_after_the_deadline_still_counts():
-    child = sandbox.Child("construct", str(ROOT / "solutions" / "model.py"), "virtual", RUBRIC)
-    child.deadline = time.monotonic() + 30
-    time.sleep(2)
-    child.deadline = time.monotonic()  # the child finished long ago; its reader comes late
-    assert child.outcome()["w1"]["device"] == "cuda:0"
+@pytest.fixture(scope="module")
+def runner():
+    zygote = runners.Runner(ISOLATION, "virtual", ["torch", "time", "math", "os"], hidden=[KEY]).start()
+    yield zygote
+    zygote.close()
+
+
+def train_outcome(runner, source, limits=LIMITS):
+    session = runner.grade(source, "model.py", ["train"], limits)
+    outcome = session.outcome("train")
+    session.finish()
+    runner.clean()
+    return outcome, session
+
+
+def test_a_crash_is_a_crash_not_tampering(runner):
+    outcome, _ = train_outcome(runner, with_train("    os.kill(os.getpid(), 9)\n"))
+    assert "crashed during train()" in outcome.failure and "out of memory?" in outcome.failure
+    assert TAMPER not in outcome.failure
+
+
+@pytest.mark.parametrize("status, words", [(3, "(exit status 3)"), (0, "before it could report")])
+def test_exiting_the_process_is_tampering(runner, status, words):
+    outcome, _ = train_outcome(runner, with_train(f"    os._exit({status})\n"))
+    assert outcome.failure.startswith(TAMPER) and words in outcome.failure
+
+
+def test_an_endless_loop_costs_its_probe_and_its_time_only(runner):
+    started = time.monotonic()
+    outcome, _ = train_outcome(runner, with_train("    while True:\n        pass\n"))
+    assert "did not finish within 5 s" in outcome.failure
+    assert time.monotonic() - started < 5 + runners.GRACE + 5
+
+
+@pytest.mark.parametrize("junk", ["b'x' * (1 << 20)", "b'MPL1' + (1 << 40).to_bytes(8, 'little')"])
+def test_junk_on_the_result_pipe_is_an_unreadable_result(runner, junk):
+    flood = f"    for fd in range(3, 64):\n        try:\n            os.write(fd, {junk})\n        except OSError:\n" \
+            "            pass\n    os._exit(0)\n"
+    outcome, _ = train_outcome(runner, with_train(flood))
+    assert "unreadable result" in outcome.failure or "before it could report" in outcome.failure
+
+
+def test_printing_without_end_is_capped(runner):
+    outcome, session = train_outcome(runner, "for _ in range(100):\n    print('x' * (1 << 20))\n" + with_train(""))
+    assert outcome.facts is not None  # graded as usual
+    assert len(session.output) == runners.OUTPUT_CAP and session.dropped > 50 * 2**20
+
+
+def test_no_process_outlives_its_submission(runner):
+    daemon = ("    if os.fork() == 0:\n        os.setsid()\n        if os.fork() == 0:\n            time.sleep(600)\n"
+              "        os._exit(0)\n")
+    outcome, _ = train_outcome(runner, with_train(daemon))
+    assert outcome.facts is not None
+    zygote = _zygote_pid(runner)
+    assert descendants(zygote) == []
+    if ISOLATION.root:
+        assert not [p for p in os.listdir("/proc") if p.isdigit() and _uid(p) == runner.uid]
+
+
+@pytest.mark.skipif(ISOLATION.kind != "bwrap", reason="only bubblewrap gives the sandbox its own /dev/shm")
+def test_shared_memory_files_do_not_reach_the_next_submission(runner):
+    train_outcome(runner, with_train("    os.close(os.open('/dev/shm/left', os.O_CREAT | os.O_WRONLY))\n"))
+    outcome, _ = train_outcome(runner, with_train("    raise RuntimeError(str(os.listdir('/dev/shm')))\n"))
+    assert "RuntimeError: []" in outcome.failure
+
+
+@pytest.mark.skipif(ISOLATION.kind != "bwrap", reason="without namespaces the key is closed by its permissions")
+def test_the_answer_key_and_the_solutions_are_not_there(runner):
+    for path in (KEY, ROOT / "solutions" / "model.py", ROOT / "tests" / "corpus.py"):
+        outcome, _ = train_outcome(runner, with_train(f"    os.open({str(path)!r}, os.O_RDONLY)\n"))
+        assert "FileNotFoundError" in outcome.failure or "PermissionError" in outcome.failure, outcome.failure
+
+
+@pytest.mark.skipif(not ISOLATION.root, reason="a uid of its own needs root")
+def test_student_code_runs_as_the_slots_own_uid(runner):
+    outcome, _ = train_outcome(runner, with_train("    raise RuntimeError(f'uid {os.getuid()}')\n"))
+    assert f"RuntimeError: uid {runner.uid}" in outcome.failure
+
+
+def test_an_outcome_read_after_the_deadline_still_counts(runner):
+    session = runner.grade(SOLUTION, "model.py", ["construct"], LIMITS)
+    time.sleep(LIMITS.seconds + runners.GRACE + 1)  # the child finished long ago; its reader comes late
+    assert session.outcome("construct").facts["w1"]["device"] == "cuda:0"
+    runner.clean()
+
+
+def _zygote_pid(runner):
+    """The zygote's pid as this machine sees it (under bwrap it is a grandchild of ours)."""
+    candidates = [runner.process.pid, *descendants(runner.process.pid)]
+    commands = {p: open(f"/proc/{p}/cmdline", "rb").read().split(b"\0") for p in candidates}
+    return next(p for p, argv in commands.items() if b"grader.runner" in argv and b"bwrap" not in argv[0])
+
+
+def _uid(pid):
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None

@@ -6,18 +6,23 @@ import sys
 import pytest
 
 from corpus import ROOT
-from grader import probes, rubric, sandbox
+from grader.contract import PIPELINE_BATCH, SPLIT
+from grader.sandbox import isolation, runner
 from grader.timeline import PHASES, from_facts, strip
 
 FORWARD = ("stage 0", "stage 1", "transfer")
-PIPELINE_SPLITS = probes.PIPELINE_BATCH // probes.SPLIT
+PIPELINE_SPLITS = PIPELINE_BATCH // SPLIT
 
 
 @pytest.fixture(scope="module")
 def timelines():
-    facts = sandbox.Child("pipeline", str(ROOT / "solutions" / "model.py"), "virtual",
-                          rubric.load(ROOT / "rubric.yaml")).outcome()
-    return {k: from_facts(facts[k], k) for k in ("simple", "pipelined", "unsplit")}
+    zygote = runner.Runner(isolation.detect(), "virtual", ["torch", "time"]).start()
+    try:
+        source = (ROOT / "solutions" / "model.py").read_text()
+        facts = zygote.grade(source, "model.py", ["pipeline"], runner.Limits(30, 4 * 2**30)).outcome("pipeline").facts
+    finally:
+        zygote.close()
+    return {k: from_facts(facts[k], k) for k in ("simple", "pipelined", "reference")}
 
 
 def test_simple_model_leaves_one_gpu_idle(timelines):
@@ -30,7 +35,7 @@ def test_simple_model_leaves_one_gpu_idle(timelines):
 
 
 def test_four_micro_batches_overlap_and_speed_up(timelines):
-    pipelined, unsplit = timelines["pipelined"], timelines["unsplit"]
+    pipelined, unsplit = timelines["pipelined"], timelines["reference"]
     assert PIPELINE_SPLITS == 4
     assert pipelined.overlap_of(FORWARD) > 0.2 * pipelined.span(FORWARD)
     assert pipelined.span(FORWARD) < 0.8 * unsplit.span(FORWARD)
@@ -49,13 +54,13 @@ def test_tool_draws_both_models_labelled_virtual(tmp_path):
                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "SimpleMPModel (modelled on virtual GPUs)" in run.stdout and "idle fraction 50%" in run.stdout
-    assert f"PipelinedMPModel({probes.SPLIT})" in run.stdout
+    assert f"PipelinedMPModel({SPLIT})" in run.stdout
     picture = out.read_text()
     assert picture.startswith("<svg") and "VIRTUAL GPUs" in picture and picture.count("cuda:0") == 2
     trace = json.loads(out.with_suffix(".json").read_text())["traceEvents"]
     names = {e["args"]["name"] for e in trace if e["ph"] == "M" and e["name"] == "process_name"}
     assert names == {"SimpleMPModel (modelled on virtual GPUs)",
-                     f"PipelinedMPModel({probes.SPLIT}) (modelled on virtual GPUs)"}
+                     f"PipelinedMPModel({SPLIT}) (modelled on virtual GPUs)"}
     spans = [e for e in trace if e["ph"] == "X"]
     assert {(e["pid"], e["tid"]) for e in spans} == {(0, 0), (0, 1), (1, 0), (1, 1)}
     assert all(e["dur"] >= 0 and e["cat"] in PHASES for e in spans)

@@ -1,54 +1,103 @@
-"""Part 2: five SGD steps on a fixed batch, the target on the last GPU."""
+"""Part 2: SGD steps on the fixed batch the grader gives, the target on the last GPU.
+
+The grader draws the weights and the batch itself, so the right losses and final weights are
+its own computation (grader.reference), never a run of the submission's code."""
 import math
 
-from grader.checks import expect, fail, rubric
-from grader.probes import LR, STEPS
+import torch
+
+from grader import reference
+from grader.checks import expect, fail, rubric, trace
+from grader.contract import BATCH, LR, SEEDS, SHAPES, STEPS
 
 HINT = "handout Part 2"
+CALL = f"train(model, x, y, steps={STEPS}, lr={LR})"
 
 
-def _losses(probe):
+def _losses(facts):
     """The losses train() returned, as floats whenever they can be read as such."""
-    losses = probe("train")["losses"]
-    if "values" not in losses:
-        fail(f"train() returned {losses['problem']}; expected a list of {STEPS} floats, one loss.item() "
-             f"per step ({HINT})")
+    losses = facts["losses"]
+    if losses["values"] is None:
+        fail(f"{CALL} returned {losses['problem']}; expected a list of {STEPS} floats, one loss.item() per "
+             f"step ({HINT})")
     return losses["values"]
+
+
+def _measured(facts):
+    """Whether the returned losses are values train() itself computed: each one read from a tensor
+    (`.item()`, `float()`) during train(), in order, or tensors that autograd produced."""
+    losses = facts["losses"]
+    if losses["tensors"]:
+        return losses["computed"]
+    read = [e.value for e in trace(facts["events"]).events if e.kind in ("sync", "value") and e.value is not None]
+    position = 0
+    for value in losses["values"]:
+        while position < len(read) and not (isinstance(value, float) and read[position] == value):
+            position += 1
+        if position == len(read):
+            return False
+        position += 1
+    return True
+
+
+def _unused_batch(facts):
+    """The parts of the given batch (x, y) that no computation or copy of train() read."""
+    used = {label for e in trace(facts["events"]).events for label in (e.reads or ())}
+    return [label for label in ("x", "y") if label not in used]
 
 
 @rubric("part2.losses_returned")
 def test_losses_returned(probe):
-    losses = _losses(probe)
-    problem = probe("train")["losses"]["problem"]
-    expect(problem is None, f"train() returned {problem}")
-    expect(len(losses) == STEPS, f"train(..., steps={STEPS}) returned {len(losses)} losses; expected {STEPS}, "
-                                 "one per step (use the `steps` argument)")
+    facts = probe("train")
+    losses = _losses(facts)
+    expect(facts["losses"]["problem"] is None, f"{CALL} returned {facts['losses']['problem']}")
+    expect(len(losses) == STEPS, f"{CALL} returned {len(losses)} losses; expected {STEPS}, one per step "
+                                 "(use the `steps` argument)")
     bad = [v for v in losses if isinstance(v, str)]
-    expect(not bad, f"train() returned non-finite losses {bad}: the training diverged")
+    expect(not bad, f"{CALL} returned non-finite losses {bad}: the training diverged")
+    expect(_measured(facts), f"{CALL} returned {losses}, but train() computed no such losses: return "
+                             "loss.item() of each step, as computed")
 
 
 @rubric("part2.loss_decreases")
 def test_loss_decreases(probe):
-    losses = [v for v in _losses(probe) if not isinstance(v, str)]
-    expect(len(losses) >= 2, f"train() returned {len(losses)} finite losses; at least two are needed")
+    facts = probe("train")
+    unused = _unused_batch(facts)
+    expect(not unused, f"train() did not use the batch it was given: nothing it computed read "
+                       f"{' or '.join(unused)}. Train on the x and y passed in, every step ({HINT})")
+    losses = [v for v in _losses(facts) if not isinstance(v, str)]
+    expect(_measured(facts), "the losses train() returned are not the ones it computed, so the grader cannot "
+                             "see the loss fall: return loss.item() of each step")
+    expect(len(losses) >= 2, f"{CALL} returned {len(losses)} finite losses; at least two are needed")
     expect(losses[-1] < losses[0],
-           f"on a fixed batch the loss went from {losses[0]:.5f} to {losses[-1]:.5f}; it should fall: "
+           f"on the fixed batch the loss went from {losses[0]:.5f} to {losses[-1]:.5f}; it should fall: "
            f"zero the gradients, call backward() and optimizer.step() every step ({HINT})")
 
 
 @rubric("part2.matches_sgd")
-def test_matches_sgd(probe):
+def test_matches_sgd(probe, grading):
     facts = probe("train")
-    losses, reference = _losses(probe), facts["reference_losses"]
-    shown = ", ".join(f"{v:.5f}" for v in reference)
-    # Compared over the steps train() took: a wrong count is losses_returned's finding.
-    expect(all(isinstance(v, float) and math.isclose(v, r, rel_tol=1e-5, abs_tol=1e-7) for v, r in zip(losses, reference)),
-           f"the losses {[round(v, 5) if isinstance(v, float) else v for v in losses]} differ from those of "
-           f"SGD(lr={LR}) with MSELoss on your model from the same start: [{shown}]. Use "
-           f"optim.SGD(model.parameters(), lr=lr), optimizer.zero_grad() each step, and record each loss "
-           f"before its step ({HINT})")
-    expect(facts["weight_error"] < 1e-3,
-           f"the losses match, but the final weights differ from SGD(lr={LR})'s by up to {facts['weight_error']:.3g}")
+    losses = _losses(facts)
+    x, y = reference.batch(SEEDS["train"], BATCH)
+    steps = min(max(len(losses), 1), STEPS)  # a wrong count of steps is losses_returned's finding
+    expected, final, update = reference.sgd(SEEDS["train"], x, y, steps, LR)
+    shown = ", ".join(f"{v:.5f}" for v in expected)
+    expect(all(isinstance(v, float) and math.isclose(v, r, rel_tol=1e-4, abs_tol=1e-6) for v, r in zip(losses, expected)),
+           f"{CALL} returned the losses {[round(v, 5) if isinstance(v, float) else v for v in losses]}; "
+           f"SGD(lr={LR}) with MSELoss on the same weights and batch gives [{shown}]. Use "
+           f"optim.SGD(model.parameters(), lr=lr), optimizer.zero_grad() each step, and record each loss before "
+           f"its step; the reference is the lab's network, so a forward that differs from it (part1.forward_math) "
+           f"differs here too ({HINT})")
+    blobs = grading.outcome("train").blobs
+    got = {role: reference.tensor(blobs, role, shape) for role, shape in SHAPES.items()}
+    if not all(torch.isfinite(w).all() for w in got.values()):
+        fail("after train() the weights hold NaN or infinite values")
+    distance = math.sqrt(sum(((got[r] - final[r]) ** 2).sum().item() for r in SHAPES))
+    step = math.sqrt(sum((u ** 2).sum().item() for u in update.values()))
+    expect(distance <= 0.05 * step,
+           f"the losses match, but the final weights are {distance:.3g} from SGD's after {steps} steps, "
+           f"{distance / step:.2g} times the size of one step's update ({step:.3g}): take every step, the last "
+           "one included, with optimizer.step()")
 
 
 @rubric("part2.target_on_last_gpu")

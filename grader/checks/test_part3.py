@@ -1,18 +1,45 @@
-"""Part 3: seeing the transfer."""
-from grader.checks import expect, fail, rubric
+"""Part 3: seeing the transfer. The prints are read from the trace, in order with the copy."""
+from grader.checks import expect, fail, rubric, trace
 
-EXPECTED = ["Before move: cuda:0", "After move: cuda:1"]
+HINT = "handout Part 3"
+
+
+def _lines(events):
+    """(text, index of its first event) of each printed line, in order."""
+    lines, current, start = [], "", None
+    for i, event in enumerate(events):
+        if event.kind == "print":
+            for piece in event.text.splitlines(keepends=True):
+                start = i if start is None else start
+                current += piece
+                if piece.endswith("\n"):
+                    lines.append((" ".join(current.split()), start))
+                    current, start = "", None
+    if current:
+        lines.append((" ".join(current.split()), start))
+    return lines
 
 
 @rubric("part3.prints_devices")
 def test_prints_devices(probe):
     facts = probe("forward")
     verbose = facts["verbose"]
-    if "error" in verbose:
+    if verbose["error"]:
         fail(f"forward(x, verbose=True) failed: {verbose['error']}")
-    lines = [" ".join(line.split()) for line in verbose["printed"].splitlines()]
-    found = [line for line in lines if line in EXPECTED]
-    expect(found == EXPECTED,
-           f"forward(x, verbose=True) printed {verbose['printed']!r}; expected the lines "
-           f"{EXPECTED[0]!r} then {EXPECTED[1]!r}, around x.to(device1) (handout Part 3)")
-    expect(not facts["printed"], f"forward(x) without verbose printed {facts['printed']!r}; it should print nothing")
+    events = trace(verbose["events"]).events
+    lines = _lines(events)
+    printed = [text for text, _ in lines]
+    first = next((i for i, e in enumerate(events) if e.kind == "transfer" and e.source == "cuda:0"), None)
+    last = next((i for i, e in enumerate(events) if e.kind == "transfer" and e.device == "cuda:1"
+                 and first is not None and i >= first), None)
+    if last is None:
+        fail(f"forward(x, verbose=True) printed {printed} but never moved the activation from cuda:0 to cuda:1; "
+             f"the lines must surround that move ({HINT})")
+    expected = [f"Before move: {events[first].source}", f"After move: {events[last].device}"]
+    before = [text for text, at in lines if at < first and text.startswith("Before move:")]
+    after = [text for text, at in lines if at > last and text.startswith("After move:")]
+    expect(before == expected[:1] and after == expected[1:],
+           f"forward(x, verbose=True) printed {printed}; expected {expected[0]!r} just before the activation's "
+           f"move and {expected[1]!r} just after it, each naming the tensor's device at that moment ({HINT})")
+    quiet = (facts["retry"] or facts["cpu"])["printed"]
+    expect(not quiet, f"forward(x) without verbose printed {quiet!r}; it should print nothing")

@@ -1,5 +1,9 @@
-"""Part 5: seeing the idle GPU, in profile_stages' own figures."""
-from grader.checks import Timing, at_line, expect, fail, rubric
+"""Part 5: seeing the idle GPU, in profile_stages' own figures. A figure counts as measured only
+when the trace shows where it came from: the elapsed time of two CUDA events recorded on the
+docstring's GPU around the right work, or (wall_ms) a clock difference around the forward."""
+import math
+
+from grader.checks import MATRIX_OPS, Timing, expect, fail, rubric
 
 HINT = "Part 5: see profile_stages in starter/model.py"
 
@@ -13,11 +17,57 @@ def _runs(probe):
     return runs
 
 
+def _stage_sources(timing):
+    """{figure: [ms of each event pair on the right GPU around the right work]}."""
+    events, sources = timing.events, {"stage0_ms": [], "transfer_ms": [], "stage1_ms": []}
+
+    def between(start, end, test):
+        return any(test(e) for e in events[start + 1:end])
+
+    for e in events:
+        if e.name != "elapsed_time" or not e.ids:
+            continue
+        (start, device), (end, device_end) = (timing.recorded.get(n, (None, None)) for n in e.ids)
+        if start is None or end is None or device != device_end:
+            continue
+        if device == "cuda:0" and between(start, end, lambda o: o.kind == "op" and o.device == "cuda:0"
+                                          and o.name in MATRIX_OPS):
+            sources["stage0_ms"].append(e.value)
+        if device == "cuda:1" and between(start, end, lambda o: o.kind == "transfer" and o.source == "cuda:0"
+                                          and o.device == "cuda:1"):
+            sources["transfer_ms"].append(e.value)
+        if device == "cuda:1" and between(start, end, lambda o: o.kind == "op" and o.device == "cuda:1"
+                                          and o.name in MATRIX_OPS):
+            sources["stage1_ms"].append(e.value)
+    return sources
+
+
+def _wall_sources(timing):
+    """wall_ms as measured: a clock difference from before the forward to after a wait for cuda:1,
+    or the elapsed time of events around the whole forward on cuda:1."""
+    events = timing.events
+    clocks = [(s, e) for s in timing.starts for e in timing.ends
+              if events[s].kind == "clock" and events[e].kind == "clock" and timing.waited_before(e, "cuda:1")]
+    walls = [(events[e].seconds - events[s].seconds) * 1000 for s, e in clocks]
+    return walls + [e.value for e in events if e.name == "elapsed_time" and timing.bracketing(e)]
+
+
 @rubric("part5.figures_measured")
 def test_figures_measured(probe):
-    small, large = _runs(probe)
-    stuck = [k for k in ("stage0_ms", "stage1_ms", "wall_ms")
-             if not large["figures"][k] > 1.5 * small["figures"][k] > 0]
+    runs = _runs(probe)
+    for run in runs:
+        timing, f = Timing(run["events"], "profile_stages()"), run["figures"]
+        sources = {**_stage_sources(timing), "wall_ms": _wall_sources(timing)}
+        unmeasured = [key for key, found in sources.items()
+                      if not any(math.isclose(f[key], m, rel_tol=1e-6, abs_tol=1e-9) for m in found)]
+        expect(not unmeasured,
+               f"at a batch of {run['batch']}, {', '.join(unmeasured)} {'is' if len(unmeasured) == 1 else 'are'} "
+               "not what the code measured: stage0_ms must be the elapsed time of two CUDA events recorded on "
+               "cuda:0 around layer1, transfer_ms and stage1_ms of events recorded on cuda:1 around the copy and "
+               "around layer2, and wall_ms a clock difference around the whole forward, read after waiting for "
+               f"cuda:1 ({HINT})")
+    small, large = runs
+    stuck = [k for k in ("stage0_ms", "stage1_ms", "wall_ms") if not large["figures"][k] > 1.5 * small["figures"][k] > 0]
     expect(not stuck,
            f"from a batch of {small['batch']} to one of {large['batch']} (8 times the work) "
            + ", ".join(f"{k} went from {small['figures'][k]:.4g} to {large['figures'][k]:.4g}" for k in stuck)
@@ -39,14 +89,6 @@ def test_figures_consistent(probe):
         expect(abs(f["idle_fraction"] - run["own_idle"]) <= 0.15,
                f"at a batch of {batch} idle_fraction is {f['idle_fraction']:.2f}; the grader measured "
                f"{run['own_idle']:.2f} for the same stages ({HINT})")
-        if not any(e["kind"] == "op" for e in run["events"]):
-            continue  # nothing was computed, so nothing measured: figures_measured's finding
-        timing = Timing(run["events"], "profile_stages()")
-        clocks = [i for i in timing.ends if timing.events[i].kind == "clock"]
-        if clocks:
-            waited = [i for i in timing.syncs if i < clocks[-1] and timing.events[i].device == "cuda:1"]
-            expect(waited, f"the clock that ends the forward{at_line(timing.events[clocks[-1]])} is read before "
-                           "the host waited for cuda:1, which finishes last: synchronize both GPUs first")
 
 
 @rubric("part5.memory_split")

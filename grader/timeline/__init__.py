@@ -108,18 +108,6 @@ def model(events, title, gpus=2):
     return Timeline(title, intervals, gpus)
 
 
-MATRIX_PRODUCTS = frozenset({"linear", "matmul", "mm", "bmm", "addmm", "__matmul__", "__rmatmul__"})
-
-
-def flops(name, inputs, outputs):
-    """An op's floating-point operations, from its tensors' shapes: the cost model above."""
-    if name == "linear" and len(inputs) >= 2:  # x @ W.T: W is (out, in)
-        return 2 * inputs[0].numel() * inputs[1].shape[0]
-    if name in MATRIX_PRODUCTS and len(inputs) >= 2 and inputs[-1].dim() >= 2:
-        return 2 * inputs[-2].numel() * inputs[-1].shape[-1]
-    return sum(t.numel() for t in outputs) or sum(t.numel() for t in inputs)
-
-
 def _gpu(device):
     return int(device.split(":")[1]) if device and device.startswith("cuda") else None
 
@@ -184,19 +172,6 @@ def svg(timelines, width=960):
 
 def _escape(text):
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def real_intervals(profiler):
-    """What torch.profiler saw on the GPUs, as plain data: each kernel or copy, per device. The
-    kernels of either GPU are shown as its stage; copies as transfers."""
-    intervals = []
-    for event in profiler.events():
-        if event.device_type.name == "CUDA" and event.device_index in (0, 1):
-            name = event.name
-            phase = "transfer" if "memcpy" in name.lower() else f"stage {event.device_index}"
-            intervals.append({"gpu": event.device_index, "start": event.time_range.start / 1e6,
-                              "end": event.time_range.end / 1e6, "phase": phase, "name": name})
-    return intervals
 
 
 def from_facts(step, title):

@@ -5,8 +5,10 @@ import argparse
 import json
 import pathlib
 
-from grader import probes, rubric, sandbox
+from grader import rubric, rules
+from grader.contract import PIPELINE_BATCH, SPLIT
 from grader.devices import choose_mode
+from grader.sandbox import files, isolation, runner
 from grader.timeline import PHASES, chrome_trace, describe, from_facts, strip, svg
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
@@ -22,14 +24,11 @@ def main(argv=None):
         mode, _ = choose_mode(args.grader_mode)
     except ValueError as error:
         parser.error(str(error))
-    outcome = sandbox.Child("pipeline", str(args.submission.resolve()), mode, rubric.load(ROOT / "rubric.yaml")).outcome()
-    if isinstance(outcome, sandbox.ProbeFailed):
-        raise SystemExit(f"cannot draw the timeline: {outcome}")
-    if "error" in outcome["simple"]:
-        raise SystemExit(f"cannot draw SimpleMPModel's timeline: {outcome['simple']['error']}")
-    timelines = [from_facts(outcome["simple"], "SimpleMPModel"),
-                 from_facts(outcome["pipelined"], f"PipelinedMPModel({probes.SPLIT})")]
-    print(f"one training step at a batch of {probes.PIPELINE_BATCH} ({'|'.join(f'{c} {p}' for p, c in PHASES.items())},"
+    facts = _pipeline_facts(args.submission, mode)
+    if "error" in facts["simple"]:
+        raise SystemExit(f"cannot draw SimpleMPModel's timeline: {facts['simple']['error']}")
+    timelines = [from_facts(facts["simple"], "SimpleMPModel"), from_facts(facts["pipelined"], f"PipelinedMPModel({SPLIT})")]
+    print(f"one training step at a batch of {PIPELINE_BATCH} ({'|'.join(f'{c} {p}' for p, c in PHASES.items())},"
           " . idle)")
     for t in timelines:
         print(describe(t))
@@ -38,6 +37,26 @@ def main(argv=None):
     trace = args.out.with_suffix(".json")
     trace.write_text(json.dumps(chrome_trace(timelines)))
     print(f"drawn in {args.out}; {trace} opens in Perfetto (ui.perfetto.dev)")
+
+
+def _pipeline_facts(submission, mode):
+    """The pipeline probe's facts for `submission`, run in the sandbox like a grading run."""
+    lab = rubric.load(ROOT / "rubric.yaml")
+    try:
+        source = files.read_text(submission, files.MODEL_CAP, str(submission))
+        rules.check(source, lab.allowed_imports)
+    except (files.InvalidFile, rules.Refusal, SyntaxError) as error:
+        raise SystemExit(f"cannot draw the timeline: {error}") from None
+    zygote = runner.Runner(isolation.detect(), mode, lab.allowed_imports, hidden=[lab.answer_key]).start()
+    try:
+        outcome = zygote.grade(source, "model.py", ["pipeline"], runner.Limits(lab.seconds_per_function,
+                                                                                lab.memory_bytes)).outcome("pipeline")
+        zygote.clean()
+    finally:
+        zygote.close()
+    if outcome.failure:
+        raise SystemExit(f"cannot draw the timeline: {outcome.failure}")
+    return outcome.facts
 
 
 if __name__ == "__main__":

@@ -127,7 +127,7 @@ def _event_class(gpus):
             self.device = stream.device if stream is not None else torch.device("cuda", gpus.current)
             self.time = gpu_clock()
             self.number = gpus.record_event()
-            gpus.trace.add("cuda_event", "record", device=str(self.device), value=self.time)
+            gpus.trace.add("cuda_event", "record", device=str(self.device), value=self.time, ids=[self.number])
 
         def query(self):
             """Real GPUs finish the work eventually, virtual ones already have; once the host has
@@ -159,7 +159,8 @@ def _event_class(gpus):
                 raise RuntimeError("CUDA error: device not ready (the host read an event's time before "
                                    "waiting for it: synchronize the event or its GPU first)")
             ms = (end_event.time - self.time) * 1000.0
-            gpus.trace.add("cuda_event", "elapsed_time", device=str(self.device), value=ms)
+            gpus.trace.add("cuda_event", "elapsed_time", device=str(self.device), value=ms,
+                           ids=[self.number, end_event.number])
             return ms
 
     return Event

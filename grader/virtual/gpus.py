@@ -6,7 +6,7 @@ from time import process_time as cpu_clock  # bound before any clock is patched
 import torch
 
 from grader.devices import NON_COMPUTING, DeviceMode, cuda_index, tensors_in
-from grader.timeline import flops
+from grader.costs import flops
 
 CPU = torch.device("cpu")
 # Calls real CUDA allows across devices, or that compute nothing on one.
@@ -64,16 +64,16 @@ class VirtualGPUs(DeviceMode):
         self.events_recorded += 1
         return self.events_recorded
 
-    def wait_for(self, index, name, event=None):
+    def wait_for(self, index, name, event=None, value=None):
         """The host waits for GPU `index`: all its work, or up to `event`. Only then may it read the
         times of the CUDA events recorded there, as on real GPUs."""
-        self.trace.add("sync", name, device=f"cuda:{index}")
+        self.trace.add("sync", name, device=f"cuda:{index}", value=value,
+                       ids=None if event is None else [event])
         self.completed[index] = max(self.completed[index], self.events_recorded if event is None else event)
 
-    def host_read(self, name, tensor):
-        device = self.placement(tensor)
-        if device.type == "cuda":
-            self.wait_for(device.index, name)
+    def wait(self, name, device, value=None):
+        """Reading a GPU value: the host waits for that GPU."""
+        self.wait_for(device.index, name, value=value)
 
     def memory_allocated(self, index):
         return sum(s.nbytes() for s, home in list(self.homes.items()) if home == index)
@@ -173,7 +173,8 @@ class VirtualGPUs(DeviceMode):
         out = func(*args, **kwargs)
         self.settle(out, destination)
         if computing and (tensors or tensors_in(out)):
-            self.trace.add("op", name, device=str(destination), flops=flops(name, tensors, tensors_in(out)))
+            self.trace.add("op", name, device=str(destination), flops=flops(name, tensors, tensors_in(out)),
+                           reads=self.trace.labels(tensors))
         return out
 
     def _foreach(self, func, name, args, kwargs):
@@ -186,7 +187,8 @@ class VirtualGPUs(DeviceMode):
         out = func(*args, **kwargs)
         for device in dict.fromkeys(devices):
             on_device = [t for l in lists for t, d in zip(l, devices) if d == device]
-            self.trace.add("op", name, device=str(device), flops=flops(name, on_device, []))
+            self.trace.add("op", name, device=str(device), flops=flops(name, on_device, []),
+                           reads=self.trace.labels(on_device))
         if isinstance(out, (list, tuple)):
             for tensor, device in zip(out, devices):
                 self.settle(tensor, device)
@@ -209,7 +211,7 @@ class VirtualGPUs(DeviceMode):
 
     def _repr(self, func, args, kwargs):
         tensor = args[0]
-        self.host_read("__repr__", tensor)
+        self.host_read("__repr__", tensor)  # (printing a tensor reads it)
         with self.trace.paused(), self:  # re-entered, so the printed device is the virtual one
             text = torch._tensor_str._str(tensor, **kwargs)
         return f"Parameter containing:\n{text}" if isinstance(tensor, torch.nn.Parameter) else text

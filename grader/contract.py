@@ -1,0 +1,34 @@
+"""The lab's contract, as the grader exercises it: one place for the sizes, steps and names that
+the probes use and the checks judge. Imports nothing heavy, so checks can read it freely."""
+import math
+
+DEVICES = ("cuda:0", "cuda:1")
+BATCH = 32
+STEPS = 6  # the contract's default is 5: a train() that ignores `steps` shows
+LR = 0.02  # the contract's default is 0.01: a train() that ignores `lr` shows
+LARGE_BATCH = 8192  # large enough that a forward without synchronize is visibly shorter (H100)
+PROFILE_BATCHES = (32, 256)  # profile_stages' figures must grow with the batch
+PIPELINE_BATCH, SPLIT = 128, 32
+MICRO_BATCHES = math.ceil(PIPELINE_BATCH / SPLIT)
+# The two layers' parameters by role, located by shape so that any attribute names work.
+SHAPES = {"w1": (2000, 1000), "b1": (2000,), "w2": (1000, 2000), "b2": (1000,)}
+HOME = {"w1": "cuda:0", "b1": "cuda:0", "w2": "cuda:1", "b2": "cuda:1"}
+# Seeds of the grader's own weights and batches: both sides draw the same tensors from them.
+SEEDS = {"forward": 10, "verbose": 11, "train": 12, "time_forward": 13, "profile": 14, "pipeline": 15}
+
+# Each probe: what it calls, as the student's messages name it.
+PROBES = {
+    "construct": "SimpleMPModel()",
+    "forward": "SimpleMPModel.forward",
+    "train": "train()",
+    "time_forward": "time_forward()",
+    "profile": "profile_stages()",
+    "pipeline": "PipelinedMPModel",
+}
+PROFILE_KEYS = ("stage0_ms", "transfer_ms", "stage1_ms", "wall_ms", "idle_fraction")
+
+
+def forward_flops(batch):
+    """The floating-point operations of the reference forward (the cost model in grader.costs)."""
+    return 2 * batch * 1000 * 2000 * 2 + batch * 2000 + batch * 1000
+TAMPER = "tamper-suspected"  # the word every channel (table, JSON, batch status) uses for abuse

@@ -1,0 +1,46 @@
+"""Detecting, inside the sandbox, a submission that replaced parts of torch, time or builtins
+(placement, timing and results all depend on them): a second line behind the static rules."""
+import builtins
+import os
+import time
+
+import torch
+
+from grader.contract import TAMPER
+from grader.runner.loader import StudentError
+
+TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+
+
+class Tampering(StudentError):
+    def __init__(self, what):
+        super().__init__(f"{TAMPER}: {what}")
+
+
+def _made_by_torch(value):
+    """Torch sets some of its own attributes when it lazily imports torch._dynamo (wrapping
+    torch.manual_seed, adding submodules); such values come from torch's own files."""
+    code = getattr(getattr(value, "fget", value), "__code__", None)
+    where = code.co_filename if code is not None else getattr(value, "__file__", None)
+    return where is not None and where.startswith(TORCH_DIR)
+
+
+class Snapshot:
+    """What torch, time and builtins look like before the submission runs; `check()` names, in a
+    stable order, the first attribute the submission replaced or removed."""
+
+    def __init__(self):
+        self.owners = [
+            torch, torch.Tensor, torch.nn, torch.nn.Module, torch.nn.Linear, torch.nn.ReLU, torch.nn.Parameter,
+            torch.nn.functional, torch.optim, torch.optim.Optimizer, torch.optim.SGD, torch.autograd, torch.cuda,
+            time, builtins,
+        ]
+        self.saved = [dict(vars(owner)) for owner in self.owners]
+
+    def check(self):
+        for owner, saved in zip(self.owners, self.saved):
+            now = vars(owner)
+            for name in sorted(saved.keys() | now.keys()):
+                value = now.get(name, Snapshot)  # Snapshot: removed
+                if value is not saved.get(name, Snapshot) and not _made_by_torch(value):
+                    raise Tampering(f"the submission changed {getattr(owner, '__name__', owner)}.{name}")

@@ -1,0 +1,153 @@
+"""How student code is isolated, detected once per run and recorded in every grade.
+
+* `bwrap`: bubblewrap is on PATH and can create namespaces here. The zygote runs in new pid, ipc,
+  net, uts and mount namespaces: a root file system of read-only system and Python folders and
+  the grader package alone (no answer key, no other submission, no results), a private /tmp and
+  /dev/shm, no network, and it dies with the grader. As root, student code also gets the slot's
+  own uid.
+* `uid`: root without bubblewrap (a Docker container, Gradescope): student code runs under the
+  slot's own uid with no capabilities; folders holding secrets are closed to other users.
+* `none`: neither. Fine for a student grading their own code; a batch refuses it unless told
+  `--no-isolation`.
+"""
+import dataclasses
+import functools
+import glob
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import grader
+
+PACKAGE = pathlib.Path(grader.__file__).resolve().parent
+KINDS = ("auto", "bwrap", "uid", "none")
+UID_BASE = 61000  # slot k runs student code as uid UID_BASE + k (root only)
+TMP_BYTES = 64 * 2**20  # size of the sandbox's /tmp and /dev/shm
+
+
+class IsolationError(Exception):
+    """The isolation asked for is not available here; the message says how to get it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Isolation:
+    kind: str  # "bwrap", "uid" or "none"
+    root: bool  # whether the grader runs as root (then student code gets a uid of its own)
+    uid_base: int = UID_BASE
+
+    def uid(self, slot):
+        """The uid student code of worker slot `slot` runs as, or None (the grader's own)."""
+        return self.uid_base + slot if self.root else None
+
+    def describe(self):
+        return {
+            "bwrap": "bubblewrap namespaces" + (", a uid per slot" if self.root else ", the grader's uid"),
+            "uid": "a uid per slot, no namespaces (bubblewrap unavailable)",
+            "none": "none: student code runs as the grader's own user",
+        }[self.kind]
+
+
+def detect(asked="auto", uid_base=UID_BASE):
+    """The isolation to use: the strongest available for "auto"; IsolationError when the one
+    asked for is not available."""
+    root = os.geteuid() == 0
+    bwrap_ok = _bwrap_works(root)
+    if asked == "auto":
+        asked = "bwrap" if bwrap_ok else "uid" if root else "none"
+    if asked == "bwrap" and not bwrap_ok:
+        raise IsolationError("bubblewrap cannot create namespaces here: install it (apt-get install bubblewrap) "
+                             "and allow unprivileged user namespaces, or run as root for --isolation uid")
+    if asked == "uid" and not root:
+        raise IsolationError("--isolation uid needs root (to give student code a uid of its own)")
+    return Isolation(asked, root, uid_base)
+
+
+@functools.lru_cache(maxsize=None)
+def _bwrap_works(root):
+    if shutil.which("bwrap") is None:
+        return False
+    command = ["bwrap", *_namespaces(root), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"]
+    try:
+        return subprocess.run(command, capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _namespaces(root):
+    common = ["--unshare-pid", "--unshare-ipc", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+              "--die-with-parent", "--new-session"]
+    # As root, no user namespace: the zygote keeps the power to give children the slot's uid.
+    return common + (["--cap-add", "ALL"] if root else ["--unshare-user", "--disable-userns"])
+
+
+def zygote_command(isolation, mode, socket_fd, preload, hidden=()):
+    """The argv that starts the zygote under `isolation`. `hidden`: paths that must not exist in
+    the sandbox even where a bound folder holds them (the answer key, the submissions, results)."""
+    python = [sys.executable, "-B", "-s", "-m", "grader.runner", "--socket-fd", str(socket_fd),
+              "--preload", ",".join(sorted(preload))]
+    if isolation.kind != "bwrap":
+        return python
+    args = ["bwrap", *_namespaces(isolation.root), "--perms", "0755", "--tmpfs", "/"]
+    for top in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/sys"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    for folder in ("/tmp", "/dev/shm"):
+        args += ["--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", folder]
+    if mode == "real":
+        for device in sorted(glob.glob("/dev/nvidia*")):
+            args += ["--dev-bind", device, device]
+    made = set()
+    for path in sorted(_python_folders() | {str(PACKAGE)}):
+        if not any(path == p or path.startswith(p + os.sep) for p in ("/usr", "/etc", "/sys")):
+            args += _folders_above(path, made) + ["--ro-bind", path, path]
+    for path in hidden:
+        path = os.path.realpath(path)
+        if os.path.isdir(path):
+            args += ["--tmpfs", path]
+        elif os.path.exists(path):
+            args += ["--ro-bind", "/dev/null", path]
+    args += ["--ro-bind", str(PACKAGE), str(PACKAGE)]  # again, in case a hidden folder held it
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+           "PYTHONPATH": str(PACKAGE.parent), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.update({k: v for k, v in os.environ.items() if k.startswith(("CUDA_", "NVIDIA_"))})
+    args += ["--clearenv", *[a for k, v in env.items() for a in ("--setenv", k, v)], "--chdir", "/tmp"]
+    return args + python + ["--private-tmp"]
+
+
+def environment():
+    """The environment of an unwrapped zygote: nothing of the grader's but what Python needs."""
+    keep = ("PATH", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "LD_LIBRARY_PATH")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env.update(PYTHONPATH=str(PACKAGE.parent), PYTHONDONTWRITEBYTECODE="1", HOME="/tmp")
+    return env
+
+
+def _python_folders():
+    """The interpreter's own folders and its package folders (site-packages), never a script's
+    folder, the current folder or the project: those may hold anything."""
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    prefixes.add(os.path.dirname(os.path.realpath(sys.executable)))
+    packages = {os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)
+                and os.path.basename(p) in ("site-packages", "dist-packages")}
+    project = str(PACKAGE.parent)
+    inside = lambda p: p == project or p.startswith(project + os.sep) or project.startswith(p + os.sep)  # noqa: E731
+    folders = prefixes | {p for p in packages if not inside(p)}
+    folders = {p for p in folders if p not in ("/", "/tmp", "/dev", "/proc")}
+    # Keep the outermost of nested folders.
+    return {p for p in folders if not any(p != q and p.startswith(q + os.sep) for q in folders)}
+
+
+def _folders_above(path, made):
+    """bwrap options that create `path`'s parents, traversable by any user (its own /root is 0700)."""
+    args, current = [], ""
+    for part in pathlib.PurePath(path).parts[1:-1]:
+        current += "/" + part
+        if current not in made:
+            made.add(current)
+            args += ["--perms", "0755", "--dir", current]
+    return args

@@ -1,0 +1,267 @@
+"""The zygote's parent end: start it in its sandbox, hand it a submission's text, and read each
+probe's one result, bounded in size and time, on the trusted side.
+
+Each probe writes one `grader.wire` frame into a pipe of its own; a collector thread reads every
+pipe of a session (and the submission's output, capped) until each result is in or the deadline
+passes, whatever arrives. A malformed, oversized, late or missing result is that probe's failure,
+never the grader's crash; each descriptor is closed exactly once.
+"""
+import dataclasses
+import os
+import select
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from grader import wire
+from grader.contract import PROBES, TAMPER
+from grader.sandbox import isolation as isolations
+
+RESULT_CAP = 48 * 2**20  # the largest result: train()'s final weights as float32 (16 MB), with room
+OUTPUT_CAP = 2**20  # what the submission prints, kept per submission; the rest is counted and dropped
+READY_SECONDS = 120  # importing torch in a fresh sandbox, on a slow machine
+CLEAN_SECONDS = 30
+GRACE = 5.0  # the session enforces each probe's limit; the reader's deadline is a backstop
+
+
+ATTACHED = None  # the batch's Runner for the worker it forks: that worker's pytest run uses it
+
+
+class RunnerLost(Exception):
+    """The zygote ended or stopped answering; the next submission gets a fresh one."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    seconds: float  # per probe
+    memory_bytes: int  # address space a probe may add (virtual mode)
+    file_bytes: int = 16 * 2**20  # the largest file student code may write
+    processes: int = 64  # processes of the slot's uid (uid isolation)
+    threads: int = 1  # torch threads per probe
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """One probe's result: its facts and blobs, or the failure that stands for them."""
+    facts: dict | None = None
+    blobs: dict = dataclasses.field(default_factory=dict)
+    failure: str | None = None
+
+
+class Runner:
+    """One zygote, in its sandbox, and the uid its submissions run as (worker slot `slot`)."""
+
+    def __init__(self, isolation, mode, preload, slot=0, hidden=()):
+        self.isolation, self.mode, self.slot = isolation, mode, slot
+        self.preload, self.hidden = frozenset(preload), tuple(hidden)
+        self.process = self.sock = None
+        self.uid = isolation.uid(slot)
+
+    def start(self):
+        """Start the zygote (it imports torch: seconds); `ready()` waits for it."""
+        ours, theirs = socket.socketpair()
+        command = isolations.zygote_command(self.isolation, self.mode, theirs.fileno(), self.preload, self.hidden)
+        env = None if self.isolation.kind == "bwrap" else isolations.environment()
+        self.process = subprocess.Popen(command, pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
+                                        start_new_session=True, cwd="/")
+        theirs.close()
+        self.sock, self._ready = ours, False
+        return self
+
+    def ready(self):
+        if not self._ready:
+            self._answer(READY_SECONDS, "start")
+            self._ready = True
+
+    def grade(self, source, path, probes, limits):
+        """Start the probes `probes` on the submission's text; the Session reads their results."""
+        self.ready()
+        pipes = [os.pipe() for _ in range(len(probes) + 1)]  # the output, then one per probe
+        request = {"op": "grade", "probes": list(probes), "source": source, "path": path, "mode": self.mode,
+                   "descriptions": PROBES, "uid": self.uid, **dataclasses.asdict(limits)}
+        try:
+            wire.send(self.sock, request, fds=[w for _, w in pipes])
+        except OSError as error:
+            raise RunnerLost(f"the sandbox is gone ({error.strerror})") from None
+        finally:
+            for _, write_end in pipes:
+                os.close(write_end)
+        deadline = time.monotonic() + limits.seconds * (len(probes) if self.mode == "real" else 1) + GRACE
+        session = Session(dict(zip(probes, (r for r, _ in pipes[1:]))), pipes[0][0], deadline, limits.seconds)
+        try:
+            self._answer(30, "grade")
+        except RunnerLost:
+            session.abandon()
+            raise
+        return session
+
+    def clean(self):
+        """Kill every process the last submission left and empty its /tmp; with a uid of its own,
+        sweep that uid too. RunnerLost when the zygote cannot say it is done."""
+        try:
+            wire.send(self.sock, {"op": "clean"})
+            killed = self._answer(CLEAN_SECONDS, "clean")["killed"]
+        finally:
+            if self.uid is not None:
+                sweep_uid(self.uid)
+        return killed
+
+    def close(self):
+        """End the zygote and its whole sandbox."""
+        if self.sock is not None:
+            self.sock.close()
+        if self.process is not None:
+            for kill in (lambda: os.killpg(self.process.pid, signal.SIGKILL), self.process.kill):
+                try:
+                    kill()
+                except (ProcessLookupError, PermissionError):
+                    pass
+            self.process.wait()
+        if self.uid is not None:
+            sweep_uid(self.uid)
+
+    def _answer(self, seconds, what):
+        if not select.select([self.sock], [], [], seconds)[0]:
+            raise RunnerLost(f"the sandbox did not answer ({what}) within {seconds} s")
+        try:
+            header, fds = wire.receive(self.sock, 1 << 16)
+        except (EOFError, OSError, wire.Unreadable) as error:
+            raise RunnerLost(f"the sandbox ended ({what}): {error}") from None
+        for fd in fds:
+            os.close(fd)
+        return header
+
+
+class Session:
+    """The results of one submission's probes, collected by a thread as they arrive."""
+
+    def __init__(self, pipes, output, deadline, seconds):
+        self.seconds, self.deadline = seconds, deadline
+        self.outcomes, self.output, self.dropped = {}, bytearray(), 0
+        self._pipes, self._buffers = {fd: name for name, fd in pipes.items()}, {fd: bytearray() for fd in pipes.values()}
+        self._output_fd, self._done = output, threading.Condition()
+        self._thread = threading.Thread(target=self._collect, daemon=True)
+        self._thread.start()
+
+    def outcome(self, name):
+        """The Outcome of probe `name`, waiting for it (at most until the deadline)."""
+        with self._done:
+            self._done.wait_for(lambda: name in self.outcomes)
+            return self.outcomes[name]
+
+    def finish(self):
+        """Every outcome in; the output pipe read to its end or the deadline."""
+        self._thread.join()
+        return self
+
+    def abandon(self):
+        self.deadline = 0
+        self._thread.join()
+
+    def _collect(self):
+        """Until every result is in (or the deadline): then what output is already there, and no
+        more, since a process the submission left behind may hold the output pipe for ever."""
+        open_fds = set(self._pipes) | {self._output_fd}
+        try:
+            while open_fds - {self._output_fd}:
+                left = self.deadline - time.monotonic()
+                ready = select.select(list(open_fds), [], [], left)[0] if left > 0 else []
+                if not ready:
+                    break
+                self._read_ready(ready, open_fds)
+            while self._output_fd in open_fds and select.select([self._output_fd], [], [], 0)[0]:
+                self._read_ready([self._output_fd], open_fds)
+        finally:
+            for fd in open_fds:
+                os.close(fd)
+            with self._done:
+                for name in self._pipes.values():
+                    self.outcomes.setdefault(name, Outcome(failure=self._late(name)))
+                self._done.notify_all()
+
+    def _read_ready(self, ready, open_fds):
+        for fd in ready:
+            if not self._read(fd):
+                open_fds.discard(fd)
+                os.close(fd)
+
+    def _read(self, fd):
+        """Read what `fd` has; False once it is finished with (closed by the caller)."""
+        chunk = os.read(fd, 1 << 20)
+        if fd == self._output_fd:
+            keep = max(0, OUTPUT_CAP - len(self.output))
+            self.output += chunk[:keep]
+            self.dropped += len(chunk) - min(len(chunk), keep)
+            return bool(chunk)
+        name, buffer = self._pipes[fd], self._buffers[fd]
+        if not chunk:
+            self._settle(name, Outcome(failure=f"{TAMPER}: your code ended the grading process during "
+                                                f"{PROBES[name]} before it could report; a submission must "
+                                                "not exit the process"))
+            return False
+        buffer += chunk
+        try:
+            if len(buffer) >= wire.PREFIX.size:
+                length = wire.payload_length(bytes(buffer[:wire.PREFIX.size]), RESULT_CAP)
+                if len(buffer) >= wire.PREFIX.size + length:
+                    header, blobs = wire.unpack(bytes(buffer[wire.PREFIX.size:wire.PREFIX.size + length]))
+                    self._settle(name, _outcome(header, blobs))
+                    return False
+        except wire.Unreadable as error:
+            self._settle(name, Outcome(failure=f"the grading process sent an unreadable result during "
+                                               f"{PROBES[name]}: {error}"))
+            return False
+        return True
+
+    def _settle(self, name, outcome):
+        with self._done:
+            self.outcomes.setdefault(name, outcome)
+            self._done.notify_all()
+
+    def _late(self, name):
+        return f"{PROBES[name]} did not finish within {self.seconds:g} s (an endless loop, or far too much work?)"
+
+
+def _outcome(header, blobs):
+    if not isinstance(header, dict) or not (isinstance(header.get("facts"), dict) or
+                                            isinstance(header.get("failure"), str)):
+        raise wire.Unreadable("it holds neither facts nor a failure")
+    if "failure" in header:
+        return Outcome(failure=header["failure"])
+    return Outcome(facts=header["facts"], blobs=blobs)
+
+
+def sweep_uid(uid):
+    """Kill every process of `uid` (root only), from a helper that becomes `uid`, and remove the
+    files it left in the shared temporary folders."""
+    for _ in range(50):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setgid(uid)
+                os.setuid(uid)
+                os.kill(-1, signal.SIGKILL)  # every process this uid may signal: its own
+                os._exit(0)
+            except ProcessLookupError:
+                os._exit(1)  # none left
+            except BaseException:  # noqa: BLE001
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+        if os.WEXITSTATUS(status) != 0:
+            break
+    for folder in ("/tmp", "/var/tmp", "/dev/shm"):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid == uid:
+                    if entry.is_dir(follow_symlinks=False):
+                        subprocess.run(["rm", "-rf", "--one-file-system", entry.path], check=False)
+                    else:
+                        os.unlink(entry.path)
+            except OSError:
+                pass

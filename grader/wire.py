@@ -1,0 +1,98 @@
+"""The one format that crosses the sandbox's boundary: a length-prefixed frame of JSON plus raw
+byte blobs (tensors as float32). Never pickle: a frame can only ever decode to plain data.
+
+A frame is MAGIC, the payload's length (8 bytes), then the payload: the JSON header's length
+(4 bytes), the header, and the blobs it lists, back to back.
+"""
+import json
+import socket
+import struct
+
+MAGIC = b"MPL1"
+PREFIX = struct.Struct("<4sQ")
+HEADER_LENGTH = struct.Struct("<I")
+
+
+class Unreadable(Exception):
+    """A frame that is not one: wrong magic, wrong lengths, bad JSON."""
+
+
+def pack(header, blobs=None):
+    """The frame of `header` (JSON-ready) and `blobs` ({name: bytes})."""
+    blobs = blobs or {}
+    text = json.dumps({"header": header, "blobs": [[name, len(data)] for name, data in blobs.items()]}).encode()
+    payload = b"".join([HEADER_LENGTH.pack(len(text)), text, *blobs.values()])
+    return PREFIX.pack(MAGIC, len(payload)) + payload
+
+
+def payload_length(prefix, cap):
+    """The payload length announced by a frame's first PREFIX.size bytes; Unreadable past `cap`."""
+    magic, length = PREFIX.unpack(prefix)
+    if magic != MAGIC:
+        raise Unreadable("it does not start as a result does")
+    if length > cap:
+        raise Unreadable(f"it announces {length} bytes, more than the {cap} a result may have")
+    return length
+
+
+def unpack(payload):
+    """(header, blobs) of a frame's payload; Unreadable when it is not exactly what it claims."""
+    try:
+        (size,) = HEADER_LENGTH.unpack_from(payload)
+        document = json.loads(payload[HEADER_LENGTH.size:HEADER_LENGTH.size + size])
+        blobs, offset = {}, HEADER_LENGTH.size + size
+        for name, length in document["blobs"]:
+            if not isinstance(name, str) or not isinstance(length, int) or length < 0:
+                raise ValueError("bad blob entry")
+            blobs[name] = payload[offset:offset + length]
+            offset += length
+        if offset != len(payload):
+            raise ValueError("trailing or missing bytes")
+        return document["header"], blobs
+    except (struct.error, ValueError, KeyError, TypeError) as error:
+        raise Unreadable(f"it is malformed ({type(error).__name__})") from None
+
+
+def read_frame(sock_or_file, cap):
+    """One whole frame from a blocking stream (`recv`-like `read(n)`), for the runner's requests."""
+    prefix = _read_exactly(sock_or_file, PREFIX.size)
+    return unpack(_read_exactly(sock_or_file, payload_length(prefix, cap)))
+
+
+def _read_exactly(stream, n):
+    chunks, left = [], n
+    while left:
+        chunk = stream.read(left)
+        if not chunk:
+            raise EOFError("the stream ended inside a frame")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+class _SocketReader:
+    """`read(n)` over a socket, unbuffered: the next request's descriptors must stay with it."""
+
+    def __init__(self, sock):
+        self.sock = sock
+
+    def read(self, n):
+        return self.sock.recv(n)
+
+
+def send(sock, header, fds=()):
+    """One request or reply over a Unix socket: a byte carrying `fds` (SCM_RIGHTS), then the frame."""
+    if fds:
+        socket.send_fds(sock, [b"F"], list(fds))
+    else:
+        sock.sendall(b"F")
+    sock.sendall(pack(header))
+
+
+def receive(sock, cap, max_fds=32):
+    """(header, fds) of the next request or reply; EOFError when the other end is gone."""
+    marker, fds, _, _ = socket.recv_fds(sock, 1, max_fds)
+    if not marker:
+        raise EOFError("the other end closed the socket")
+    header, _ = read_frame(_SocketReader(sock), cap)
+    return header, fds
