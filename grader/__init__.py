@@ -1,11 +1,14 @@
 """Autograder for the layer-wise model parallelism lab.
 
-The folders show the architecture:
+The folders show the architecture, untrusted side first:
   virtual/, devices.py, trace.py  run student code on two GPUs, real or virtual, and record what it did
-  sandbox.py, probes.py, guard.py run one piece of a submission in a disposable child process,
-                                  and refuse or detect tampering
-  checks/                         judge the recorded facts (the pytest tests, one file per lab part)
+  runner/                         the zygote and the probes: run inside the sandbox, as the student
+  wire.py, contract.py, costs.py  what crosses the boundary (frames), the lab's constants, the cost model
+  sandbox/                        the trusted parent end: isolation, the zygote's results, reading files
+  rules.py, answers.py            what a submission may write; answers.yaml read safely
+  inputs.py, reference.py         the grader's own weights and batches, and its own math
+  checks/                         judge the facts (the pytest tests, one file per lab part)
   rubric.py                       the points, from rubric.yaml only
   report.py, conftest.py          the table, the score and the files a grading run reports (pytest wiring)
-  batch.py, release.py, gradescope/  a whole class; the student template; Gradescope's scripts
+  batch.py, release.py, gradescope/, timeline/  a whole class; the student template; Gradescope; timelines
 """

@@ -90,8 +90,8 @@ class Batch:
         for path in secrets:
             _close_to_others(path)
         self.pristine = Pristine([ROOT / "grader", ROOT / "conftest.py", self.private])
-        self.runners = [runners.Runner(isolation, mode, rubric.allowed_imports, slot, hidden=secrets).start()
-                        for slot in range(jobs)]
+        self.runners = [runners.Runner(isolation, mode, rubric.allowed_imports, hidden=secrets).start()
+                        for _ in range(jobs)]
         for runner in self.runners:  # started side by side; ready before any worker is forked
             runner.ready()
 
@@ -135,8 +135,7 @@ class Batch:
             return True
         except runners.RunnerLost:
             runner.close()
-            self.runners[slot] = runners.Runner(runner.isolation, runner.mode, runner.preload, slot,
-                                                runner.hidden).start()
+            self.runners[slot] = runners.Runner(runner.isolation, runner.mode, runner.preload, runner.hidden).start()
             self.runners[slot].ready()
             return False
 
@@ -354,7 +353,8 @@ def main(argv=None):
                         help="how student code is isolated (see README, 'Threat model'); auto: the strongest here")
     parser.add_argument("--no-isolation", action="store_true", help="grade even where no isolation is available")
     parser.add_argument("--uid-base", type=int, default=isolations.UID_BASE,
-                        help="as root, slot k runs student code as uid UID_BASE + k")
+                        help=f"as root, student code runs as uids claimed from UID_BASE to UID_BASE + "
+                             f"{isolations.UID_COUNT - 1}, one per slot and never shared with another run")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per submission")
     parser.add_argument("--gradescope", action="store_true", help="also write gradescope/NAME.json")
     parser.add_argument("--rubric", type=pathlib.Path, default=ROOT / "rubric.yaml", help="the rubric to score with")

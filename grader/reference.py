@@ -37,6 +37,11 @@ def mse(out, y):
     return ((out - y.double()) ** 2).mean()
 
 
+def loss(w, x, y):
+    """The MSE loss of the lab's network with weights `w` on (x, y)."""
+    return mse(forward(w, x), y).item()
+
+
 def sgd(seed, x, y, steps, lr):
     """The handout's loop on the grader's weights: MSE, plain SGD at `lr`, one fixed batch.
     Returns (the loss before each step, the final weights, the last step's update)."""

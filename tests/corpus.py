@@ -59,7 +59,7 @@ BUGS = {
                                 '"stage1_ms": 1.0, "wall_ms": 2.2, "idle_fraction": 1 - 2.0 / 4.4, "memory_bytes": '
                                 '{str(d): torch.cuda.memory_allocated(d) for d in (device0, device1)}}\n'
                                 '    timing = {name: torch.cuda.Event'),),
-                              ("part5.figures_measured",), "not what the code measured"),
+                              ("part5.figures_measured",), "ran no forward pass"),
     "profile_no_sync": Bug((("        timing[\"stage1_end\"].record()\n    torch.cuda.synchronize(device0)\n"
                              "    torch.cuda.synchronize(device1)\n", "        timing[\"stage1_end\"].record()\n"),),
                            PART5, "device not ready"),
@@ -121,6 +121,10 @@ BUGS = {
     # Points without the skill (issue 9): each gains nothing.
     "hardcoded_losses": Bug((("    return losses\n", "    return [1.0 - 0.1 * i for i in range(steps)]\n"),),
                             ("part2.losses_returned", "part2.loss_decreases", "part2.matches_sgd"), "returned"),
+    "scaled_losses_no_training": Bug((("        loss = loss_fn(model(x), y)\n        optimizer.zero_grad()\n"
+                                        "        loss.backward()\n        optimizer.step()\n",
+                                        "        loss = loss_fn(model(x) * (1 - 0.01 * len(losses)), y)\n"),),
+                                       ("part2.loss_decreases", "part2.matches_sgd", "part2.target_on_last_gpu")),
     "no_step": Bug((("        optimizer.step()\n", ""),), ("part2.loss_decreases", "part2.matches_sgd")),
     "fresh_batch_each_step": Bug((("loss = loss_fn(model(x), y)",
                                    "loss = loss_fn(model(torch.randn(32, 1000)), torch.randn(32, 1000).to(device1))"),),
@@ -128,7 +132,7 @@ BUGS = {
     "skips_last_step": Bug((("        optimizer.step()\n", "        if _ < steps - 1:\n            optimizer.step()\n"),),
                            ("part2.matches_sgd",), "one step's update"),
     "nan_weights": Bug((("    return losses\n", "    with torch.no_grad():\n        model.layer1.weight.fill_(float('nan'))\n"
-                                              "    return losses\n"),), ("part2.matches_sgd",), "NaN"),
+                                              "    return losses\n"),), ("part2.loss_decreases", "part2.matches_sgd")),
     "profile_host_clock": Bug((('        "stage0_ms": timing["stage0_start"].elapsed_time(timing["stage0_end"]),',
                                 '        "stage0_ms": wall_ms / 2,'),), ("part5.figures_measured",), "stage0_ms"),
     "profile_events_on_cuda0": Bug((("    with torch.cuda.device(device1):\n        timing[\"transfer_start\"]",
@@ -172,7 +176,7 @@ BUGS = {
                                   "part6.pipelined")),
     # Reaching past the contract (issue 8): refused before anything runs.
     "from_torch_import_os": Bug((("import time\n", "import time\nfrom torch import os\n"),), MODEL,
-                                "tamper-suspected: line 2 reaches the module os"),
+                                "reaches the module os through torch.os"),
     "getattr_torch_os": Bug((("device0 = ", "getattr(torch, 'o' + 's')\ndevice0 = "),), MODEL, "uses getattr"),
     "collections_sys": Bug((("import time\n", "import time\nimport collections\ncollections._sys.exit(0)\n"),), MODEL,
                            "tamper-suspected: line 4 reaches the module sys"),
@@ -192,7 +196,7 @@ BUGS = {
     "subclasses_walk": Bug((("device0 = ", "classes = type(0).mro()[-1].__subclasses__()\ndevice0 = "),), MODEL,
                            "uses .__subclasses__"),
     "imports_numpy": Bug((("import time\n", "import time\nimport numpy\n"),), MODEL,
-                         "line 2 imports numpy, which this lab does not allow; remove it"),
+                         "imports numpy, which this lab does not allow; remove it"),
 }
 
 

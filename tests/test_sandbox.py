@@ -122,3 +122,12 @@ def _uid(pid):
         return os.stat(f"/proc/{pid}").st_uid
     except OSError:
         return None
+
+
+@pytest.mark.skipif(not ISOLATION.root, reason="a uid of its own needs root")
+def test_two_grading_runs_never_share_a_uid(runner):
+    other = runners.Runner(ISOLATION, "virtual", [])
+    try:
+        assert other.uid is not None and other.uid != runner.uid
+    finally:
+        other.close()

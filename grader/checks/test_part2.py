@@ -59,8 +59,15 @@ def test_losses_returned(probe):
                              "loss.item() of each step, as computed")
 
 
+def _final_weights(grading):
+    blobs = grading.outcome("train").blobs
+    return {role: reference.tensor(blobs, role, shape) for role, shape in SHAPES.items()}
+
+
 @rubric("part2.loss_decreases")
-def test_loss_decreases(probe):
+def test_loss_decreases(probe, grading):
+    """The loss the grader computes itself, before and after train(), must fall; and the losses
+    train() reports must be the ones it measured, on the batch it was given."""
     facts = probe("train")
     unused = _unused_batch(facts)
     expect(not unused, f"train() did not use the batch it was given: nothing it computed read "
@@ -68,10 +75,15 @@ def test_loss_decreases(probe):
     losses = [v for v in _losses(facts) if not isinstance(v, str)]
     expect(_measured(facts), "the losses train() returned are not the ones it computed, so the grader cannot "
                              "see the loss fall: return loss.item() of each step")
-    expect(len(losses) >= 2, f"{CALL} returned {len(losses)} finite losses; at least two are needed")
-    expect(losses[-1] < losses[0],
-           f"on the fixed batch the loss went from {losses[0]:.5f} to {losses[-1]:.5f}; it should fall: "
-           f"zero the gradients, call backward() and optimizer.step() every step ({HINT})")
+    x, y = reference.batch(SEEDS["train"], BATCH)
+    before = reference.loss(reference.weights(SEEDS["train"]), x, y)
+    after = reference.loss(_final_weights(grading), x, y)
+    expect(after < before,
+           f"on the batch it was given, the loss of the model's weights went from {before:.5f} before train() to "
+           f"{after:.5f} after it (the grader's own computation); training should lower it: zero the "
+           f"gradients, call backward() and optimizer.step() every step ({HINT})")
+    expect(len(losses) >= 2 and losses[-1] < losses[0],
+           f"{CALL} returned the losses {losses}; over the steps they should fall ({HINT})")
 
 
 @rubric("part2.matches_sgd")
@@ -88,8 +100,7 @@ def test_matches_sgd(probe, grading):
            f"optim.SGD(model.parameters(), lr=lr), optimizer.zero_grad() each step, and record each loss before "
            f"its step; the reference is the lab's network, so a forward that differs from it (part1.forward_math) "
            f"differs here too ({HINT})")
-    blobs = grading.outcome("train").blobs
-    got = {role: reference.tensor(blobs, role, shape) for role, shape in SHAPES.items()}
+    got = _final_weights(grading)
     if not all(torch.isfinite(w).all() for w in got.values()):
         fail("after train() the weights hold NaN or infinite values")
     distance = math.sqrt(sum(((got[r] - final[r]) ** 2).sum().item() for r in SHAPES))

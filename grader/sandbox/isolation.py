@@ -3,14 +3,16 @@
 * `bwrap`: bubblewrap is on PATH and can create namespaces here. The zygote runs in new pid, ipc,
   net, uts and mount namespaces: a root file system of read-only system and Python folders and
   the grader package alone (no answer key, no other submission, no results), a private /tmp and
-  /dev/shm, no network, and it dies with the grader. As root, student code also gets the slot's
-  own uid.
-* `uid`: root without bubblewrap (a Docker container, Gradescope): student code runs under the
-  slot's own uid with no capabilities; folders holding secrets are closed to other users.
+  /dev/shm, no network, and it dies with the grader. As root, student code also gets a uid of
+  its own.
+* `uid`: root without bubblewrap (a Docker container, Gradescope): student code runs under a uid
+  of its own (claimed, so no other grading run on the machine uses it) with no capabilities;
+  folders holding secrets are closed to other users.
 * `none`: neither. Fine for a student grading their own code; a batch refuses it unless told
   `--no-isolation`.
 """
 import dataclasses
+import fcntl
 import functools
 import glob
 import os
@@ -23,7 +25,9 @@ import grader
 
 PACKAGE = pathlib.Path(grader.__file__).resolve().parent
 KINDS = ("auto", "bwrap", "uid", "none")
-UID_BASE = 61000  # slot k runs student code as uid UID_BASE + k (root only)
+UID_BASE = 61000  # student code runs as a uid claimed from UID_BASE .. UID_BASE + UID_COUNT - 1 (root only)
+UID_COUNT = 1000
+LOCKS = "/run/mp-lab-grader"  # root's own: one lock file per claimed uid
 TMP_BYTES = 64 * 2**20  # size of the sandbox's /tmp and /dev/shm
 
 
@@ -37,9 +41,21 @@ class Isolation:
     root: bool  # whether the grader runs as root (then student code gets a uid of its own)
     uid_base: int = UID_BASE
 
-    def uid(self, slot):
-        """The uid student code of worker slot `slot` runs as, or None (the grader's own)."""
-        return self.uid_base + slot if self.root else None
+    def claim_uid(self):
+        """(uid, lock) of a uid no other grading run on this machine uses, or (None, None) when not
+        root. The uid is this caller's for as long as the lock descriptor stays open, so two
+        batches, or a batch and a single run, never share one."""
+        if not self.root:
+            return None, None
+        os.makedirs(LOCKS, mode=0o700, exist_ok=True)
+        for uid in range(self.uid_base, self.uid_base + UID_COUNT):
+            lock = os.open(os.path.join(LOCKS, f"{uid}.lock"), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return uid, lock
+            except BlockingIOError:
+                os.close(lock)
+        raise IsolationError(f"every uid from {self.uid_base} to {self.uid_base + UID_COUNT - 1} is in use")
 
     def describe(self):
         return {

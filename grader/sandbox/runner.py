@@ -51,13 +51,13 @@ class Outcome:
 
 
 class Runner:
-    """One zygote, in its sandbox, and the uid its submissions run as (worker slot `slot`)."""
+    """One zygote, in its sandbox, and the uid its submissions run as (its own while it lives)."""
 
-    def __init__(self, isolation, mode, preload, slot=0, hidden=()):
-        self.isolation, self.mode, self.slot = isolation, mode, slot
+    def __init__(self, isolation, mode, preload, hidden=()):
+        self.isolation, self.mode = isolation, mode
         self.preload, self.hidden = frozenset(preload), tuple(hidden)
         self.process = self.sock = None
-        self.uid = isolation.uid(slot)
+        self.uid, self._uid_lock = isolation.claim_uid()
 
     def start(self):
         """Start the zygote (it imports torch: seconds); `ready()` waits for it."""
@@ -121,6 +121,8 @@ class Runner:
             self.process.wait()
         if self.uid is not None:
             sweep_uid(self.uid)
+            os.close(self._uid_lock)
+            self.uid = None
 
     def _answer(self, seconds, what):
         if not select.select([self.sock], [], [], seconds)[0]:
