@@ -90,7 +90,7 @@ class Batch:
         for path in secrets:
             _close_to_others(path)
         self.pristine = Pristine([ROOT / "grader", ROOT / "conftest.py", self.private])
-        self.runners = [runners.Runner(isolation, mode, rubric.allowed_imports, hidden=secrets).start()
+        self.runners = [runners.Runner(isolation, rubric.allowed_imports, hidden=secrets, long_lived=True).start()
                         for _ in range(jobs)]
         for runner in self.runners:  # started side by side; ready before any worker is forked
             runner.ready()
@@ -135,7 +135,7 @@ class Batch:
             return True
         except runners.RunnerLost:
             runner.close()
-            self.runners[slot] = runners.Runner(runner.isolation, runner.mode, runner.preload, runner.hidden).start()
+            self.runners[slot] = runners.Runner(runner.isolation, runner.preload, runner.hidden, long_lived=True).start()
             self.runners[slot].ready()
             return False
 

@@ -8,19 +8,16 @@ student code.
 import gc
 import json
 import pathlib
+import threading
 import time
 
 import pytest
-import torch  # noqa: F401 - imported before the freeze below (the reference math needs it)
 
-gc.freeze()  # torch's objects live for the whole run: keep them out of every collection
-
-from grader import rubric as rubrics  # noqa: E402
-from grader import rules  # noqa: E402
-from grader.contract import PROBES  # noqa: E402
-from grader.devices import choose_mode  # noqa: E402
-from grader.report import Result, classroom, grade, gradescope, table  # noqa: E402
-from grader.sandbox import files, isolation as isolations, runner as runners  # noqa: E402
+from grader import rubric as rubrics
+from grader import rules
+from grader.contract import PROBES
+from grader.report import Result, classroom, grade, gradescope, table
+from grader.sandbox import files, isolation as isolations, runner as runners
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GRADING = pytest.StashKey()
@@ -33,21 +30,32 @@ class Grading:
     def __init__(self, config):
         self.rubric = _rubric(config.getoption("--rubric"))
         try:
-            self.mode, self.gpus = choose_mode(config.getoption("--grader-mode"))
             self.isolation = isolations.detect(config.getoption("--isolation"))
-        except (ValueError, isolations.IsolationError) as error:
+        except isolations.IsolationError as error:
+            raise pytest.UsageError(str(error)) from None
+        self.results, self.graded, self.session = {}, None, None
+        self.started = time.monotonic()
+        # The zygote first: it imports torch while this process does the same, side by side.
+        self.runner, self.own_runner = runners.ATTACHED, runners.ATTACHED is None
+        if self.own_runner:
+            hidden = [self.rubric.answer_key, *SECRETS]
+            self.runner = runners.Runner(self.isolation, self.rubric.allowed_imports, hidden=hidden).start()
+        from grader.devices import choose_mode  # imports torch
+
+        try:
+            self.mode, self.gpus = choose_mode(config.getoption("--grader-mode"))
+        except ValueError as error:
+            self.finish()
             raise pytest.UsageError(str(error)) from None
         self.submission = pathlib.Path(config.getoption("--submission")).absolute()
         answers = config.getoption("--answers")
         self.answers = pathlib.Path(answers).absolute() if answers else self.submission.with_name("answers.yaml")
         self.root = config.getoption("--submission-root")
-        self.results, self.graded, self.session = {}, None, None
-        self.started = time.monotonic()
         self.problem = self._read()
-        self.runner, self.own_runner = runners.ATTACHED, runners.ATTACHED is None
-        if self.problem is None and self.own_runner:
-            hidden = [self.rubric.answer_key, *SECRETS]
-            self.runner = runners.Runner(self.isolation, self.mode, self.rubric.allowed_imports, hidden=hidden).start()
+        if self.problem is None:  # the references, while the sandbox starts
+            from grader import reference
+
+            threading.Thread(target=reference.warm, daemon=True).start()
 
     def _read(self):
         """The submission's text, checked by the static rules; the reason it cannot be graded, or None."""
@@ -68,7 +76,7 @@ class Grading:
         if self.problem is None and self.session is None:
             limits = runners.Limits(self.rubric.seconds_per_function, self.rubric.memory_bytes)
             try:
-                self.session = self.runner.grade(self.source, "model.py", list(PROBES), limits)
+                self.session = self.runner.grade(self.source, "model.py", self.mode, list(PROBES), limits)
             except runners.RunnerLost as error:
                 self.problem = f"the sandbox could not grade the submission: {error}"
 
@@ -85,13 +93,10 @@ class Grading:
         return outcome.facts
 
     def finish(self):
+        """Ending our own zygote ends all it started (the batch cleans its shared ones itself)."""
         if self.session is not None:
             self.session.finish()
         if self.own_runner and self.runner is not None:
-            try:
-                self.runner.clean()
-            except runners.RunnerLost:
-                pass
             self.runner.close()
 
 
@@ -157,6 +162,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_collection_finish(session):
+    gc.freeze()  # torch's objects live for the whole run: keep them out of every collection
     if session.items:
         session.config.stash[GRADING].begin()
 

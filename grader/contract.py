@@ -25,6 +25,9 @@ PROBES = {
     "profile": "profile_stages()",
     "pipeline": "PipelinedMPModel",
 }
+# Probes that only tools run (python -m grader.timeline), never a grading run.
+TOOL_PROBES = {"timeline": "PipelinedMPModel and SimpleMPModel"}
+DESCRIPTIONS = {**PROBES, **TOOL_PROBES}
 PROFILE_KEYS = ("stage0_ms", "transfer_ms", "stage1_ms", "wall_ms", "idle_fraction")
 
 

@@ -26,14 +26,15 @@ FRAME_ATTRIBUTES = frozenset({
     "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "ag_frame", "ag_code", "co_code", "co_consts",
 })
 # Modules that give power over processes, files or the interpreter, as attribute names: many allowed
-# modules hold them (torch.os, dataclasses.sys, typing.operator...).
+# modules hold them (torch.os, dataclasses.sys, typing.operator...). None is a tensor or module
+# method (select and numpy are, and stay legal).
 POWERFUL_MODULES = frozenset({
     "os", "sys", "subprocess", "builtins", "importlib", "ctypes", "shutil", "socket", "signal", "multiprocessing",
     "gc", "inspect", "operator", "io", "pathlib", "pickle", "marshal", "types", "threading", "_thread", "runpy",
     "pty", "posix", "resource", "tempfile", "mmap", "fcntl", "json", "pdb", "code", "codeop", "traceback",
-    "linecache", "tokenize", "zipimport", "pkgutil", "site", "sysconfig", "glob", "select", "selectors", "asyncio",
+    "linecache", "tokenize", "zipimport", "pkgutil", "site", "sysconfig", "glob", "selectors", "asyncio",
     "concurrent", "urllib", "http", "ssl", "logging", "warnings", "copyreg", "dis", "ast", "weakref", "yaml",
-    "pytest", "grader", "solutions", "numpy", "shelve", "dbm", "sqlite3", "zipfile", "tarfile", "gzip", "bz2",
+    "pytest", "grader", "solutions", "shelve", "dbm", "sqlite3", "zipfile", "tarfile", "gzip", "bz2",
     "lzma", "webbrowser", "platform", "atexit", "faulthandler", "tracemalloc", "pydoc", "imp",
 })
 # Torch's entry points that read or write files, compile or run code, or start processes.

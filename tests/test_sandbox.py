@@ -26,13 +26,13 @@ def with_train(body):
 
 @pytest.fixture(scope="module")
 def runner():
-    zygote = runners.Runner(ISOLATION, "virtual", ["torch", "time", "math", "os"], hidden=[KEY]).start()
+    zygote = runners.Runner(ISOLATION, ["torch", "time", "math", "os"], hidden=[KEY]).start()
     yield zygote
     zygote.close()
 
 
 def train_outcome(runner, source, limits=LIMITS):
-    session = runner.grade(source, "model.py", ["train"], limits)
+    session = runner.grade(source, "model.py", "virtual", ["train"], limits)
     outcome = session.outcome("train")
     session.finish()
     runner.clean()
@@ -104,7 +104,7 @@ def test_student_code_runs_as_the_slots_own_uid(runner):
 
 
 def test_an_outcome_read_after_the_deadline_still_counts(runner):
-    session = runner.grade(SOLUTION, "model.py", ["construct"], LIMITS)
+    session = runner.grade(SOLUTION, "model.py", "virtual", ["construct"], LIMITS)
     time.sleep(LIMITS.seconds + runners.GRACE + 1)  # the child finished long ago; its reader comes late
     assert session.outcome("construct").facts["w1"]["device"] == "cuda:0"
     runner.clean()
@@ -126,7 +126,7 @@ def _uid(pid):
 
 @pytest.mark.skipif(not ISOLATION.root, reason="a uid of its own needs root")
 def test_two_grading_runs_never_share_a_uid(runner):
-    other = runners.Runner(ISOLATION, "virtual", [])
+    other = runners.Runner(ISOLATION, [])
     try:
         assert other.uid is not None and other.uid != runner.uid
     finally:

@@ -16,10 +16,10 @@ PIPELINE_SPLITS = PIPELINE_BATCH // SPLIT
 
 @pytest.fixture(scope="module")
 def timelines():
-    zygote = runner.Runner(isolation.detect(), "virtual", ["torch", "time"]).start()
+    zygote = runner.Runner(isolation.detect(), ["torch", "time"]).start()
     try:
         source = (ROOT / "solutions" / "model.py").read_text()
-        facts = zygote.grade(source, "model.py", ["pipeline"], runner.Limits(30, 4 * 2**30)).outcome("pipeline").facts
+        facts = zygote.grade(source, "model.py", "virtual", ["timeline"], runner.Limits(30, 4 * 2**30)).outcome("timeline").facts
     finally:
         zygote.close()
     return {k: from_facts(facts[k], k) for k in ("simple", "pipelined", "reference")}

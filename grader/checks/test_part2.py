@@ -90,9 +90,8 @@ def test_loss_decreases(probe, grading):
 def test_matches_sgd(probe, grading):
     facts = probe("train")
     losses = _losses(facts)
-    x, y = reference.batch(SEEDS["train"], BATCH)
     steps = min(max(len(losses), 1), STEPS)  # a wrong count of steps is losses_returned's finding
-    expected, final, update = reference.sgd(SEEDS["train"], x, y, steps, LR)
+    expected, final, update = reference.sgd(SEEDS["train"], BATCH, steps, LR)
     shown = ", ".join(f"{v:.5f}" for v in expected)
     expect(all(isinstance(v, float) and math.isclose(v, r, rel_tol=1e-4, abs_tol=1e-6) for v, r in zip(losses, expected)),
            f"{CALL} returned the losses {[round(v, 5) if isinstance(v, float) else v for v in losses]}; "

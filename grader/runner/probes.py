@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from grader import inputs
-from grader.contract import PROBES as CONTRACT_PROBES
+from grader.contract import DESCRIPTIONS as CONTRACT_PROBES
 from grader.contract import (BATCH, LARGE_BATCH, LR, PIPELINE_BATCH, PROFILE_BATCHES, PROFILE_KEYS, SEEDS,
                              SPLIT, STEPS)
 from grader.devices import real_gpus
@@ -275,10 +275,10 @@ def _own_idle_fraction(params, x):
     return 1 - busy / (2 * wall_ms)
 
 
-def pipeline(probe):
+def pipeline(probe, with_simple=False):
     """PipelinedMPModel: its output and gradients on the grader's weights (as blobs), then traced
-    training steps of it, of the grader's own unsplit model (the baseline), and of SimpleMPModel
-    (for the timeline tool). The step is the grader's own (_sgd_step)."""
+    training steps of it and of the grader's own unsplit model (the baseline), and, for the
+    timeline tool, of SimpleMPModel. The step is the grader's own (_sgd_step)."""
     pipelined, params = probe.model(SEEDS["pipeline"], SPLIT, cls="PipelinedMPModel")
     x, y = inputs.batch(SEEDS["pipeline"], PIPELINE_BATCH)
     with probe.trace.paused():  # already on the GPUs: whether forward moves a CPU batch is part 1's finding
@@ -297,6 +297,8 @@ def pipeline(probe):
     reference = _reference_model(SEEDS["pipeline"])
     facts["reference"] = _training_step(probe, "the grader's unsplit model",
                                         lambda batch: _reference_forward(reference, batch), reference.values(), x, y)
+    if not with_simple:
+        return facts
     try:
         simple = probe.model(SEEDS["pipeline"])[0]
         facts["simple"] = _training_step(probe, "SimpleMPModel", simple, simple.parameters(), x, y)
@@ -355,7 +357,12 @@ def _profiled_intervals(profiler):
     return intervals
 
 
+def timeline(probe):
+    """What python -m grader.timeline draws: the pipeline probe with SimpleMPModel's step too."""
+    return pipeline(probe, with_simple=True)
+
+
 PROBES = {"construct": construct, "forward": forward, "train": train, "time_forward": time_forward,
-          "profile": profile, "pipeline": pipeline}
+          "profile": profile, "pipeline": pipeline, "timeline": timeline}
 if set(PROBES) != set(CONTRACT_PROBES):
     raise ImportError("grader.runner.probes and grader.contract.PROBES name different probes")

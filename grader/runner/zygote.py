@@ -36,13 +36,13 @@ def prctl(option, value):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m grader.runner", description=__doc__.splitlines()[0])
     parser.add_argument("--socket-fd", type=int, required=True, help="the grader's end of the request socket")
-    parser.add_argument("--preload", default="", help="comma-separated modules the submission may import")
+    parser.add_argument("--preload", default="", help="comma-separated modules to import before forking: those "
+                        "the submission may import, and torch._dynamo, which every optimizer step imports")
     parser.add_argument("--private-tmp", action="store_true", help="/tmp and /dev/shm are this sandbox's own")
     args = parser.parse_args(argv)
     sock = socket.socket(fileno=args.socket_fd)
     for name in filter(None, args.preload.split(",")):  # a student's identity may not read them later
         importlib.import_module(name)
-    import torch._dynamo  # noqa: F401 - every optimizer step needs it
     import torch.optim  # noqa: F401
     from grader.runner import probes  # noqa: F401 - the runtime, the probes and what they import
 

@@ -98,7 +98,7 @@ def _namespaces(root):
     return common + (["--cap-add", "ALL"] if root else ["--unshare-user", "--disable-userns"])
 
 
-def zygote_command(isolation, mode, socket_fd, preload, hidden=()):
+def zygote_command(isolation, socket_fd, preload, hidden=()):
     """The argv that starts the zygote under `isolation`. `hidden`: paths that must not exist in
     the sandbox even where a bound folder holds them (the answer key, the submissions, results)."""
     python = [sys.executable, "-B", "-s", "-m", "grader.runner", "--socket-fd", str(socket_fd),
@@ -114,9 +114,8 @@ def zygote_command(isolation, mode, socket_fd, preload, hidden=()):
     args += ["--proc", "/proc", "--dev", "/dev"]
     for folder in ("/tmp", "/dev/shm"):
         args += ["--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", folder]
-    if mode == "real":
-        for device in sorted(glob.glob("/dev/nvidia*")):
-            args += ["--dev-bind", device, device]
+    for device in sorted(glob.glob("/dev/nvidia*")):  # real mode's GPUs (none on most machines)
+        args += ["--dev-bind", device, device]
     made = set()
     for path in sorted(_python_folders() | {str(PACKAGE)}):
         if not any(path == p or path.startswith(p + os.sep) for p in ("/usr", "/etc", "/sys")):

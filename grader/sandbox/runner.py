@@ -16,7 +16,7 @@ import threading
 import time
 
 from grader import wire
-from grader.contract import PROBES, TAMPER
+from grader.contract import DESCRIPTIONS, TAMPER
 from grader.sandbox import isolation as isolations
 
 RESULT_CAP = 48 * 2**20  # the largest result: train()'s final weights as float32 (16 MB), with room
@@ -53,16 +53,22 @@ class Outcome:
 class Runner:
     """One zygote, in its sandbox, and the uid its submissions run as (its own while it lives)."""
 
-    def __init__(self, isolation, mode, preload, hidden=()):
-        self.isolation, self.mode = isolation, mode
+    def __init__(self, isolation, preload, hidden=(), long_lived=False):
+        """`preload`: the modules a submission may import. A `long_lived` zygote (a batch's) also
+        imports torch._dynamo (a second) once for every student, as does any zygote whose students
+        cannot read the interpreter's files later (a uid of their own, no namespaces); a single
+        run's leaves it to the one probe that takes an optimizer step."""
+        self.isolation = isolation
         self.preload, self.hidden = frozenset(preload), tuple(hidden)
+        if long_lived or isolation.kind == "uid":
+            self.preload |= {"torch._dynamo"}
         self.process = self.sock = None
         self.uid, self._uid_lock = isolation.claim_uid()
 
     def start(self):
         """Start the zygote (it imports torch: seconds); `ready()` waits for it."""
         ours, theirs = socket.socketpair()
-        command = isolations.zygote_command(self.isolation, self.mode, theirs.fileno(), self.preload, self.hidden)
+        command = isolations.zygote_command(self.isolation, theirs.fileno(), self.preload, self.hidden)
         env = None if self.isolation.kind == "bwrap" else isolations.environment()
         self.process = subprocess.Popen(command, pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
                                         start_new_session=True, cwd="/")
@@ -75,12 +81,13 @@ class Runner:
             self._answer(READY_SECONDS, "start")
             self._ready = True
 
-    def grade(self, source, path, probes, limits):
-        """Start the probes `probes` on the submission's text; the Session reads their results."""
+    def grade(self, source, path, mode, probes, limits):
+        """Start the probes `probes` on the submission's text on `mode` GPUs; the Session reads
+        their results."""
         self.ready()
         pipes = [os.pipe() for _ in range(len(probes) + 1)]  # the output, then one per probe
-        request = {"op": "grade", "probes": list(probes), "source": source, "path": path, "mode": self.mode,
-                   "descriptions": PROBES, "uid": self.uid, **dataclasses.asdict(limits)}
+        request = {"op": "grade", "probes": list(probes), "source": source, "path": path, "mode": mode,
+                   "descriptions": DESCRIPTIONS, "uid": self.uid, **dataclasses.asdict(limits)}
         try:
             wire.send(self.sock, request, fds=[w for _, w in pipes])
         except OSError as error:
@@ -88,7 +95,7 @@ class Runner:
         finally:
             for _, write_end in pipes:
                 os.close(write_end)
-        deadline = time.monotonic() + limits.seconds * (len(probes) if self.mode == "real" else 1) + GRACE
+        deadline = time.monotonic() + limits.seconds * (len(probes) if mode == "real" else 1) + GRACE
         session = Session(dict(zip(probes, (r for r, _ in pipes[1:]))), pipes[0][0], deadline, limits.seconds)
         try:
             self._answer(30, "grade")
@@ -200,7 +207,7 @@ class Session:
         name, buffer = self._pipes[fd], self._buffers[fd]
         if not chunk:
             self._settle(name, Outcome(failure=f"{TAMPER}: your code ended the grading process during "
-                                                f"{PROBES[name]} before it could report; a submission must "
+                                                f"{DESCRIPTIONS[name]} before it could report; a submission must "
                                                 "not exit the process"))
             return False
         buffer += chunk
@@ -213,7 +220,7 @@ class Session:
                     return False
         except wire.Unreadable as error:
             self._settle(name, Outcome(failure=f"the grading process sent an unreadable result during "
-                                               f"{PROBES[name]}: {error}"))
+                                               f"{DESCRIPTIONS[name]}: {error}"))
             return False
         return True
 
@@ -223,7 +230,7 @@ class Session:
             self._done.notify_all()
 
     def _late(self, name):
-        return f"{PROBES[name]} did not finish within {self.seconds:g} s (an endless loop, or far too much work?)"
+        return f"{DESCRIPTIONS[name]} did not finish within {self.seconds:g} s (an endless loop, or far too much work?)"
 
 
 def _outcome(header, blobs):
@@ -236,23 +243,21 @@ def _outcome(header, blobs):
 
 
 def sweep_uid(uid):
-    """Kill every process of `uid` (root only), from a helper that becomes `uid`, and remove the
-    files it left in the shared temporary folders."""
-    for _ in range(50):
+    """Kill every process of `uid` (root only), from a helper that becomes `uid`, until none is
+    left, and remove the files it left in the shared temporary folders."""
+    for _ in range(100):
+        if not _processes_of(uid):
+            break
         pid = os.fork()
         if pid == 0:
             try:
                 os.setgid(uid)
                 os.setuid(uid)
                 os.kill(-1, signal.SIGKILL)  # every process this uid may signal: its own
+            finally:
                 os._exit(0)
-            except ProcessLookupError:
-                os._exit(1)  # none left
-            except BaseException:  # noqa: BLE001
-                os._exit(2)
-        _, status = os.waitpid(pid, 0)
-        if os.WEXITSTATUS(status) != 0:
-            break
+        os.waitpid(pid, 0)
+        time.sleep(0.005)
     for folder in ("/tmp", "/var/tmp", "/dev/shm"):
         try:
             entries = list(os.scandir(folder))
@@ -267,3 +272,19 @@ def sweep_uid(uid):
                         os.unlink(entry.path)
             except OSError:
                 pass
+
+
+def _processes_of(uid):
+    """The live (not zombie) processes of `uid`, from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid != uid:
+                    continue
+                with open(f"/proc/{entry}/stat") as stat:
+                    if stat.read().rsplit(")", 1)[1].split()[0] != "Z":
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found

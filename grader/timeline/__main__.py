@@ -47,11 +47,10 @@ def _pipeline_facts(submission, mode):
         rules.check(source, lab.allowed_imports)
     except (files.InvalidFile, rules.Refusal, SyntaxError) as error:
         raise SystemExit(f"cannot draw the timeline: {error}") from None
-    zygote = runner.Runner(isolation.detect(), mode, lab.allowed_imports, hidden=[lab.answer_key]).start()
+    zygote = runner.Runner(isolation.detect(), lab.allowed_imports, hidden=[lab.answer_key]).start()
     try:
-        outcome = zygote.grade(source, "model.py", ["pipeline"], runner.Limits(lab.seconds_per_function,
-                                                                                lab.memory_bytes)).outcome("pipeline")
-        zygote.clean()
+        limits = runner.Limits(lab.seconds_per_function, lab.memory_bytes)
+        outcome = zygote.grade(source, "model.py", mode, ["timeline"], limits).outcome("timeline")
     finally:
         zygote.close()
     if outcome.failure:
