@@ -116,16 +116,14 @@ def zygote_command(isolation, socket_fd, preload, hidden=()):
         args += ["--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", folder]
     for device in sorted(glob.glob("/dev/nvidia*")):  # real mode's GPUs (none on most machines)
         args += ["--dev-bind", device, device]
-    made = set()
+    made, bound = set(), ["/usr", "/etc", "/sys"]
     for path in sorted(_python_folders() | {str(PACKAGE)}):
         if not any(path == p or path.startswith(p + os.sep) for p in ("/usr", "/etc", "/sys")):
             args += _folders_above(path, made) + ["--ro-bind", path, path]
-    for path in hidden:
-        path = os.path.realpath(path)
-        if os.path.isdir(path):
-            args += ["--tmpfs", path]
-        elif os.path.exists(path):
-            args += ["--ro-bind", "/dev/null", path]
+            bound.append(path)
+    for path in map(os.path.realpath, hidden):  # only where a bound folder holds it; elsewhere it is absent
+        if any(path.startswith(p + os.sep) for p in bound):
+            args += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
     args += ["--ro-bind", str(PACKAGE), str(PACKAGE)]  # again, in case a hidden folder held it
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
            "PYTHONPATH": str(PACKAGE.parent), "PYTHONDONTWRITEBYTECODE": "1"}
