@@ -31,11 +31,12 @@ import pytest  # noqa: E402
 import pytest_timeout  # noqa: E402,F401 - the one plugin workers load
 
 import grader.conftest  # noqa: E402,F401 - the pristine grader, in memory before any student is read
-from grader import report  # noqa: E402
+from grader import reference, report  # noqa: E402
 from grader import rubric as rubrics  # noqa: E402
 from grader.contract import PROBES, TAMPER  # noqa: E402
 from grader.devices import choose_mode  # noqa: E402
 from grader.sandbox import files, isolation as isolations, runner as runners  # noqa: E402
+import torch  # noqa: E402 - the workers' reference math, imported once here
 
 for _check in sorted((pathlib.Path(grader.conftest.__file__).parent / "checks").glob("test_*.py")):
     __import__(f"grader.checks.{_check.stem}")  # every check module, whatever parts exist
@@ -92,6 +93,9 @@ class Batch:
         self.pristine = Pristine([ROOT / "grader", ROOT / "conftest.py", self.private])
         self.runners = [runners.Runner(isolation, rubric.allowed_imports, hidden=secrets, long_lived=True).start()
                         for _ in range(jobs)]
+        # The references, once for every worker. One thread: no thread pool exists to be forked.
+        torch.set_num_threads(1)
+        reference.warm()
         for runner in self.runners:  # started side by side; ready before any worker is forked
             runner.ready()
 
