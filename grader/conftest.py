@@ -52,10 +52,12 @@ class Grading:
         self.answers = pathlib.Path(answers).absolute() if answers else self.submission.with_name("answers.yaml")
         self.root = config.getoption("--submission-root")
         self.problem = self._read()
+        self.warming = None
         if self.problem is None:  # the references, while the sandbox starts
             from grader import reference
 
-            threading.Thread(target=reference.warm, daemon=True).start()
+            self.warming = threading.Thread(target=reference.warm)
+            self.warming.start()
 
     def _read(self):
         """The submission's text, checked by the static rules; the reason it cannot be graded, or None."""
@@ -93,11 +95,15 @@ class Grading:
         return outcome.facts
 
     def finish(self):
-        """Ending our own zygote ends all it started (the batch cleans its shared ones itself)."""
+        """Idempotent. Ending our own zygote ends all it started (the batch cleans its shared ones
+        itself); torch's work in our own thread ends before the interpreter does."""
         if self.session is not None:
             self.session.finish()
         if self.own_runner and self.runner is not None:
             self.runner.close()
+            self.runner = None
+        if getattr(self, "warming", None) is not None:
+            self.warming.join()
 
 
 def _rubric(path):
@@ -224,6 +230,12 @@ def pytest_sessionfinish(session, exitstatus):
             path.write_text(json.dumps(make(), indent=2) + "\n")
     if g.graded["score"] < g.graded["max_score"]:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_unconfigure(config):
+    g = config.stash.get(GRADING, None)
+    if g is not None:
+        g.finish()  # also after a usage error, when sessionfinish never ran
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -79,9 +79,13 @@ def gradients(seed, size):
     return out.detach(), dict(zip(ROLES, grads))
 
 
+def all_finite(tensors):
+    return all(torch.isfinite(t).all() for t in tensors)
+
+
 def largest_difference(got, expected):
     """max |got - expected|, NaN-aware: inf when either holds a NaN or an infinity."""
-    if not (torch.isfinite(got).all() and torch.isfinite(expected).all()):
+    if not all_finite((got, expected)):
         return float("inf")
     return (got - expected).abs().max().item()
 

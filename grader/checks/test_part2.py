@@ -4,8 +4,6 @@ The grader draws the weights and the batch itself, so the right losses and final
 its own computation (grader.reference), never a run of the submission's code."""
 import math
 
-import torch
-
 from grader import reference
 from grader.checks import expect, fail, rubric, trace
 from grader.contract import BATCH, LR, SEEDS, SHAPES, STEPS
@@ -100,7 +98,7 @@ def test_matches_sgd(probe, grading):
            f"its step; the reference is the lab's network, so a forward that differs from it (part1.forward_math) "
            f"differs here too ({HINT})")
     got = _final_weights(grading)
-    if not all(torch.isfinite(w).all() for w in got.values()):
+    if not reference.all_finite(got.values()):
         fail("after train() the weights hold NaN or infinite values")
     distance = math.sqrt(sum(((got[r] - final[r]) ** 2).sum().item() for r in SHAPES))
     step = math.sqrt(sum((u ** 2).sum().item() for u in update.values()))

@@ -119,6 +119,7 @@ class Runner:
         """End the zygote and its whole sandbox."""
         if self.sock is not None:
             self.sock.close()
+            self.sock = None
         if self.process is not None:
             for kill in (lambda: os.killpg(self.process.pid, signal.SIGKILL), self.process.kill):
                 try:
@@ -126,6 +127,7 @@ class Runner:
                 except (ProcessLookupError, PermissionError):
                     pass
             self.process.wait()
+            self.process = None
         if self.uid is not None:
             sweep_uid(self.uid)
             os.close(self._uid_lock)
