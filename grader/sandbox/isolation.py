@@ -45,7 +45,7 @@ class Isolation:
         """(uid, lock) of a uid no other grading run on this machine uses, or (None, None) when not
         root. The uid is this caller's for as long as the lock descriptor stays open, so two
         batches, or a batch and a single run, never share one."""
-        if not self.root:
+        if not self.root or self.kind == "none":
             return None, None
         os.makedirs(LOCKS, mode=0o700, exist_ok=True)
         for uid in range(self.uid_base, self.uid_base + UID_COUNT):
@@ -69,7 +69,7 @@ def detect(asked="auto", uid_base=UID_BASE):
     """The isolation to use: the strongest available for "auto"; IsolationError when the one
     asked for is not available."""
     root = os.geteuid() == 0
-    bwrap_ok = _bwrap_works(root)
+    bwrap_ok = _bwrap_options(root) is not None
     if asked == "auto":
         asked = "bwrap" if bwrap_ok else "uid" if root else "none"
     if asked == "bwrap" and not bwrap_ok:
@@ -81,21 +81,25 @@ def detect(asked="auto", uid_base=UID_BASE):
 
 
 @functools.lru_cache(maxsize=None)
-def _bwrap_works(root):
+def _bwrap_options(root):
+    """(namespace options, whether tmpfs sizes work) of the newest option set this machine's
+    bubblewrap accepts (--disable-userns and --size are recent), or None if none works."""
     if shutil.which("bwrap") is None:
-        return False
-    command = ["bwrap", *_namespaces(root), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"]
-    try:
-        return subprocess.run(command, capture_output=True, timeout=20).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
-
-
-def _namespaces(root):
+        return None
     common = ["--unshare-pid", "--unshare-ipc", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
               "--die-with-parent", "--new-session"]
-    # As root, no user namespace: the zygote keeps the power to give children the slot's uid.
-    return common + (["--cap-add", "ALL"] if root else ["--unshare-user", "--disable-userns"])
+    # As root, no user namespace: the zygote keeps the power to give children a uid of their own.
+    user = [["--cap-add", "ALL"]] if root else [["--unshare-user", "--disable-userns"], ["--unshare-user"]]
+    for namespaces in (common + extra for extra in user):
+        for sized in (True, False):
+            tmp = (["--size", "1048576"] if sized else []) + ["--tmpfs", "/tmp"]
+            command = ["bwrap", *namespaces, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", *tmp, "true"]
+            try:
+                if subprocess.run(command, capture_output=True, timeout=20).returncode == 0:
+                    return namespaces, sized
+            except (OSError, subprocess.SubprocessError):
+                return None
+    return None
 
 
 def zygote_command(isolation, socket_fd, preload, hidden=()):
@@ -105,7 +109,8 @@ def zygote_command(isolation, socket_fd, preload, hidden=()):
               "--preload", ",".join(sorted(preload))]
     if isolation.kind != "bwrap":
         return python
-    args = ["bwrap", *_namespaces(isolation.root), "--perms", "0755", "--tmpfs", "/"]
+    namespaces, sized = _bwrap_options(isolation.root)
+    args = ["bwrap", *namespaces, "--perms", "0755", "--tmpfs", "/"]
     for top in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/sys"):
         if os.path.islink(top):
             args += ["--symlink", os.readlink(top), top]
@@ -113,7 +118,7 @@ def zygote_command(isolation, socket_fd, preload, hidden=()):
             args += ["--ro-bind", top, top]
     args += ["--proc", "/proc", "--dev", "/dev"]
     for folder in ("/tmp", "/dev/shm"):
-        args += ["--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", folder]
+        args += ["--perms", "1777", *(["--size", str(TMP_BYTES)] if sized else []), "--tmpfs", folder]
     for device in sorted(glob.glob("/dev/nvidia*")):  # real mode's GPUs (none on most machines)
         args += ["--dev-bind", device, device]
     made, bound = set(), ["/usr", "/etc", "/sys"]
@@ -136,7 +141,8 @@ def environment():
     """The environment of an unwrapped zygote: nothing of the grader's but what Python needs."""
     keep = ("PATH", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "LD_LIBRARY_PATH")
     env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update(PYTHONPATH=str(PACKAGE.parent), PYTHONDONTWRITEBYTECODE="1", HOME="/tmp")
+    path = os.pathsep.join(filter(None, [str(PACKAGE.parent), os.environ.get("PYTHONPATH")]))
+    env.update(PYTHONPATH=path, PYTHONDONTWRITEBYTECODE="1", HOME="/tmp")
     return env
 
 

@@ -24,8 +24,6 @@ OUTPUT_CAP = 2**20  # what the submission prints, kept per submission; the rest 
 READY_SECONDS = 120  # importing torch in a fresh sandbox, on a slow machine
 CLEAN_SECONDS = 30
 GRACE = 5.0  # the session enforces each probe's limit; the reader's deadline is a backstop
-
-
 ATTACHED = None  # the batch's Runner for the worker it forks: that worker's pytest run uses it
 
 
