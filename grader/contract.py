@@ -14,7 +14,7 @@ MICRO_BATCHES = math.ceil(PIPELINE_BATCH / SPLIT)
 SHAPES = {"w1": (2000, 1000), "b1": (2000,), "w2": (1000, 2000), "b2": (1000,)}
 HOME = {"w1": "cuda:0", "b1": "cuda:0", "w2": "cuda:1", "b2": "cuda:1"}
 # Seeds of the grader's own weights and batches: both sides draw the same tensors from them.
-SEEDS = {"forward": 10, "verbose": 11, "train": 12, "time_forward": 13, "profile": 14, "pipeline": 15}
+SEEDS = {"forward": 10, "train": 12, "time_forward": 13, "profile": 14, "pipeline": 15}
 
 # Each probe: what it calls, as the student's messages name it.
 PROBES = {
