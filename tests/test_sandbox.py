@@ -131,3 +131,14 @@ def test_two_grading_runs_never_share_a_uid(runner):
         assert other.uid is not None and other.uid != runner.uid
     finally:
         other.close()
+
+
+@pytest.mark.skipif(ISOLATION.kind == "none", reason="without isolation the process limit would count ours")
+def test_a_fork_bomb_meets_the_process_limit(runner):
+    bomb = ("    children = 0\n    try:\n        while children < 200:\n            if os.fork() == 0:\n"
+            "                time.sleep(60)\n                os._exit(0)\n            children += 1\n"
+            "    except OSError:\n        raise RuntimeError(f'stopped after {children}')\n")
+    outcome, _ = train_outcome(runner, with_train(bomb))
+    assert outcome.failure is not None and "stopped after" in outcome.failure, "200 processes were allowed"
+    stopped = int(outcome.failure.split("stopped after ")[1].split(" ")[0].rstrip(")"))
+    assert stopped < LIMITS.processes

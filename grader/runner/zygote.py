@@ -159,7 +159,7 @@ def _probe(request, name, fd, others):
 def _limit(request):
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an over-long file write fails; it does not kill
     limits = {resource.RLIMIT_CORE: 0, resource.RLIMIT_FSIZE: request["file_bytes"], resource.RLIMIT_NOFILE: 256}
-    if request["uid"] is not None:  # the identity is this slot's alone, so its process count is exact
+    if request["processes"] is not None:  # counted for the student's own uid or user namespace
         limits[resource.RLIMIT_NPROC] = request["processes"]
     if request["mode"] == "virtual":  # (real CUDA reserves far more address space than it uses)
         with open("/proc/self/statm") as statm:
