@@ -68,6 +68,8 @@ class Grading:
             return f"cannot read the submission: {error}"
         except SyntaxError as error:
             return f"your submission does not compile: {error.msg} (line {error.lineno})"
+        except (ValueError, RecursionError, MemoryError) as error:  # the parser's own limits
+            return f"your submission cannot be parsed ({type(error).__name__}): simplify its expressions"
         except rules.Refusal as refusal:
             return str(refusal)
         return None

@@ -195,6 +195,7 @@ BUGS = {
     "torch_hub_json": Bug((("import time\n", "import time\nfrom torch.hub import json\n"),), MODEL, "tamper-suspected"),
     "subclasses_walk": Bug((("device0 = ", "classes = type(0).mro()[-1].__subclasses__()\ndevice0 = "),), MODEL,
                            "uses .__subclasses__"),
+    "parser_bomb": Bug((("device0 = ", "BOMB = " + "-" * 100000 + "1\ndevice0 = "),), MODEL, "cannot be parsed"),
     "imports_numpy": Bug((("import time\n", "import time\nimport numpy\n"),), MODEL,
                          "imports numpy, which this lab does not allow; remove it"),
 }

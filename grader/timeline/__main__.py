@@ -45,7 +45,7 @@ def _pipeline_facts(submission, mode):
     try:
         source = files.read_text(submission, files.MODEL_CAP, str(submission))
         rules.check(source, lab.allowed_imports)
-    except (files.InvalidFile, rules.Refusal, SyntaxError) as error:
+    except (files.InvalidFile, rules.Refusal, SyntaxError, ValueError, RecursionError, MemoryError) as error:
         raise SystemExit(f"cannot draw the timeline: {error}") from None
     zygote = runner.Runner(isolation.detect(), lab.allowed_imports, hidden=[lab.answer_key]).start()
     try:
