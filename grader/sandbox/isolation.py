@@ -59,8 +59,8 @@ class Isolation:
 
     def describe(self):
         return {
-            "bwrap": "bubblewrap namespaces" + (", a uid per slot" if self.root else ", the grader's uid"),
-            "uid": "a uid per slot, no namespaces (bubblewrap unavailable)",
+            "bwrap": "bubblewrap namespaces" + (", a uid of its own" if self.root else ", the grader's uid"),
+            "uid": "a uid of its own, no namespaces",
             "none": "none: student code runs as the grader's own user",
         }[self.kind]
 
