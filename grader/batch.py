@@ -29,14 +29,14 @@ sys.dont_write_bytecode = True  # nothing written into the grader's folders duri
 
 import pytest  # noqa: E402
 import pytest_timeout  # noqa: E402,F401 - the one plugin workers load
+import torch  # noqa: E402 - the workers' reference math, imported once here
 
-import grader.conftest  # noqa: E402,F401 - the pristine grader, in memory before any student is read
+import grader.conftest  # noqa: E402 - the pristine grader, in memory before any student is read
 from grader import reference, report  # noqa: E402
 from grader import rubric as rubrics  # noqa: E402
 from grader.contract import PROBES, TAMPER  # noqa: E402
 from grader.devices import choose_mode  # noqa: E402
 from grader.sandbox import files, isolation as isolations, runner as runners  # noqa: E402
-import torch  # noqa: E402 - the workers' reference math, imported once here
 
 for _check in sorted((pathlib.Path(grader.conftest.__file__).parent / "checks").glob("test_*.py")):
     __import__(f"grader.checks.{_check.stem}")  # every check module, whatever parts exist
@@ -86,8 +86,8 @@ class Batch:
         if rubric.answer_key.exists():
             shutil.copy(rubric.answer_key, self.private / "answers.yaml")
         (self.private / "rubric.yaml").write_text(key_line.sub("answer_key: answers.yaml", rubric.path.read_text()))
-        secrets = [rubric.answer_key, ROOT / "solutions", ROOT / "tests", pathlib.Path(submissions), self.out,
-                   self.private, self.grades]
+        secrets = [rubric.answer_key, *grader.conftest.SECRETS, pathlib.Path(submissions), self.out, self.private,
+                   self.grades]
         for path in secrets:
             _close_to_others(path)
         self.pristine = Pristine([ROOT / "grader", ROOT / "conftest.py", self.private])

@@ -17,7 +17,7 @@ from grader import rubric as rubrics
 from grader import rules
 from grader.contract import PROBES
 from grader.report import Result, classroom, grade, gradescope, table
-from grader.sandbox import files, isolation as isolations, runner as runners
+from grader.sandbox import isolation as isolations, runner as runners
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GRADING = pytest.StashKey()
@@ -60,18 +60,11 @@ class Grading:
             self.warming.start()
 
     def _read(self):
-        """The submission's text, checked by the static rules; the reason it cannot be graded, or None."""
+        """The reason the submission cannot be graded at all, or None (its text is then `source`)."""
         try:
-            self.source = files.read_text(self.submission, files.MODEL_CAP, "the submission", self.root)
-            rules.check(self.source, self.rubric.allowed_imports)
-        except files.InvalidFile as error:
-            return f"cannot read the submission: {error}"
-        except SyntaxError as error:
-            return f"your submission does not compile: {error.msg} (line {error.lineno})"
-        except (ValueError, RecursionError, MemoryError) as error:  # the parser's own limits
-            return f"your submission cannot be parsed ({type(error).__name__}): simplify its expressions"
-        except rules.Refusal as refusal:
-            return str(refusal)
+            self.source = rules.read_checked(self.submission, self.rubric.allowed_imports, self.root)
+        except rules.Unusable as reason:
+            return str(reason)
         return None
 
     def begin(self):

@@ -13,6 +13,7 @@ import importlib
 import types
 
 from grader.contract import TAMPER
+from grader.sandbox import files
 
 # Builtins that reach the interpreter, files or the terminal: the lab needs none of them.
 FORBIDDEN_BUILTINS = frozenset({
@@ -56,6 +57,27 @@ class Refusal(Exception):
     def __str__(self):
         prefix = f"{TAMPER}: " if self.tamper else ""
         return f"{prefix}line {self.line} {self.reason}"
+
+
+class Unusable(Exception):
+    """A submission that cannot run at all; the message is the student's reason."""
+
+
+def read_checked(path, allowed_imports, within=None):
+    """The text of the submission file `path`, read safely (grader.sandbox.files) and accepted by
+    the rules; Unusable, with the student's reason, otherwise."""
+    try:
+        source = files.read_text(path, files.MODEL_CAP, "the submission", within)
+        check(source, allowed_imports)
+    except files.InvalidFile as error:
+        raise Unusable(f"cannot read the submission: {error}") from None
+    except SyntaxError as error:
+        raise Unusable(f"your submission does not compile: {error.msg} (line {error.lineno})") from None
+    except (ValueError, RecursionError, MemoryError) as error:  # the parser's own limits
+        raise Unusable(f"your submission cannot be parsed ({type(error).__name__}): simplify its expressions") from None
+    except Refusal as refusal:
+        raise Unusable(str(refusal)) from None
+    return source
 
 
 def check(source, allowed_imports):

@@ -8,7 +8,7 @@ import pytest
 
 from corpus import ROOT
 from grader.contract import TAMPER
-from grader.runner.zygote import descendants
+from grader.procs import descendants, of_uid
 from grader.sandbox import isolation as isolations
 from grader.sandbox import runner as runners
 
@@ -80,7 +80,7 @@ def test_no_process_outlives_its_submission(runner):
     zygote = _zygote_pid(runner)
     assert descendants(zygote) == []
     if ISOLATION.root:
-        assert not [p for p in os.listdir("/proc") if p.isdigit() and _uid(p) == runner.uid]
+        assert of_uid(runner.uid) == []
 
 
 @pytest.mark.skipif(ISOLATION.kind != "bwrap", reason="only bubblewrap gives the sandbox its own /dev/shm")
@@ -115,13 +115,6 @@ def _zygote_pid(runner):
     candidates = [runner.process.pid, *descendants(runner.process.pid)]
     commands = {p: open(f"/proc/{p}/cmdline", "rb").read().split(b"\0") for p in candidates}
     return next(p for p, argv in commands.items() if b"grader.runner" in argv and b"bwrap" not in argv[0])
-
-
-def _uid(pid):
-    try:
-        return os.stat(f"/proc/{pid}").st_uid
-    except OSError:
-        return None
 
 
 @pytest.mark.skipif(not ISOLATION.root, reason="a uid of its own needs root")

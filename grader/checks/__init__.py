@@ -55,7 +55,7 @@ class Timing:
             self.last_on[self.events[i].device] = i
         self.recorded = {e.ids[0]: (i, e.device) for i, e in enumerate(self.events)
                          if e.kind == "cuda_event" and e.name == "record" and e.ids}
-        self.waits = [(i, device) for i, device in self._waits()]
+        self.waits = list(self._waits())  # (index, GPU) of each wait that covers the forward there
         readings = [i for i, e in enumerate(self.events) if self.is_reading(e)]
         self.starts = [i for i in readings if i < self.first_op]
         self.ends = [i for i in readings if i > self.last_op]

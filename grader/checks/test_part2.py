@@ -73,9 +73,8 @@ def test_loss_decreases(probe, grading):
     losses = [v for v in _losses(facts) if not isinstance(v, str)]
     expect(_measured(facts), "the losses train() returned are not the ones it computed, so the grader cannot "
                              "see the loss fall: return loss.item() of each step")
-    x, y = reference.batch(SEEDS["train"], BATCH)
-    before = reference.loss(reference.weights(SEEDS["train"]), x, y)
-    after = reference.loss(_final_weights(grading), x, y)
+    before = reference.loss(SEEDS["train"], BATCH, reference.weights(SEEDS["train"]))
+    after = reference.loss(SEEDS["train"], BATCH, _final_weights(grading))
     expect(after < before,
            f"on the batch it was given, the loss of the model's weights went from {before:.5f} before train() to "
            f"{after:.5f} after it (the grader's own computation); training should lower it: zero the "

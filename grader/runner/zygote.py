@@ -21,6 +21,7 @@ import time
 import traceback
 
 from grader import wire
+from grader.procs import descendants
 
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
 REQUEST_CAP = 1 << 20  # a request carries the submission's text (capped at 256 KiB by the grader)
@@ -195,26 +196,6 @@ def _reap():
             pass
     except ChildProcessError:
         pass
-
-
-def descendants(root):
-    """Every live process below `root`, from /proc."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z":
-                children.setdefault(int(fields[1]), []).append(int(entry))
-    found, stack = [], [root]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
 
 
 def _clean(private_tmp):

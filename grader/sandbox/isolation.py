@@ -130,8 +130,7 @@ def zygote_command(isolation, socket_fd, preload, hidden=()):
         if any(path.startswith(p + os.sep) for p in bound):
             args += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
     args += ["--ro-bind", str(PACKAGE), str(PACKAGE)]  # again, in case a hidden folder held it
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
-           "PYTHONPATH": str(PACKAGE.parent), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {"PATH": "/usr/bin:/bin", "TMPDIR": "/tmp", "LANG": "C.UTF-8", **_python_environment(str(PACKAGE.parent))}
     env.update({k: v for k, v in os.environ.items() if k.startswith(("CUDA_", "NVIDIA_"))})
     args += ["--clearenv", *[a for k, v in env.items() for a in ("--setenv", k, v)], "--chdir", "/tmp"]
     return args + python + ["--private-tmp"]
@@ -140,10 +139,13 @@ def zygote_command(isolation, socket_fd, preload, hidden=()):
 def environment():
     """The environment of an unwrapped zygote: nothing of the grader's but what Python needs."""
     keep = ("PATH", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "LD_LIBRARY_PATH")
-    env = {k: v for k, v in os.environ.items() if k in keep}
     path = os.pathsep.join(filter(None, [str(PACKAGE.parent), os.environ.get("PYTHONPATH")]))
-    env.update(PYTHONPATH=path, PYTHONDONTWRITEBYTECODE="1", HOME="/tmp")
-    return env
+    return {**{k: v for k, v in os.environ.items() if k in keep}, **_python_environment(path)}
+
+
+def _python_environment(path):
+    """What the zygote's interpreter needs: the grader on its path, no bytecode written, a home in /tmp."""
+    return {"PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp"}
 
 
 def _python_folders():

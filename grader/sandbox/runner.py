@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 
-from grader import wire
+from grader import procs, wire
 from grader.contract import DESCRIPTIONS, TAMPER
 from grader.sandbox import isolation as isolations
 
@@ -250,7 +250,7 @@ def sweep_uid(uid):
     """Kill every process of `uid` (root only), from a helper that becomes `uid`, until none is
     left, and remove the files it left in the shared temporary folders."""
     for _ in range(100):
-        if not _processes_of(uid):
+        if not procs.of_uid(uid):
             break
         pid = os.fork()
         if pid == 0:
@@ -276,19 +276,3 @@ def sweep_uid(uid):
                         os.unlink(entry.path)
             except OSError:
                 pass
-
-
-def _processes_of(uid):
-    """The live (not zombie) processes of `uid`, from /proc."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}").st_uid != uid:
-                    continue
-                with open(f"/proc/{entry}/stat") as stat:
-                    if stat.read().rsplit(")", 1)[1].split()[0] != "Z":
-                        found.append(int(entry))
-            except OSError:
-                pass
-    return found

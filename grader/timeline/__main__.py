@@ -8,7 +8,7 @@ import pathlib
 from grader import rubric, rules
 from grader.contract import PIPELINE_BATCH, SPLIT
 from grader.devices import choose_mode
-from grader.sandbox import files, isolation, runner
+from grader.sandbox import isolation, runner
 from grader.timeline import PHASES, chrome_trace, describe, from_facts, strip, svg
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
@@ -40,12 +40,11 @@ def main(argv=None):
 
 
 def _pipeline_facts(submission, mode):
-    """The pipeline probe's facts for `submission`, run in the sandbox like a grading run."""
+    """The timeline probe's facts for `submission`, run in the sandbox as a grading run would."""
     lab = rubric.load(ROOT / "rubric.yaml")
     try:
-        source = files.read_text(submission, files.MODEL_CAP, str(submission))
-        rules.check(source, lab.allowed_imports)
-    except (files.InvalidFile, rules.Refusal, SyntaxError, ValueError, RecursionError, MemoryError) as error:
+        source = rules.read_checked(submission, lab.allowed_imports)
+    except rules.Unusable as error:
         raise SystemExit(f"cannot draw the timeline: {error}") from None
     zygote = runner.Runner(isolation.detect(), lab.allowed_imports, hidden=[lab.answer_key]).start()
     try:
