@@ -165,13 +165,14 @@ class Session:
             return self.outcomes[name]
 
     def finish(self):
-        """Every outcome in; the output pipe read to its end or the deadline."""
+        """Wait until every outcome is in (or reported late) and the output there is read."""
         self._thread.join()
         return self
 
     def abandon(self):
+        """Stop waiting: outcomes not in by the collector's next wake-up are reported late; the
+        thread ends by itself, no later than the deadline it was waiting for."""
         self.deadline = 0
-        self._thread.join()
 
     def _collect(self):
         """Until every result is in (or the deadline): then what output is already there, and no
