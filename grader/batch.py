@@ -86,7 +86,7 @@ class Batch:
         if rubric.answer_key.exists():
             shutil.copy(rubric.answer_key, self.private / "answers.yaml")
         (self.private / "rubric.yaml").write_text(key_line.sub("answer_key: answers.yaml", rubric.path.read_text()))
-        secrets = [rubric.answer_key, *grader.conftest.SECRETS, pathlib.Path(submissions), self.out, self.private,
+        secrets = [rubric.answer_key, *isolations.SECRETS, pathlib.Path(submissions), self.out, self.private,
                    self.grades]
         for path in secrets:
             _close_to_others(path)

@@ -21,7 +21,6 @@ from grader.sandbox import isolation as isolations, runner as runners
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GRADING = pytest.StashKey()
-SECRETS = (ROOT / "solutions", ROOT / "tests")  # never inside the sandbox, whatever binds them
 
 
 class Grading:
@@ -38,7 +37,7 @@ class Grading:
         # The zygote first: it imports torch while this process does the same, side by side.
         self.runner, self.own_runner = runners.ATTACHED, runners.ATTACHED is None
         if self.own_runner:
-            hidden = [self.rubric.answer_key, *SECRETS]
+            hidden = [self.rubric.answer_key, *isolations.SECRETS]
             self.runner = runners.Runner(self.isolation, self.rubric.allowed_imports, hidden=hidden).start()
         from grader.devices import choose_mode  # imports torch
 

@@ -5,6 +5,8 @@ import pathlib
 
 import yaml
 
+from grader.selftest import FAULTS, TIMED, variant
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "model.py"
 ALL = [item["id"] for item in yaml.safe_load((ROOT / "rubric.yaml").read_text())["items"]]
@@ -16,13 +18,6 @@ POINTS = {item["id"]: item["points"] for item in yaml.safe_load((ROOT / "rubric.
 FULL = sum(POINTS.values())  # the solution's score, bonus included
 FORWARD = ["part1.input_moved_to_cuda0", "part1.output_on_cuda1", "part1.forward_math", "part1.single_transfer"]
 
-TIMED = """    start = time.perf_counter()
-    model(x)
-    torch.cuda.synchronize(device1)
-    return time.perf_counter() - start
-"""
-
-
 @dataclasses.dataclass(frozen=True)
 class Bug:
     edits: tuple  # (old, new) pairs; each old text occurs in the solution exactly once
@@ -32,27 +27,21 @@ class Bug:
 
 
 BUGS = {
+    # The selftest's faults, which it checks on every grading machine.
+    **{name: Bug(fault.edits, fault.loses, fault.reason) for name, fault in FAULTS.items()},
     "no_input_move": Bug((("        x = x.to(device0)\n", ""),), ("part1.input_moved_to_cuda0",)),
-    "no_target_move": Bug((("    y = y.to(device1)\n", ""),), ("part2.target_on_last_gpu",)),
     "no_zero_grad": Bug((("        optimizer.zero_grad()\n", ""),), ("part2.matches_sgd",)),
     "fixed_lr": Bug((("lr=lr)", "lr=0.01)"),), ("part2.matches_sgd",)),
     "fixed_steps": Bug((("range(steps)", "range(5)"),), ("part2.losses_returned",)),
     "loss_tensors": Bug((("losses.append(loss.item())", "losses.append(loss)"),), ("part2.losses_returned",)),
     "loss_after_step": Bug((("losses.append(loss.item())", "losses.append(loss_fn(model(x), y).item())"),),
                            ("part2.matches_sgd",)),
-    "no_sync": Bug(((TIMED, TIMED.replace("    torch.cuda.synchronize(device1)\n", "")),),
-                   ("part4.clock_after_sync", "part4.sync_covers_output_gpu")),
-    "bare_sync": Bug(((TIMED, TIMED.replace("synchronize(device1)", "synchronize()")),), ("part4.sync_covers_output_gpu",),
-                     "waits for the current GPU (cuda:0) only"),
     "sync_after_clock": Bug(((TIMED, TIMED.replace("    torch.cuda.synchronize(device1)\n    return time.perf_counter() - start",
                                                    "    end = time.perf_counter()\n    torch.cuda.synchronize(device1)\n    return end - start")),),
                             ("part4.clock_after_sync",)),
     "sync_before_forward": Bug(((TIMED, "    torch.cuda.synchronize(device1)\n    start = time.perf_counter()\n    model(x)\n"
                                         "    return time.perf_counter() - start\n"),),
                                ("part4.clock_after_sync", "part4.sync_covers_output_gpu")),
-    "made_up_time": Bug((("    return time.perf_counter() - start\n",
-                          "    elapsed = time.perf_counter() - start  # measured, then ignored\n    return 0.00013\n"),),
-                        ("part4.seconds_plausible",)),
     "milliseconds": Bug((("return time.perf_counter() - start", "return (time.perf_counter() - start) * 1000"),),
                         ("part4.seconds_plausible",)),
     "profile_constants": Bug((('    timing = {name: torch.cuda.Event', '    return {"stage0_ms": 1.0, "transfer_ms": 0.1, '
@@ -203,10 +192,6 @@ BUGS = {
 
 def write(name, folder):
     """The submission `name` as a file in `folder`."""
-    text = SOLUTION.read_text()
-    for old, new in BUGS[name].edits:
-        assert text.count(old) == 1, f"{name}: the solution no longer contains {old!r} exactly once"
-        text = text.replace(old, new)
     path = pathlib.Path(folder) / f"{name}.py"
-    path.write_text(text)
+    path.write_text(variant(BUGS[name].edits, SOLUTION))
     return path

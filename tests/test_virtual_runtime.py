@@ -67,7 +67,7 @@ def test_training_puts_each_gradient_on_its_parameters_gpu(virtual_gpus):
         optimizer.step()
         assert [p.grad.device for p in params] == [D0, D0, D1, D1]
         assert [p.device for p in params] == [D0, D0, D1, D1]
-        assert isinstance(loss.item(), float) and isinstance(float(loss), float)
+        assert isinstance(loss.item(), float) and isinstance(float(loss.detach()), float)
 
 
 def test_mixing_devices_fails_with_pytorchs_words(virtual_gpus):
@@ -157,3 +157,46 @@ def test_nothing_survives_the_runtime():
     if not torch.cuda.is_available():
         with pytest.raises((AssertionError, RuntimeError)):
             torch.ones(1, device="cuda:0")
+
+
+OPTIMIZERS = sorted(name for name in torch.optim.__all__ if name != "Optimizer"
+                    and isinstance(getattr(torch.optim, name), type)
+                    and issubclass(getattr(torch.optim, name), torch.optim.Optimizer))
+
+
+def test_torch_accelerator_answers_for_the_virtual_gpus(virtual_gpus):
+    """What optimizers (and careful students) ask: on a CPU build unpatched this says None and 0, on a
+    CUDA build without a driver it raises."""
+    assert torch.accelerator.current_accelerator(check_available=True) == torch.device("cuda")
+    assert torch.accelerator.is_available() and torch.accelerator.device_count() == 2
+    torch.accelerator.set_device_index(1)
+    assert torch.accelerator.current_device_index() == 1 and torch.cuda.current_device() == 1
+    with torch.accelerator.device_index(0):
+        assert torch.ones(1, device="cuda").device == D0
+    assert torch.accelerator.current_stream().device == D1 and not torch.accelerator.current_stream().is_capturing()
+    torch.accelerator.synchronize(1)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_every_optimizer_steps_on_two_virtual_gpus(virtual_gpus, name):
+    """Each optimizer of torch.optim trains two layers, one per GPU, and leaves each parameter
+    on its GPU. LBFGS flattens all parameters into one tensor, so it needs them on one GPU (as
+    on real ones); SparseAdam takes only sparse gradients; Muon takes only matrices."""
+    sparse, one_gpu = name == "SparseAdam", name == "LBFGS"
+    first = nn.Embedding(10, 8, sparse=True) if sparse else nn.Linear(8, 8, bias=name != "Muon")
+    first, second = first.to(D1 if one_gpu else D0), nn.Linear(8, 4, bias=name != "Muon").to(D1)
+    params = [*first.parameters(), *([] if sparse else second.parameters())]
+    devices, before = [p.device for p in params], [p.detach().cpu() for p in params]
+    optimizer = getattr(torch.optim, name)(params, lr=0.01, **({"max_iter": 2} if one_gpu else {}))
+    x = (torch.arange(4) if sparse else torch.randn(4, 8)).to(devices[0])
+
+    def closure():
+        optimizer.zero_grad()
+        loss = second(first(x).to(D1)).square().mean()
+        loss.backward()
+        return loss
+
+    for _ in range(2):
+        optimizer.step(closure)
+    assert [p.device for p in params] == devices
+    assert any(not torch.equal(b, p.detach().cpu()) for b, p in zip(before, params)), f"{name} changed nothing"

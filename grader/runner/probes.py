@@ -205,18 +205,31 @@ def _synchronize_both():
     torch.cuda.synchronize(1)
 
 
-def _large_batch(probe, model, params, function):
-    """The student's timing and the grader's own, of the same weights, at a batch where
-    synchronizing matters (real GPUs)."""
-    x = torch.randn(LARGE_BATCH, 1000)
-    with contextlib.redirect_stdout(io.StringIO()):
-        value = _number(call("time_forward(model, x) at a large batch", function, model, x))
-    with probe.trace.paused(), torch.no_grad():
-        _synchronize_both()
+def reference_seconds(params, x, wait=True):
+    """The host-clock seconds of the grader's own forward of `params` (on real GPUs), measured as a
+    correct time_forward does (`wait`: until every GPU holding them is done) or as one that forgets
+    to synchronize. The selftest compares the two."""
+    devices = {p.device for p in params.values()}
+    with torch.no_grad():
+        for device in devices:
+            torch.cuda.synchronize(device)
         start = host_clock()
         _reference_forward(params, x)
-        _synchronize_both()
-        reference = host_clock() - start
+        for device in devices if wait else ():
+            torch.cuda.synchronize(device)
+        return host_clock() - start
+
+
+def _large_batch(probe, model, params, function):
+    """The student's timing and the grader's own, of the same weights, at a batch where
+    synchronizing matters (real GPUs). The batch is on cuda:0 already, so that the time is the
+    GPUs' work, not a copy from host memory that blocks either way."""
+    with probe.trace.paused():
+        x = torch.randn(LARGE_BATCH, 1000).to(CUDA0)
+    with contextlib.redirect_stdout(io.StringIO()):
+        value = _number(call("time_forward(model, x) at a large batch", function, model, x))
+    with probe.trace.paused():
+        reference = reference_seconds(params, x)
     return {"value": value, "reference": reference}
 
 
@@ -339,14 +352,14 @@ def _training_step(probe, name, model, params, x, y):
             with contextlib.redirect_stdout(io.StringIO()):
                 call(what, _sgd_step, model, params, x, y)
             _synchronize_both()
-        return {"events": probe.events(mark), "intervals": _profiled_intervals(profiler)}
+        return {"events": probe.events(mark), "intervals": profiled_intervals(profiler)}
     mark = len(probe.trace.events)
     with contextlib.redirect_stdout(io.StringIO()):
         call(what, _sgd_step, model, params, x, y)
     return {"events": probe.events(mark)}
 
 
-def _profiled_intervals(profiler):
+def profiled_intervals(profiler):
     """What torch.profiler saw on the GPUs, as plain data: each kernel or copy, per device."""
     intervals = []
     for event in profiler.events():

@@ -24,6 +24,8 @@ import sys
 import grader
 
 PACKAGE = pathlib.Path(grader.__file__).resolve().parent
+# The project's folders no sandbox may show, whatever binds them: the solutions and the tests' corpus.
+SECRETS = (PACKAGE.parent / "solutions", PACKAGE.parent / "tests")
 KINDS = ("auto", "bwrap", "uid", "none")
 UID_BASE = 61000  # student code runs as a uid claimed from UID_BASE .. UID_BASE + UID_COUNT - 1 (root only)
 UID_COUNT = 1000

@@ -8,7 +8,7 @@ import pathlib
 from grader import rubric, rules
 from grader.contract import PIPELINE_BATCH, SPLIT
 from grader.devices import choose_mode
-from grader.sandbox import isolation, runner
+from grader.sandbox import runner
 from grader.timeline import PHASES, chrome_trace, describe, from_facts, strip, svg
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
@@ -46,12 +46,7 @@ def _pipeline_facts(submission, mode):
         source = rules.read_checked(submission, lab.allowed_imports)
     except rules.Unusable as error:
         raise SystemExit(f"cannot draw the timeline: {error}") from None
-    zygote = runner.Runner(isolation.detect(), lab.allowed_imports, hidden=[lab.answer_key]).start()
-    try:
-        limits = runner.Limits(lab.seconds_per_function, lab.memory_bytes)
-        outcome = zygote.grade(source, "model.py", mode, ["timeline"], limits).outcome("timeline")
-    finally:
-        zygote.close()
+    outcome = runner.run_once(lab, source, mode, ["timeline"])["timeline"]
     if outcome.failure:
         raise SystemExit(f"cannot draw the timeline: {outcome.failure}")
     return outcome.facts

@@ -27,7 +27,7 @@ class VirtualGPUs(DeviceMode):
     # -- where tensors live -------------------------------------------------------------------
     def placement(self, tensor):
         try:
-            index = self.homes.get(tensor.untyped_storage())
+            index = self.homes.get(_storage(tensor))
         except (RuntimeError, NotImplementedError):  # a tensor without storage
             index = None
         return tensor.device if index is None else torch.device("cuda", index)
@@ -50,7 +50,7 @@ class VirtualGPUs(DeviceMode):
     def settle(self, out, device):
         if device.type == "cuda":
             for tensor in tensors_in(out):
-                self.homes[tensor.untyped_storage()] = device.index
+                self.homes[_storage(tensor)] = device.index
 
     def clock(self, real, name):
         """Inside the runtime, clocks advance with the CPU time this process uses, the virtual
@@ -230,6 +230,11 @@ class VirtualGPUs(DeviceMode):
 
     def _is_pinned(self, func, args, kwargs):
         return False
+
+
+def _storage(tensor):
+    """The storage that says where a tensor lives: a sparse tensor's is its values'."""
+    return (tensor._values() if tensor.layout == torch.sparse_coo else tensor).untyped_storage()
 
 
 _SPECIAL = {

@@ -1,0 +1,53 @@
+"""`python -m grader.selftest`: the machine check a TA runs first. Here (no GPU) it grades in
+virtual mode; its one-GPU rehearsal pieces are run on virtual GPUs to keep their code honest."""
+import subprocess
+import sys
+
+from grader import selftest
+from grader.virtual import virtual_gpus
+from corpus import ROOT
+
+
+def test_selftest_passes_on_this_machine_and_prints_one_table():
+    run = subprocess.run([sys.executable, "-m", "grader.selftest"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = [line for line in run.stdout.splitlines() if line.startswith(("ok ", "FAIL"))]
+    assert len(rows) == 1 + len(selftest.FAULTS) and all(r.startswith("ok ") for r in rows)
+    assert "virtual: grade bare_sync" in run.stdout and f"{len(rows)} of {len(rows)} checks as expected" in run.stdout
+
+
+def test_a_fault_the_grader_misjudges_fails_the_selftest(monkeypatch, capsys):
+    """Told that no_sync costs only the clock item, the selftest sees the grader take the
+    synchronize item too, says so, and exits 1."""
+    wrong = selftest.Fault(selftest.FAULTS["no_sync"].edits, ("part4.clock_after_sync",))
+    monkeypatch.setattr(selftest, "FAULTS", {"no_sync": wrong})
+    assert selftest.main([]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL virtual: grade no_sync" in out and "also lost part4.sync_covers_output_gpu" in out
+    assert "1 of 2 checks as expected; 1 FAILED" in out
+
+
+def test_the_plan_follows_the_gpus():
+    lab = None  # the plan only binds it
+    assert [t for t, _ in selftest.plan(0, lab)] == ["virtual mode"]
+    assert [t for t, _ in selftest.plan(1, lab)] == ["virtual mode", "sandbox with CUDA", "recorder",
+                                                     "timing reference", "profiler"]
+    assert [t for t, _ in selftest.plan(2, lab)] == ["virtual mode", "real mode", "timing reference", "profiler"]
+
+
+def test_the_one_gpu_recorder_rehearsal_runs():
+    """Run on virtual GPUs here, the rehearsal's code records what it must; on a real GPU the same
+    code reads real events."""
+    with virtual_gpus(2):
+        rows = selftest.recorder_rows()
+    assert [r.ok for r in rows] == [True, True], rows
+
+
+def test_help_and_a_template_without_solutions(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "grader.selftest", "--help"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0 and "two or more" in run.stdout and "--rubric" in run.stdout
+    run = subprocess.run([sys.executable, "-m", "grader.selftest", "--rubric", str(tmp_path / "missing.yaml")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "invalid rubric" in run.stderr and "Traceback" not in run.stderr
