@@ -65,7 +65,7 @@ def discover(folder):
             model = next((p for p in (entry / "starter" / "model.py", entry / "model.py")
                           if p.is_file() or p.is_symlink()), None)
             students.append(Student(entry.name, entry, model, model.with_name("answers.yaml") if model else None))
-        elif entry.suffix == ".py" or entry.is_symlink():
+        elif entry.suffix == ".py" or (entry.is_symlink() and entry.suffix != ".yaml"):  # NAME.yaml: answers
             students.append(Student(entry.stem, entry.parent, entry, entry.with_suffix(".yaml")))
     return students
 
@@ -167,7 +167,7 @@ class Batch:
         writer.writerow(["student", "score", "max", *self.rubric_ids, "mode", "isolation", "status", "reason"])
         for r in results:
             grade = r["grade"]
-            points = {c["id"]: "" if c["status"] == "not_graded" else f"{c['points']:g}" for c in grade["checks"]}
+            points = {c["id"]: "" if c["status"] not in report.GRADED else f"{c['points']:g}" for c in grade["checks"]}
             writer.writerow([r["student"], f"{grade['score']:g}", f"{grade['max_score']:g}",
                              *(points.get(i, "") for i in self.rubric_ids), grade["mode"], grade.get("isolation", ""),
                              r["status"], r["reason"]])
@@ -205,6 +205,7 @@ class Worker:
         self.grade_json = batch.grades / f"{student.name}.json"
         self.deadline = time.monotonic() + batch.seconds
         args = [str(ROOT / "grader"), "-q", "-p", "pytest_timeout", "-p", "no:cacheprovider",
+                "-W", "ignore::pytest.PytestAssertRewriteWarning",  # pytest_timeout is preloaded, on purpose
                 "--submission", str(student.model), "--submission-root", str(student.folder),
                 "--answers", str(student.answers), "--grade-json", str(self.grade_json),
                 "--grader-mode", batch.mode, "--isolation", batch.isolation.kind,

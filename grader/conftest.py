@@ -1,38 +1,121 @@
-"""The grader's wiring into pytest: options, mode, isolation, rubric, the probes the checks read,
-and the report. `pytest grader/` loads this file as the grader's plugin; `pytest tests/` never does.
+"""The grader's wiring into pytest: `pytest grader/` loads this file, which registers `Grading`, a
+plugin object whose hooks are its methods (pytest's LogXML pattern); `pytest tests/` never does.
 
 This process is the trusted side: it reads the submission's files, applies the static rules,
 hands the text to the sandbox (grader.sandbox) and judges what comes back. It never runs
-student code.
+student code. The grade table is the report: pytest's own tracebacks and failure summary would
+repeat each reason, so they are off unless asked for (`--tb=...`, `-r...`).
 """
 import gc
+import importlib
 import json
 import pathlib
 import threading
 import time
 
 import pytest
+from pytest_timeout import PYTEST_FAILURE_MESSAGE
 
 from grader import rubric as rubrics
 from grader import rules
+from grader.checks import NotAttempted, PartialCredit
 from grader.contract import PROBES
-from grader.report import Result, classroom, grade, gradescope, table
+from grader.report import NOT_ATTEMPTED, NOT_GRADED, NOT_RUN, Result, classroom, complete, grade, gradescope, table
 from grader.sandbox import isolation as isolations, runner as runners
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-GRADING = pytest.StashKey()
+CHECKS = pathlib.Path(__file__).resolve().parent / "checks"
+PLUGIN = "grader"
+
+SUBMISSION_HELP = "the model.py to grade (default: starter/model.py)"
+ANSWERS_HELP = "its answers.yaml (default: the answers.yaml beside the submission)"
+ROOT_HELP = "the student's folder: no component between it and the files may be a link (batch)"
+JSON_HELP = "also write the grade as JSON (its folder is created)"
+GRADESCOPE_HELP = "also write Gradescope's results.json"
+CLASSROOM_HELP = "also write GitHub Classroom's reporter result (JSON; base64 it into <RUNNER>_RESULTS)"
+MODE_HELP = "real: two CUDA GPUs; virtual: CPU-backed ones; auto (default): real when two are visible"
+ISOLATION_HELP = ("how student code is isolated: bwrap (namespaces), uid (root: a uid of its own), none; "
+                  "auto (default): the strongest available")
+RUBRIC_HELP = "the rubric.yaml to score with (default: the project's)"
+OUTPUTS = {"--grade-json": JSON_HELP, "--gradescope": GRADESCOPE_HELP, "--classroom": CLASSROOM_HELP}
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("grader", "lab grader")
+    group.addoption("--submission", default=str(ROOT / "starter" / "model.py"), help=SUBMISSION_HELP)
+    group.addoption("--answers", default=None, help=ANSWERS_HELP)
+    group.addoption("--submission-root", default=None, metavar="DIR", help=ROOT_HELP)
+    for option, text in OUTPUTS.items():
+        group.addoption(option, default=None, metavar="PATH", type=_output_path, help=text)
+    group.addoption("--grader-mode", choices=("auto", "real", "virtual"), default="auto", help=MODE_HELP)
+    group.addoption("--isolation", choices=isolations.KINDS, default="auto", help=ISOLATION_HELP)
+    group.addoption("--rubric", default=str(ROOT / "rubric.yaml"), help=RUBRIC_HELP)
+
+
+def _output_path(value):
+    """An output file's path, its folder created now: a folder that cannot be made is a usage
+    error before grading, not a crash after it."""
+    path = pathlib.Path(value)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise pytest.UsageError(f"cannot write {value}: {error.strerror}") from None
+    if path.is_dir():
+        raise pytest.UsageError(f"cannot write {value}: it is a folder")
+    return path
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "rubric(id): the rubric item this check awards")
+    if config.option.tbstyle == "auto":
+        config.option.tbstyle = "no"
+    if config.option.reportchars == "fE":  # pytest's default: the summary would repeat the table
+        config.option.reportchars = ""
+    config.pluginmanager.register(Grading(config), PLUGIN)
+
+
+def check_ids():
+    """{node name: rubric id} of every check in grader/checks, whatever this run selects: the
+    rubric is validated against all of them."""
+    ids = {}
+    for path in sorted(CHECKS.glob("test_*.py")):
+        module = importlib.import_module(f"grader.checks.{path.stem}")
+        for name, function in vars(module).items():
+            if name.startswith("test_") and callable(function):
+                marks = [m for m in getattr(function, "pytestmark", []) if m.name == "rubric"]
+                if not marks:
+                    raise pytest.UsageError(f"grader/checks/{path.name}::{name} has no @rubric(id): every check must "
+                                            "award a rubric item")
+                ids[f"{path.name}::{name}"] = marks[0].args[0]
+    return ids
+
+
+@pytest.fixture(scope="session")
+def grading(pytestconfig):
+    return pytestconfig.pluginmanager.get_plugin(PLUGIN)
+
+
+@pytest.fixture(scope="session")
+def probe(grading):
+    """`probe(name)`: the facts of one probe of the submission, run once per grading run."""
+    return grading.probe
 
 
 class Grading:
-    """One grading run: what is graded, how, and what the probes found."""
+    """One grading run: what is graded, how, what the probes found, and its report."""
 
     def __init__(self, config):
+        self.config = config
         self.rubric = _rubric(config.getoption("--rubric"))
+        try:
+            rubrics.check_mapping(self.rubric, list(check_ids().values()))
+        except rubrics.RubricError as error:
+            raise pytest.UsageError(f"rubric and checks disagree: {error}") from None
         try:
             self.isolation = isolations.detect(config.getoption("--isolation"))
         except isolations.IsolationError as error:
             raise pytest.UsageError(str(error)) from None
-        self.results, self.graded, self.session = {}, None, None
+        self.results, self.selected, self.graded, self.session, self.warming = {}, [], None, None, None
         self.started = time.monotonic()
         # The zygote first: it imports torch while this process does the same, side by side.
         self.runner, self.own_runner = runners.ATTACHED, runners.ATTACHED is None
@@ -51,7 +134,6 @@ class Grading:
         self.answers = pathlib.Path(answers).absolute() if answers else self.submission.with_name("answers.yaml")
         self.root = config.getoption("--submission-root")
         self.problem = self._read()
-        self.warming = None
         if self.problem is None:  # the references, while the sandbox starts
             from grader import reference
 
@@ -66,6 +148,7 @@ class Grading:
             return str(reason)
         return None
 
+    # -- what the checks ask -------------------------------------------------------------------
     def begin(self):
         """Start every probe: side by side on virtual GPUs, one at a time on real ones (the zygote
         orders them), so no probe's timing disturbs another's."""
@@ -96,8 +179,94 @@ class Grading:
         if self.own_runner and self.runner is not None:
             self.runner.close()
             self.runner = None
-        if getattr(self, "warming", None) is not None:
+        if self.warming is not None:
             self.warming.join()
+
+    def stray_output(self):
+        """The warning for what the submission printed outside the calls whose output is read
+        (forward's verbose lines), or None."""
+        if self.session is None or not (self.session.output or self.session.dropped):
+            return None
+        lines = list(dict.fromkeys(_printable(line) for line in self.session.output.decode("utf-8", "replace")
+                                   .splitlines() if line.strip()))
+        shown = "; ".join(f"'{line}'" for line in lines[:3]) + (f" and {len(lines) - 3} more" if len(lines) > 3 else "")
+        return (f"your code printed {shown} while it was graded (each probe imports it, so module-level code runs "
+                "every time): remove the demo code, or put it under `if __name__ == \"__main__\":`")
+
+    # -- pytest's hooks --------------------------------------------------------------------------
+    def pytest_report_header(self, config):
+        if self.mode == "real":
+            mode = f"real mode: {self.gpus} CUDA GPUs visible, checks run on cuda:0 and cuda:1"
+        else:
+            mode = (f"VIRTUAL mode: {self.gpus} CUDA GPU(s) visible, fewer than two; checks run on virtual "
+                    "GPUs backed by the CPU (see README, 'Virtual mode')")
+        return [f"grader: {mode}", f"grader: isolation {self.isolation.kind} ({self.isolation.describe()})",
+                f"grader: submission {self.submission}", f"grader: answers {self.answers}"]
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, config, items):
+        ids = check_ids()
+        for item in items:
+            item_id = ids.get(f"{item.path.name}::{item.name}") if item.path.parent == CHECKS else None
+            if item_id is None:
+                continue  # not a check of this grader (pytest grader/ tests/ together): not ours to score
+            if self.mode not in self.rubric.items[item_id].modes:
+                item.add_marker(pytest.mark.skip(reason=f"not graded in {self.mode} mode"))
+            # A backstop: probes enforce their own limit and report it more precisely.
+            item.add_marker(pytest.mark.timeout(self.rubric.seconds_per_function * len(PROBES) + 60))
+
+    def pytest_collection_finish(self, session):
+        """What survived -k, -m and the paths given is what this run grades."""
+        gc.freeze()  # torch's objects live for the whole run: keep them out of every collection
+        self.selected = [m.args[0] for item in session.items for m in [item.get_closest_marker("rubric")] if m]
+        if self.selected:
+            self.begin()
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        report = (yield).get_result()
+        marker = item.get_closest_marker("rubric")
+        if marker is None:
+            return
+        item_id = marker.args[0]
+        if item_id in self.results and self.results[item_id].status != "passed":
+            return  # the first setback of an item (setup, call or teardown) is its result
+        error = call.excinfo.value if call.excinfo is not None else None
+        if isinstance(error, NotAttempted):
+            self.results[item_id] = Result(NOT_ATTEMPTED, str(error.msg))
+        elif report.skipped:
+            self.results[item_id] = Result(NOT_GRADED, report.longrepr[2].removeprefix("Skipped: "))
+        elif report.failed:
+            self.results[item_id] = _failure(error)
+        elif report.when == "call":
+            self.results[item_id] = Result("passed")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session, exitstatus):
+        self.finish()
+        if session.config.option.collectonly or not self.selected:
+            return
+        for item_id in self.selected:
+            self.results.setdefault(item_id, Result(NOT_RUN))
+        warnings = [w for w in [self.stray_output()] if w]
+        self.graded = grade(self.rubric, self.results, self.mode, self.submission, self.isolation.kind, warnings)
+        outputs = {"--grade-json": lambda: self.graded,
+                   "--gradescope": lambda: gradescope(self.graded, time.monotonic() - self.started),
+                   "--classroom": lambda: classroom(self.graded)}
+        for option, make in outputs.items():
+            if session.config.getoption(option):
+                session.config.getoption(option).write_text(json.dumps(make(), indent=2) + "\n")
+        if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            session.exitstatus = pytest.ExitCode.OK if complete(self.graded) else pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.graded is not None:
+            terminalreporter.section("grade")
+            for row in table(self.graded):
+                terminalreporter.write_line(row)
+
+    def pytest_unconfigure(self, config):
+        self.finish()  # also after a usage error, when sessionfinish never ran
 
 
 def _rubric(path):
@@ -107,134 +276,18 @@ def _rubric(path):
         raise pytest.UsageError(f"invalid rubric: {error}") from None
 
 
-def pytest_addoption(parser):
-    group = parser.getgroup("grader", "lab grader")
-    group.addoption("--submission", default=str(ROOT / "starter" / "model.py"), help="the model.py to grade")
-    group.addoption("--answers", default=None, help="its answers.yaml (default: beside the submission)")
-    group.addoption("--submission-root", default=None, metavar="DIR",
-                    help="the student's folder: no component between it and the files may be a link (batch)")
-    group.addoption("--grade-json", default=None, metavar="PATH", help="also write the grade as JSON")
-    group.addoption("--gradescope", default=None, metavar="PATH", help="also write Gradescope's results.json")
-    group.addoption("--classroom", default=None, metavar="PATH",
-                    help="also write GitHub Classroom's reporter result (JSON; base64 it into <RUNNER>_RESULTS)")
-    group.addoption("--grader-mode", choices=("auto", "real", "virtual"), default="auto",
-                    help="real: two CUDA GPUs; virtual: CPU-backed ones; auto: real when two are visible")
-    group.addoption("--isolation", choices=isolations.KINDS, default="auto",
-                    help="how student code is isolated: bwrap (namespaces), uid (root: a uid of its own), none; "
-                         "auto: the strongest available")
-    group.addoption("--rubric", default=str(ROOT / "rubric.yaml"), help="the rubric.yaml to score with")
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "rubric(id): the rubric item this check awards")
-    config.stash[GRADING] = Grading(config)
-
-
-def pytest_report_header(config):
-    g = config.stash[GRADING]
-    if g.mode == "real":
-        mode = f"real mode: {g.gpus} CUDA GPUs visible, checks run on cuda:0 and cuda:1"
-    else:
-        mode = (f"VIRTUAL mode: {g.gpus} CUDA GPU(s) visible, fewer than two; checks run on virtual "
-                "GPUs backed by the CPU (see README, 'Virtual mode')")
-    return [f"grader: {mode}", f"grader: isolation {g.isolation.kind} ({g.isolation.describe()})",
-            f"grader: submission {g.submission}", f"grader: answers {g.answers}"]
-
-
-@pytest.hookimpl(tryfirst=True)  # before -k/-m deselect: the mapping is checked on every check
-def pytest_collection_modifyitems(config, items):
-    g = config.stash[GRADING]
-    ids = []
-    for item in items:
-        marker = item.get_closest_marker("rubric")
-        if marker is None:
-            raise pytest.UsageError(f"{item.nodeid} has no @rubric(id): every check must award a rubric item")
-        ids.append(marker.args[0])
-    try:
-        rubrics.check_mapping(g.rubric, ids)
-    except rubrics.RubricError as error:
-        raise pytest.UsageError(f"rubric and checks disagree: {error}") from None
-    for item, item_id in zip(items, ids):
-        if g.mode not in g.rubric.items[item_id].modes:
-            item.add_marker(pytest.mark.skip(reason=f"not graded in {g.mode} mode"))
-        # A backstop: probes enforce their own limit and report it more precisely.
-        item.add_marker(pytest.mark.timeout(g.rubric.seconds_per_function * len(PROBES) + 60))
-
-
-def pytest_collection_finish(session):
-    gc.freeze()  # torch's objects live for the whole run: keep them out of every collection
-    if session.items:
-        session.config.stash[GRADING].begin()
-
-
-@pytest.fixture(scope="session")
-def probe(pytestconfig):
-    """`probe(name)`: the facts of one probe of the submission, run once per grading run."""
-    return pytestconfig.stash[GRADING].probe
-
-
-@pytest.fixture(scope="session")
-def grading(pytestconfig):
-    return pytestconfig.stash[GRADING]
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    report = (yield).get_result()
-    item_id = item.get_closest_marker("rubric").args[0]
-    results = item.config.stash[GRADING].results
-    if item_id in results and results[item_id].status != "passed":
-        return  # the first setback of an item (setup, call or teardown) is its result
-    if report.skipped:
-        results[item_id] = Result("not_graded", report.longrepr[2].removeprefix("Skipped: "))
-    elif report.failed:
-        results[item_id] = _failure(call)
-    elif report.when == "call":
-        results[item_id] = Result("passed")
-
-
-def _failure(call):
-    error = call.excinfo.value
+def _failure(error):
+    if isinstance(error, PartialCredit):
+        return Result("failed", str(error.msg), error.fraction)
     if isinstance(error, pytest.fail.Exception):
-        message = str(error)
-        if message.startswith("Timeout"):
+        message = str(error.msg)
+        if message.startswith(PYTEST_FAILURE_MESSAGE.split("%")[0]):
             message = f"the check did not finish in time ({message})"
         return Result("failed", message)
     return Result("error", f"internal grader error, please report it: {type(error).__name__}: {error}")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionfinish(session, exitstatus):
-    g = session.config.stash.get(GRADING, None)
-    if g is None:
-        return
-    g.finish()
-    if session.config.option.collectonly:
-        return
-    g.graded = grade(g.rubric, g.results, g.mode, g.submission, g.isolation.kind)
-    outputs = {
-        "--grade-json": lambda: g.graded,
-        "--gradescope": lambda: gradescope(g.graded, time.monotonic() - g.started),
-        "--classroom": lambda: classroom(g.graded),
-    }
-    for option, make in outputs.items():
-        if session.config.getoption(option):
-            path = pathlib.Path(session.config.getoption(option))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(make(), indent=2) + "\n")
-    if g.graded["score"] < g.graded["max_score"]:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def pytest_unconfigure(config):
-    g = config.stash.get(GRADING, None)
-    if g is not None:
-        g.finish()  # also after a usage error, when sessionfinish never ran
-
-
-def pytest_terminal_summary(terminalreporter, config):
-    g = config.stash.get(GRADING, None)
-    if g is not None and g.graded is not None:
-        terminalreporter.section("grade")
-        for row in table(g.graded):
-            terminalreporter.write_line(row)
+def _printable(line, width=100):
+    """A line of the submission's output as plain text: no control characters, at most `width`."""
+    text = "".join(c if c.isprintable() else "?" for c in line.strip())
+    return text if len(text) <= width else text[:width - 3] + "..."

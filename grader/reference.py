@@ -53,19 +53,21 @@ def output(seed, size):
 
 
 @functools.lru_cache(maxsize=None)
-def sgd(seed, size, steps, lr):
+def sgd(seed, size, steps, lr, accumulate=False):
     """The handout's loop on the grader's weights and batch of `seed`: MSE, plain SGD at `lr`.
-    Returns (the loss before each step, the final weights, the last step's update)."""
+    Returns (the loss before each step, the final weights, the last step's update). With
+    `accumulate`, the mistake of never zeroing the gradients: each step adds to the last's."""
     x, y = inputs.batch(seed, size)
     w = {role: value.clone().requires_grad_() for role, value in weights(seed).items()}
-    losses, update = [], {}
+    losses, update, total = [], {}, {role: 0.0 for role in ROLES}
     for _ in range(steps):
         loss = mse(forward(w, x), y)
         grads = torch.autograd.grad(loss, [w[r] for r in ROLES])
         losses.append(loss.item())
         with torch.no_grad():
             for role, grad in zip(ROLES, grads):
-                update[role] = -lr * grad
+                total[role] = total[role] + grad if accumulate else grad
+                update[role] = -lr * total[role]
                 w[role] += update[role]
     return losses, {role: value.detach() for role, value in w.items()}, update
 

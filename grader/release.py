@@ -5,9 +5,9 @@ Classroom workflow; no solutions/, no project tests, no benchmarks.
 Without the answer key the questions item is "not graded here" for students; the TA's batch,
 run from the instructor's repository, grades it.
 """
+import argparse
 import pathlib
 import shutil
-import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHIPPED = ["starter", "grader", "rubric.yaml", "conftest.py", "pyproject.toml", ".github/workflows/classroom.yml"]
@@ -30,10 +30,19 @@ rubric or the workflow here changes nothing in your grade.
 """
 
 
+GITIGNORE = """__pycache__/
+*.egg-info/
+.pytest_cache/
+/build/
+classroom.json
+"""
+
+
 def release(out):
+    """Write the template into `out` (new or empty); SystemExit with one line when it cannot."""
     out = pathlib.Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise SystemExit(f"{out} exists and is not empty")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SystemExit(f"{out} exists and is not an empty folder")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for name in SHIPPED:
         source, target = ROOT / name, out / name
@@ -43,10 +52,22 @@ def release(out):
         else:
             shutil.copy2(source, target)
     (out / "README.md").write_text(STUDENT_README)
+    (out / ".gitignore").write_text(GITIGNORE)
+    project = out / "pyproject.toml"  # bare `pytest` in the template grades
+    project.write_text(project.read_text().replace('testpaths = ["tests"]', 'testpaths = ["grader"]'))
     return out
 
 
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m grader.release", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("out", type=pathlib.Path, help="the folder to write the template into (new or empty)")
+    args = parser.parse_args(argv)
+    try:
+        print(f"student template written to {release(args.out)}")
+    except OSError as error:
+        parser.error(f"cannot write {args.out}: {error.strerror}")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit(__doc__.splitlines()[0])
-    print(f"student template written to {release(sys.argv[1])}")
+    main()

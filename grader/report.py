@@ -1,78 +1,138 @@
 """What a grading run reports: the grade (the one dict every output is made from) and its table."""
+import collections
 import dataclasses
 import textwrap
+
+# Statuses of an item. Only "passed", "failed" and "error" were graded; the others count toward
+# neither the score nor the maximum.
+GRADED = ("passed", "failed", "error")
+NOT_GRADED = "not_graded"  # outside the item's modes, or its key is not here
+NOT_SELECTED = "not_selected"  # left out of this run by a file path, -k, -m or a node id
+NOT_RUN = "not_run"  # selected, but the run stopped first (-x, --maxfail, Ctrl-C)
+NOT_ATTEMPTED = "not_attempted"  # a bonus the submission has not started (the starter's stub)
+LEFT_OUT = {NOT_SELECTED: "not selected in this run",
+            NOT_RUN: "not run: the session stopped first (-x, --maxfail or an interrupt)"}
 
 
 @dataclasses.dataclass(frozen=True)
 class Result:
     status: str
     message: str = ""
+    fraction: float = 0.0  # of the item's points a failed check earned (partial credit items)
 
 
-def grade(rubric, results, mode, submission, isolation):
-    """The `--grade-json` shape. Items not graded in this mode count toward neither score."""
+def grade(rubric, results, mode, submission, isolation, warnings=()):
+    """The `--grade-json` shape. `score` counts the bonus; `max_score` is the required maximum;
+    `bonus` is the bonus part of the score. `selection` is the same for the checks this run
+    selected, or None when it selected them all."""
     checks = []
     for item in rubric.items.values():
-        result = results.get(item.id, Result("not_graded", "not run in this session (deselected?)"))
-        checks.append(
-            {
-                "id": item.id,
-                "title": item.title,
-                "points": item.points if result.status == "passed" else 0.0,
-                "max_points": item.max_points,
-                "status": result.status,
-                "message": result.message,
-            }
-        )
-    return {
-        "score": sum(c["points"] for c in checks),
-        "max_score": sum(c["max_points"] for c in checks if c["status"] != "not_graded"),
-        "mode": mode,
-        "isolation": isolation,
-        "submission": str(submission),
-        "checks": checks,
-    }
+        result = results.get(item.id, Result(NOT_SELECTED, "not selected in this run"))
+        points = item.points if result.status == "passed" else item.credit(result.fraction) if result.status == "failed" else 0.0
+        checks.append({"id": item.id, "title": item.title, "points": points, "max_points": item.max_points,
+                       "bonus": item.bonus, "status": result.status, "message": result.message})
+    graded = {**_totals(checks), "mode": mode, "isolation": isolation, "submission": str(submission),
+              "warnings": list(warnings), "checks": checks}
+    selected = [c for c in checks if c["status"] not in LEFT_OUT]
+    graded["selection"] = _totals(selected) if len(selected) < len(checks) else None
+    return graded
+
+
+def _totals(checks):
+    """Points earned, the required maximum of the items gradable in this mode, the bonus earned."""
+    return {"score": sum(c["points"] for c in checks),
+            "max_score": sum(c["max_points"] for c in checks if c["status"] != NOT_GRADED),
+            "bonus": sum(c["points"] for c in checks if c["bonus"])}
+
+
+def complete(graded):
+    """Whether every required point of what was selected was earned (the exit status is 0)."""
+    totals = graded["selection"] or graded
+    return totals["score"] - totals["bonus"] >= totals["max_score"]
+
+
+def score_line(graded):
+    """`Score: 110 / 110 required, bonus +10 (virtual mode)`; for a subset, the selection first."""
+    def part(totals):
+        required = f"{totals['score'] - totals['bonus']:g} / {totals['max_score']:g} required"
+        return required + (f", bonus +{totals['bonus']:g}" if totals["bonus"] else "")
+
+    bonus_items = [c for c in graded["checks"] if c["bonus"]]
+    unattempted = bool(bonus_items) and all(c["status"] == NOT_ATTEMPTED for c in bonus_items)
+    whole = part(graded) + (", bonus not attempted" if unattempted else "")
+    if graded["selection"] is None:
+        return f"Score: {whole} ({graded['mode']} mode)"
+    return f"Selected: {part(graded['selection'])}; in all: {whole} ({graded['mode']} mode)"
+
+
+def causes(graded):
+    """The reasons shared by two or more items that lost points, in order: each is one problem
+    (an import error, a constructor that raises) that blocks every item it is reported for."""
+    lost = [c["message"] for c in graded["checks"] if c["status"] in ("failed", "error") and c["message"]]
+    return [message for message, count in collections.Counter(lost).items() if count >= 2]
 
 
 def table(graded, width=100):
-    """One row per item (points, status, id), the reason under any item that lost points."""
-    rows = []
-    for c in graded["checks"]:
-        if c["status"] == "not_graded":
-            points = "   -   "
-        elif c["max_points"]:
-            points = f"{c['points']:g}/{c['max_points']:g}".rjust(7)
-        else:
-            points = f"+{c['points']:g} bonus".rjust(7)
-        rows.append(f"{points}  {c['status']:<10}  {c['id']}  {c['title']}")
-        if c["status"] != "passed" and c["message"]:
-            rows += textwrap.wrap(c["message"], width - 12, initial_indent=" " * 12, subsequent_indent=" " * 12)
-    rows.append(f"Score: {graded['score']:g} / {graded['max_score']:g}  ({graded['mode']} mode)")
+    """The report: what to fix first (a reason shared by several items, said once; those items
+    are 'blocked'), one row per item (points, status, id, title) with the reason under any other
+    item that lost points, then warnings and the score line."""
+    rows, shared = [], causes(graded)
+    wrap = lambda text, indent: textwrap.wrap(text, width - indent, initial_indent=" " * indent,  # noqa: E731
+                                              subsequent_indent=" " * indent)
+    for n, cause in enumerate(shared, 1):
+        blocked = sum(c["message"] == cause for c in graded["checks"])
+        label = "Fix this first" if len(shared) == 1 else f"Problem ({n})"
+        rows.append(f"{label}: it blocks {blocked} items, marked 'blocked' below:")
+        rows += wrap(cause, 4)
+    if shared:
+        rows.append("")
+    left_out = {status: [c["id"] for c in graded["checks"] if c["status"] == status] for status in LEFT_OUT}
+    for c in (c for c in graded["checks"] if c["status"] not in LEFT_OUT):
+        blocked = c["message"] in shared
+        status = "blocked" if blocked else c["status"].replace("_", " ")
+        which = "" if len(shared) < 2 or not blocked else f" ({shared.index(c['message']) + 1})"
+        rows.append(f"{_points(c)}  {status + which:<13}  {c['id']}  {c['title']}")
+        if c["status"] != "passed" and c["message"] and not blocked:
+            rows += wrap(c["message"], 12)
+    for status, ids in left_out.items():
+        if ids:
+            parts = collections.Counter(i.split(".")[0] for i in ids)
+            rows += wrap(f"{LEFT_OUT[status]}: {len(ids)} items (" + ", ".join(f"{p} {n}" for p, n in parts.items())
+                         + ")", 0)
+    for warning in graded["warnings"]:
+        rows += ["", *wrap(f"Warning: {warning}", 0)]
+    rows.append(score_line(graded))
     return rows
+
+
+def _points(check):
+    if check["status"] not in GRADED:
+        return "-".center(9)
+    if check["bonus"]:
+        return f"+{check['points']:g} bonus".rjust(9)
+    return f"{check['points']:g}/{check['max_points']:g}".rjust(9)
 
 
 def gradescope(graded, seconds):
     """Gradescope's results.json: one test per rubric item, the same points."""
     tests = []
     for c in graded["checks"]:
+        counted = c["status"] in GRADED
         test = {"name": f"{c['id']}: {c['title']}", "number": c["id"], "score": c["points"],
-                "max_score": 0.0 if c["status"] == "not_graded" else c["max_points"],
-                "output": c["message"], "visibility": "visible"}
-        if c["status"] != "not_graded":
+                "max_score": c["max_points"] if counted else 0.0, "output": c["message"], "visibility": "visible"}
+        if counted:
             test["status"] = "passed" if c["status"] == "passed" else "failed"
         tests.append(test)
     return {"score": graded["score"], "max_score": graded["max_score"], "execution_time": round(seconds, 2),
-            "output": f"Score: {graded['score']:g} / {graded['max_score']:g} ({graded['mode']} mode)",
-            "visibility": "visible", "stdout_visibility": "hidden", "tests": tests}
+            "output": score_line(graded), "visibility": "visible", "stdout_visibility": "hidden", "tests": tests}
 
 
 def classroom(graded):
     """GitHub Classroom's grading-reporter runner result (base64 this for `<RUNNER>_RESULTS`):
     one test per graded item, so the points it adds up are the grader's."""
-    checks = [c for c in graded["checks"] if c["status"] != "not_graded"]
+    checks = [c for c in graded["checks"] if c["status"] in GRADED]
     status = {"passed": "pass", "failed": "fail", "error": "error"}
-    overall = "error" if any(c["status"] == "error" for c in checks) else (
-        "pass" if graded["score"] == graded["max_score"] else "fail")
+    overall = "error" if any(c["status"] == "error" for c in checks) else "pass" if complete(graded) else "fail"
     return {"version": 1, "status": overall, "max_score": graded["max_score"],
             "tests": [{"name": f"{c['id']}: {c['title']}", "status": status[c["status"]], "score": c["points"],
                        "message": c["message"] or "ok", "line_no": 0, "test_code": c["id"]} for c in checks]}

@@ -19,6 +19,16 @@ class Item:
     title: str
     modes: tuple
     bonus: bool = False
+    partial: float | None = None  # partial credit, in steps of this many points; None: all or nothing
+
+    def credit(self, fraction):
+        """The points for a check that earned `fraction` of the item: all of them at 1; otherwise
+        the fraction, rounded down to the item's step, where partial credit is allowed."""
+        if fraction >= 1:
+            return self.points
+        if not self.partial:
+            return 0.0
+        return math.floor(self.points * max(fraction, 0.0) / self.partial + 1e-9) * self.partial
 
     @property
     def max_points(self):
@@ -52,7 +62,7 @@ def load(path):
     items = {}
     for n, entry in enumerate(data["items"] or [], 1):
         where = f"{path}: item {n}"
-        _keys(entry, where, required={"id", "points", "title", "modes"}, optional={"bonus"})
+        _keys(entry, where, required={"id", "points", "title", "modes"}, optional={"bonus", "partial"})
         if not isinstance(entry["id"], str) or not entry["id"]:
             raise RubricError(f"{where}: id must be a non-empty string")
         if entry["id"] in items:
@@ -64,8 +74,12 @@ def load(path):
             raise RubricError(f"{where} ({entry['id']}): modes must be a non-empty list from {list(MODES)}")
         if not isinstance(entry.get("bonus", False), bool):
             raise RubricError(f"{where} ({entry['id']}): bonus must be true or false")
+        partial = entry.get("partial")
+        if partial is not None and not (_is_number(partial) and 0 < partial <= entry["points"]):
+            raise RubricError(f"{where} ({entry['id']}): partial must be a step of points in (0, points], "
+                              f"not {partial!r}")
         items[entry["id"]] = Item(entry["id"], float(entry["points"]), str(entry["title"]), tuple(modes),
-                                  entry.get("bonus", False))
+                                  entry.get("bonus", False), None if partial is None else float(partial))
     if not items:
         raise RubricError(f"{path}: no items")
     for key in ("seconds_per_function", "memory_gib"):

@@ -100,7 +100,7 @@ def grading_rows(mode):
         cases = {"solution": Fault((), ())} | FAULTS
         for name, fault in cases.items():
             grade = graded(variant(fault.edits), mode, folder)
-            lost = [c for c in grade["checks"] if c["status"] not in ("passed", "not_graded")]
+            lost = [c for c in grade["checks"] if c["status"] in ("failed", "error")]
             got, wanted = {c["id"] for c in lost}, set(fault.loses)
             unexplained = [c["id"] for c in lost if fault.reason not in c["message"]]
             ok = got == wanted and not unexplained and grade["mode"] == mode

@@ -16,6 +16,7 @@ PART4 = [i for i in ALL if i.startswith("part4.")]
 PART5 = [i for i in ALL if i.startswith("part5.")]
 POINTS = {item["id"]: item["points"] for item in yaml.safe_load((ROOT / "rubric.yaml").read_text())["items"]}
 FULL = sum(POINTS.values())  # the solution's score, bonus included
+BONUS = [item["id"] for item in yaml.safe_load((ROOT / "rubric.yaml").read_text())["items"] if item.get("bonus")]
 FORWARD = ["part1.input_moved_to_cuda0", "part1.output_on_cuda1", "part1.forward_math", "part1.single_transfer"]
 
 @dataclasses.dataclass(frozen=True)
@@ -30,12 +31,12 @@ BUGS = {
     # The selftest's faults, which it checks on every grading machine.
     **{name: Bug(fault.edits, fault.loses, fault.reason) for name, fault in FAULTS.items()},
     "no_input_move": Bug((("        x = x.to(device0)\n", ""),), ("part1.input_moved_to_cuda0",)),
-    "no_zero_grad": Bug((("        optimizer.zero_grad()\n", ""),), ("part2.matches_sgd",)),
-    "fixed_lr": Bug((("lr=lr)", "lr=0.01)"),), ("part2.matches_sgd",)),
+    "no_zero_grad": Bug((("        optimizer.zero_grad()\n", ""),), ("part2.matches_sgd",), "gradients that pile up"),
+    "fixed_lr": Bug((("lr=lr)", "lr=0.01)"),), ("part2.matches_sgd",), "lr=0.01, train()'s default"),
     "fixed_steps": Bug((("range(steps)", "range(5)"),), ("part2.losses_returned",)),
     "loss_tensors": Bug((("losses.append(loss.item())", "losses.append(loss)"),), ("part2.losses_returned",)),
     "loss_after_step": Bug((("losses.append(loss.item())", "losses.append(loss_fn(model(x), y).item())"),),
-                           ("part2.matches_sgd",)),
+                           ("part2.matches_sgd",), "the one after its step"),
     "sync_after_clock": Bug(((TIMED, TIMED.replace("    torch.cuda.synchronize(device1)\n    return time.perf_counter() - start",
                                                    "    end = time.perf_counter()\n    torch.cuda.synchronize(device1)\n    return end - start")),),
                             ("part4.clock_after_sync",)),
@@ -185,6 +186,9 @@ BUGS = {
     "subclasses_walk": Bug((("device0 = ", "classes = type(0).mro()[-1].__subclasses__()\ndevice0 = "),), MODEL,
                            "uses .__subclasses__"),
     "parser_bomb": Bug((("device0 = ", "BOMB = " + "-" * 100000 + "1\ndevice0 = "),), MODEL, "cannot be parsed"),
+    "renamed_profile": Bug((("def profile_stages(model, x):", "def profile_stage(model, x):"),
+                            ('print("Stages:", profile_stages(', 'print("Stages:", profile_stage(')), PART5,
+                           "defines no `profile_stages` (did you mean to name `profile_stage` `profile_stages`?)"),
     "imports_numpy": Bug((("import time\n", "import time\nimport numpy\n"),), MODEL,
                          "imports numpy, which this lab does not allow; remove it"),
 }

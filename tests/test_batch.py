@@ -13,6 +13,7 @@ import time
 import pytest
 
 from corpus import BUGS, FULL, POINTS, ROOT, write
+from grader.batch import discover
 from test_grader import fast_rubric, grade
 
 
@@ -253,3 +254,13 @@ def test_a_batch_without_isolation_refuses_to_start(tmp_path):
     run = subprocess.run([sys.executable, "-m", "grader.batch", str(ROOT / "tests" / "submissions"), "--out",
                           str(tmp_path / "out"), "--isolation", "none"], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 2 and "needs bubblewrap" in run.stderr and "--no-isolation" in run.stderr
+
+
+def test_a_linked_answers_file_is_not_a_second_student(tmp_path):
+    """zero.py beside zero.yaml -> /dev/zero is one student, zero, whose answers are a link; a
+    linked folder or .py is still a student, with nothing readable to grade."""
+    (tmp_path / "zero.py").write_text("x = 1\n")
+    (tmp_path / "zero.yaml").symlink_to("/dev/zero")
+    (tmp_path / "linked").symlink_to(tmp_path)
+    assert [(s.name, s.model.name, s.answers.name) for s in discover(tmp_path)] == [
+        ("linked", "linked", "linked.yaml"), ("zero", "zero.py", "zero.yaml")]

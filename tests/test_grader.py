@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from corpus import ALL, BUGS, FULL, POINTS, ROOT, write
+from corpus import ALL, BONUS, BUGS, FULL, POINTS, ROOT, write
 
 CORRECT = ROOT / "tests" / "submissions"  # correct solutions written in other styles
 
@@ -52,21 +52,28 @@ def test_solution_scores_full_marks(tmp_path):
     bonus = sum(c["points"] for c in graded["checks"] if c["max_points"] == 0)
     assert (graded["score"], graded["max_score"], graded["mode"]) == (FULL, FULL - bonus, "virtual")
     assert bonus == POINTS["part6.pipelined"] > 0
+    assert graded["bonus"] == bonus and graded["selection"] is None and graded["warnings"] == []
     assert run.returncode == 0
-    assert f"Score: {FULL:g} / {FULL - bonus:g}" in run.stdout and "VIRTUAL mode" in run.stdout
-    assert "+10 bonus" in run.stdout
+    assert f"Score: {FULL - bonus:g} / {FULL - bonus:g} required, bonus +{bonus:g}" in run.stdout
+    assert "VIRTUAL mode" in run.stdout and "+10 bonus" in run.stdout
 
 
-def test_starter_scores_zero_with_one_reason_per_item(tmp_path):
+def test_starter_scores_zero_with_its_cause_said_once(tmp_path):
     run, graded = grade(tmp_path)
     assert (graded["score"], graded["max_score"]) == (0, FULL - POINTS["part6.pipelined"])
     assert run.returncode == 1
     assert graded["submission"].endswith("starter/model.py")
     for check in graded["checks"]:
-        assert check["status"] == "failed" and check["message"]
+        assert check["status"] == ("not_attempted" if check["bonus"] else "failed") and check["message"]
         assert "Traceback" not in check["message"]
     todo = [c for c in graded["checks"] if c["id"] != "questions.answers"]
     assert all("NotImplementedError: TODO" in c["message"] for c in todo)
+    # The table is the report: the cause once at the top (and inside the bonus's note), no pytest
+    # tracebacks or summary repeating it, one row for each blocked item.
+    assert run.stdout.count("TODO Part 1: build the two layers") == 2 and "Fix this first" in run.stdout
+    assert "FAILURES" not in run.stdout and "short test summary" not in run.stdout
+    assert run.stdout.count("  blocked  ") == len(todo) - 1
+    assert f"Score: 0 / {FULL - POINTS['part6.pipelined']:g} required, bonus not attempted" in run.stdout
 
 
 @pytest.mark.parametrize("path", sorted(CORRECT.glob("*.py")), ids=lambda p: p.stem)
@@ -87,18 +94,21 @@ def test_submission_loses_exactly_its_mistakes(name, tmp_path):
                for c in lost)
     assert all(bug.reason in c["message"] for c in lost)
     assert graded["score"] == FULL - sum(POINTS[c["id"]] for c in lost)
-    assert run.returncode == (1 if lost else 0)  # any lost point, bonus included, fails the run
+    assert run.returncode == (1 if set(bug.loses) - set(BONUS) else 0)  # a lost required point fails the run
     scores = [line for line in run.stdout.splitlines() if line.startswith("Score: ")]
-    assert scores[-1].startswith(f"Score: {graded['score']:g} / {graded['max_score']:g}")  # the grader's line, last
+    required = graded["score"] - graded["bonus"]
+    assert scores[-1].startswith(f"Score: {required:g} / {graded['max_score']:g} required")  # the grader's, last
 
 
 def test_json_has_the_documented_shape(tmp_path):
     _, graded = grade(tmp_path, "--submission", str(write("bare_sync", tmp_path)))
-    assert set(graded) == {"score", "max_score", "mode", "isolation", "submission", "checks"}
+    assert set(graded) == {"score", "max_score", "bonus", "selection", "mode", "isolation", "submission", "warnings",
+                           "checks"}
     assert [c["id"] for c in graded["checks"]] == ALL
     for check in graded["checks"]:
-        assert set(check) == {"id", "title", "points", "max_points", "status", "message"}
-        assert check["status"] in {"passed", "failed", "error", "not_graded"}
+        assert set(check) == {"id", "title", "points", "max_points", "bonus", "status", "message"}
+        assert check["status"] in {"passed", "failed", "error", "not_graded", "not_selected", "not_run",
+                                   "not_attempted"}
 
 
 def test_answers_missing_beside_the_submission_lose_only_the_questions(tmp_path):

@@ -1,5 +1,6 @@
 """The timelines a student looks at: the idle GPU of SimpleMPModel, the overlap of pipelining."""
 import json
+import re
 import subprocess
 import sys
 
@@ -8,7 +9,7 @@ import pytest
 from corpus import ROOT
 from grader.contract import PIPELINE_BATCH, SPLIT
 from grader.sandbox import isolation, runner
-from grader.timeline import PHASES, from_facts, strip
+from grader.timeline import MIN_WIDTH, PHASES, from_facts, strip
 
 FORWARD = ("stage 0", "stage 1", "transfer")
 PIPELINE_SPLITS = PIPELINE_BATCH // SPLIT
@@ -19,10 +20,12 @@ def timelines():
     zygote = runner.Runner(isolation.detect(), ["torch", "time"]).start()
     try:
         source = (ROOT / "solutions" / "model.py").read_text()
-        facts = zygote.grade(source, "model.py", "virtual", ["timeline"], runner.Limits(30, 4 * 2**30)).outcome("timeline").facts
+        session = zygote.grade(source, "model.py", "virtual", ["timeline", "pipeline"], runner.Limits(30, 4 * 2**30))
+        drawn, graded = session.outcome("timeline").facts, session.outcome("pipeline").facts
     finally:
         zygote.close()
-    return {k: from_facts(facts[k], k) for k in ("simple", "pipelined", "reference")}
+    return {"simple": from_facts(drawn["simple"], "simple"), "pipelined": from_facts(drawn["pipelined"], "pipelined"),
+            "reference": from_facts(graded["reference"], "reference")}
 
 
 def test_simple_model_leaves_one_gpu_idle(timelines):
@@ -49,15 +52,17 @@ def test_strip_shows_each_gpu_busy_or_idle(timelines):
 
 
 def test_tool_draws_both_models_labelled_virtual(tmp_path):
-    out = tmp_path / "timeline.svg"
     run = subprocess.run([sys.executable, "-m", "grader.timeline", "--submission", "solutions/model.py",
-                          "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "SimpleMPModel (modelled on virtual GPUs)" in run.stdout and "idle fraction 50%" in run.stdout
     assert f"PipelinedMPModel({SPLIT})" in run.stdout
-    picture = out.read_text()
-    assert picture.startswith("<svg") and "VIRTUAL GPUs" in picture and picture.count("cuda:0") == 2
-    trace = json.loads(out.with_suffix(".json").read_text())["traceEvents"]
+    picture = (tmp_path / "timeline.svg").read_text()
+    assert picture.startswith("<svg") and "virtual GPUs: times modelled" in picture and picture.count(">cuda:0<") == 2
+    assert "time (ms)" in picture and ">0.5</text>" in picture  # an axis with round milliseconds
+    widths = [float(w) for w in re.findall(r'<rect x="[0-9.]+" y="[0-9]+" width="([0-9.]+)" height="22" fill="#', picture)]
+    assert widths and min(widths) >= MIN_WIDTH  # the optimizer's step, a sliver of time, still shows
+    trace = json.loads((tmp_path / "timeline.json").read_text())["traceEvents"]
     names = {e["args"]["name"] for e in trace if e["ph"] == "M" and e["name"] == "process_name"}
     assert names == {"SimpleMPModel (modelled on virtual GPUs)",
                      f"PipelinedMPModel({SPLIT}) (modelled on virtual GPUs)"}
@@ -66,7 +71,26 @@ def test_tool_draws_both_models_labelled_virtual(tmp_path):
     assert all(e["dur"] >= 0 and e["cat"] in PHASES for e in spans)
 
 
+def test_tool_draws_simple_model_alone_without_the_bonus(tmp_path):
+    """A student who skips Part 6 still sees their idle GPU."""
+    source = (ROOT / "solutions" / "model.py").read_text().replace(
+        "        chunks = iter(", "        raise NotImplementedError(\"TODO Part 6\")\n        chunks = iter(")
+    (tmp_path / "model.py").write_text(source)
+    run = subprocess.run([sys.executable, "-m", "grader.timeline", "--submission", str(tmp_path / "model.py"),
+                          "--out", str(tmp_path / "drawn")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "idle fraction 50%" in run.stdout and "PipelinedMPModel (the bonus) is not drawn: not written yet" in run.stdout
+    assert (tmp_path / "drawn" / "timeline.svg").read_text().count(">cuda:0<") == 1
+
+
 def test_tool_on_the_starter_says_what_is_missing(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "grader.timeline", "--out", str(tmp_path / "t.svg")],
+    run = subprocess.run([sys.executable, "-m", "grader.timeline", "--out", str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode != 0 and "NotImplementedError: TODO" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_help_reads_whole():
+    run = subprocess.run([sys.executable, "-m", "grader.timeline", "--help"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.rstrip().endswith("what torch.profiler measured.")
+    assert "default: build/timeline" in " ".join(run.stdout.split())

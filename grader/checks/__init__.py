@@ -8,12 +8,34 @@ from grader.trace import Trace
 MATRIX_OPS = frozenset({"linear", "matmul", "mm", "addmm", "__matmul__", "__rmatmul__", "bmm"})
 
 
+class NotAttempted(pytest.skip.Exception):
+    """A bonus the submission has not started: neither passed nor failed, and no points."""
+
+
+class PartialCredit(pytest.fail.Exception):
+    """A failed check that earned `fraction` of its item (points only where the rubric allows)."""
+
+    def __init__(self, message, fraction):
+        super().__init__(message, pytrace=False)
+        self.fraction = fraction
+
+
 def rubric(item_id):
     return pytest.mark.rubric(item_id)
 
 
 def fail(message):
     pytest.fail(message, pytrace=False)
+
+
+def not_attempted(message):
+    raise NotAttempted(message)
+
+
+def partial(earned, total, message):
+    """Pass when all `total` parts are earned; otherwise fail with `message`, crediting earned/total."""
+    if earned < total:
+        raise PartialCredit(message, earned / total if total else 0.0)
 
 
 def expect(condition, message):

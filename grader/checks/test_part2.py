@@ -6,7 +6,7 @@ import math
 
 from grader import reference
 from grader.checks import expect, fail, rubric, trace
-from grader.contract import BATCH, LR, SEEDS, SHAPES, STEPS
+from grader.contract import BATCH, DEFAULT_LR, LR, SEEDS, SHAPES, STEPS
 
 HINT = "handout Part 2"
 CALL = f"train(model, x, y, steps={STEPS}, lr={LR})"
@@ -83,6 +83,32 @@ def test_loss_decreases(probe, grading):
            f"{CALL} returned the losses {losses}; over the steps they should fall ({HINT})")
 
 
+def _close(losses, expected):
+    return len(losses) >= 1 and all(isinstance(v, float) and math.isclose(v, r, rel_tol=1e-4, abs_tol=1e-6)
+                                    for v, r in zip(losses, expected))
+
+
+def _diagnosis(facts, losses, steps):
+    """What the losses are, when they are not SGD's at LR: told apart by the grader's own runs of
+    the common mistakes on the same weights and batch."""
+    seed = SEEDS["train"]
+    if _close(losses, reference.sgd(seed, BATCH, steps, DEFAULT_LR)[0]):
+        return (f"these are SGD's losses at lr={DEFAULT_LR}, train()'s default, not at the lr={LR} it was given: pass "
+                "the `lr` argument to the optimizer, optim.SGD(model.parameters(), lr=lr)")
+    if _close(losses, reference.sgd(seed, BATCH, steps, LR, accumulate=True)[0]):
+        return ("these are the losses of gradients that pile up from step to step: call optimizer.zero_grad() "
+                "every step, before backward()")
+    if _close(losses, reference.sgd(seed, BATCH, steps + 1, LR)[0][1:]):
+        return ("each loss is the one after its step: record loss.item() of the loss you called backward() on, "
+                "before the next forward")
+    unused = _unused_batch(facts)
+    if unused:
+        return f"nothing train() computed read the {' or '.join(unused)} it was given: train on that batch, every step"
+    return ("check the loop: one forward of the model on x, MSELoss against y, optimizer.zero_grad(), "
+            "loss.backward(), optimizer.step(), and the loss recorded before its step; the reference is the lab's "
+            "network, so a forward that differs from it (part1.forward_math) differs here too")
+
+
 @rubric("part2.matches_sgd")
 def test_matches_sgd(probe, grading):
     facts = probe("train")
@@ -90,12 +116,10 @@ def test_matches_sgd(probe, grading):
     steps = min(max(len(losses), 1), STEPS)  # a wrong count of steps is losses_returned's finding
     expected, final, update = reference.sgd(SEEDS["train"], BATCH, steps, LR)
     shown = ", ".join(f"{v:.5f}" for v in expected)
-    expect(all(isinstance(v, float) and math.isclose(v, r, rel_tol=1e-4, abs_tol=1e-6) for v, r in zip(losses, expected)),
-           f"{CALL} returned the losses {[round(v, 5) if isinstance(v, float) else v for v in losses]}; "
-           f"SGD(lr={LR}) with MSELoss on the same weights and batch gives [{shown}]. Use "
-           f"optim.SGD(model.parameters(), lr=lr), optimizer.zero_grad() each step, and record each loss before "
-           f"its step; the reference is the lab's network, so a forward that differs from it (part1.forward_math) "
-           f"differs here too ({HINT})")
+    expect(_close(losses, expected),
+           f"the grader called {CALL} on its own weights and batch; it returned the losses "
+           f"{[round(v, 5) if isinstance(v, float) else v for v in losses]}, where SGD(lr={LR}) with MSELoss gives "
+           f"[{shown}]: {_diagnosis(facts, losses, steps)} ({HINT})")
     got = _final_weights(grading)
     if not reference.all_finite(got.values()):
         fail("after train() the weights hold NaN or infinite values")

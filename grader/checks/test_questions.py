@@ -1,9 +1,11 @@
 """The handout's "Run and check" questions and key observations, from answers.yaml (read as
-plain text on the trusted side: grader.answers)."""
+plain text on the trusted side: grader.answers, so `no` stays the word "no"). Each answer earns
+its share of the item (the rubric's `partial`); without the key (the student template) the
+answers are checked for form only."""
 import pytest
 
 from grader import answers as answer_files
-from grader.checks import expect, fail, rubric
+from grader.checks import fail, partial, rubric
 from grader.sandbox.files import InvalidFile
 
 
@@ -20,18 +22,40 @@ def _normal(answer):
     return " ".join(answer.lower().split()) if answer is not None else None
 
 
+def _sorted(questions, answers):
+    """(right-or-unchecked, unanswered, off-list) question ids, and each off-list answer's words:
+    an answer is judged against its question's listed choices in `questions`."""
+    valid, unanswered, off_list = [], [], []
+    for qid, question in questions.items():
+        answer = (answers.get(qid) or {}).get("answer")
+        if answer is None:
+            unanswered.append(qid)
+        elif _normal(answer) not in {_normal(c) for c in question["choices"]}:
+            choices = [f"'{c}'" for c in question["choices"]]
+            off_list.append(f"{qid}: '{answer}' is none of {', '.join(choices[:-1])} or {choices[-1]}"
+                            if len(choices) > 1 else f"{qid}: '{answer}' is not {''.join(choices) or 'a listed choice'}")
+        else:
+            valid.append(qid)
+    return valid, unanswered, off_list
+
+
+def _problems(unanswered, off_list):
+    return ([f"unanswered: {', '.join(unanswered)}"] if unanswered else []) + (
+        [f"not a listed choice (copy one exactly) - {'; '.join(off_list)}"] if off_list else [])
+
+
 @rubric("questions.answers")
 def test_answers(grading):
-    if not grading.rubric.answer_key.exists():
-        pytest.skip("not graded here: the answer key is not shipped with the student template")
-    key = _read(grading.rubric.answer_key, "the answer key")
     answers = _read(grading.answers, "your answers file", grading.root)
-    wrong = [qid for qid in key if _normal((answers.get(qid) or {}).get("answer")) != _normal(key[qid]["answer"])]
-    unanswered = [qid for qid in wrong if (answers.get(qid) or {}).get("answer") is None]
-    off_list = [qid for qid in wrong if qid not in unanswered
-                and _normal(answers[qid]["answer"]) not in {_normal(c) for c in key[qid]["choices"]}]
-    expect(not wrong,
-           f"{len(key) - len(wrong)} of {len(key)} answers match the key; "
-           + (f"unanswered: {', '.join(unanswered)}; " if unanswered else "")
-           + (f"not one of the listed choices (copy a choice exactly): {', '.join(off_list)}; " if off_list else "")
-           + f"to revisit: {', '.join(q for q in wrong if q not in unanswered and q not in off_list) or 'none'}")
+    if not grading.rubric.answer_key.exists():
+        valid, unanswered, off_list = _sorted(answers, answers)
+        form = (f"all {len(valid)} answers are valid choices" if not (unanswered or off_list)
+                else "; ".join([f"{len(valid)} of {len(answers)} answers are valid choices", *_problems(unanswered, off_list)]))
+        pytest.skip(f"not graded here (your TA grades the answers against the key): {form}")
+    key = _read(grading.rubric.answer_key, "the answer key")
+    valid, unanswered, off_list = _sorted(key, answers)
+    right = [q for q in valid if _normal(answers[q]["answer"]) == _normal(key[q]["answer"])]
+    wrong = [q for q in valid if q not in right]
+    partial(len(right), len(key), "; ".join([f"{len(right)} of {len(key)} answers match the key",
+                                             *_problems(unanswered, off_list),
+                                             *([f"to revisit: {', '.join(wrong)}"] if wrong else [])]))

@@ -1,5 +1,6 @@
 """Loading a submission from its text and calling its functions, each failure worded for the
 student (what raised, and on which line of their file)."""
+import difflib
 import sys
 import traceback
 import types
@@ -10,7 +11,12 @@ from grader.contract import SHAPES
 
 
 class StudentError(Exception):
-    """Student code failed; the message says what, and where in the submission."""
+    """Student code failed; the message says what, and where in the submission. `unfinished`:
+    the code is not written yet (the starter's NotImplementedError, or the name is missing)."""
+
+    def __init__(self, message, unfinished=False):
+        super().__init__(message)
+        self.unfinished = unfinished
 
 
 def load(source, path):
@@ -33,7 +39,10 @@ def contract(module, name):
     try:
         return getattr(module, name)
     except AttributeError:
-        raise StudentError(f"your submission defines no `{name}`: keep the names of starter/model.py") from None
+        close = difflib.get_close_matches(name, [n for n in vars(module) if not n.startswith("_")], n=1, cutoff=0.75)
+        hint = f" (did you mean to name `{close[0]}` `{name}`?)" if close else ""
+        raise StudentError(f"your submission defines no `{name}`{hint}: keep the names of starter/model.py",
+                           unfinished=not close) from None
 
 
 def call(what, func, *args, **kwargs):
@@ -42,7 +51,7 @@ def call(what, func, *args, **kwargs):
         return func(*args, **kwargs)
     except BaseException as error:  # noqa: BLE001
         path = getattr(sys.modules.get("submission"), "__file__", None)
-        raise StudentError(f"{what} raised {explain(error, path)}") from None
+        raise StudentError(f"{what} raised {explain(error, path)}", type(error) is NotImplementedError) from None
 
 
 def explain(error, path):

@@ -288,18 +288,30 @@ def _own_idle_fraction(params, x):
     return 1 - busy / (2 * wall_ms)
 
 
-def pipeline(probe, with_simple=False):
-    """PipelinedMPModel: its output and gradients on the grader's weights (as blobs), then traced
-    training steps of it and of the grader's own unsplit model (the baseline), and, for the
-    timeline tool, of SimpleMPModel. The step is the grader's own (_sgd_step)."""
-    pipelined, params = probe.model(SEEDS["pipeline"], SPLIT, cls="PipelinedMPModel")
+def _pipeline_batch(probe):
+    """The grader's batch for Part 6, already on the GPUs: whether forward moves a CPU batch is
+    part 1's finding."""
     x, y = inputs.batch(SEEDS["pipeline"], PIPELINE_BATCH)
-    with probe.trace.paused():  # already on the GPUs: whether forward moves a CPU batch is part 1's finding
-        x, y = x.to(CUDA0), y.to(CUDA1)
-        with contextlib.redirect_stdout(io.StringIO()):
+    with probe.trace.paused():
+        return x.to(CUDA0), y.to(CUDA1)
+
+
+def pipeline(probe):
+    """PipelinedMPModel: its output and gradients on the grader's weights (as blobs), then traced
+    training steps of it and of the grader's own unsplit model (the baseline). The step is the
+    grader's own (_sgd_step). {"attempted": False} when the bonus is not started."""
+    x, y = _pipeline_batch(probe)
+    try:
+        pipelined, params = probe.model(SEEDS["pipeline"], SPLIT, cls="PipelinedMPModel")
+        with probe.trace.paused(), contextlib.redirect_stdout(io.StringIO()):
             out = call(f"PipelinedMPModel({SPLIT})(x)", pipelined, x)
+    except StudentError as error:
+        if error.unfinished:
+            return {"attempted": False, "reason": str(error)}
+        raise
+    with probe.trace.paused():
         exact(out, torch.Tensor, f"PipelinedMPModel({SPLIT})(x)'s output")
-        facts = {"shape": probe.blob("output", out)}
+        facts = {"attempted": True, "shape": probe.blob("output", out)}
         if facts["shape"] == [PIPELINE_BATCH, 1000]:
             out.square().mean().backward()
             for role, param in params.items():
@@ -310,13 +322,20 @@ def pipeline(probe, with_simple=False):
     reference = _reference_model(SEEDS["pipeline"])
     facts["reference"] = _training_step(probe, "the grader's unsplit model",
                                         lambda batch: _reference_forward(reference, batch), reference.values(), x, y)
-    if not with_simple:
-        return facts
-    try:
-        simple = probe.model(SEEDS["pipeline"])[0]
-        facts["simple"] = _training_step(probe, "SimpleMPModel", simple, simple.parameters(), x, y)
-    except StudentError as error:
-        facts["simple"] = {"error": str(error)}
+    return facts
+
+
+def timeline(probe):
+    """What python -m grader.timeline draws: a training step of SimpleMPModel and one of
+    PipelinedMPModel, each {"error", "unfinished"} instead when it cannot run."""
+    x, y = _pipeline_batch(probe)
+    facts = {}
+    for key, cls, args in (("simple", "SimpleMPModel", ()), ("pipelined", "PipelinedMPModel", (SPLIT,))):
+        try:
+            model = probe.model(SEEDS["pipeline"], *args, cls=cls)[0]
+            facts[key] = _training_step(probe, cls, model, model.parameters(), x, y)
+        except StudentError as error:
+            facts[key] = {"error": str(error), "unfinished": error.unfinished}
     return facts
 
 
@@ -368,11 +387,6 @@ def profiled_intervals(profiler):
             intervals.append({"gpu": event.device_index, "start": event.time_range.start / 1e6,
                               "end": event.time_range.end / 1e6, "phase": phase, "name": event.name})
     return intervals
-
-
-def timeline(probe):
-    """What python -m grader.timeline draws: the pipeline probe with SimpleMPModel's step too."""
-    return pipeline(probe, with_simple=True)
 
 
 PROBES = {"construct": construct, "forward": forward, "train": train, "time_forward": time_forward,

@@ -17,6 +17,7 @@ import resource
 import shutil
 import signal
 import socket
+import sys
 import time
 import traceback
 
@@ -151,6 +152,11 @@ def _probe(request, name, fd, others):
             frame = wire.pack({"failure": str(error)})
     except BaseException:  # noqa: BLE001 - anything else is the grader's fault: say so, plainly
         frame = wire.pack({"failure": "internal grader error, please report it:\n" + traceback.format_exc()})
+    for stream in (sys.stdout, sys.stderr):  # what the submission printed reaches the output pipe first
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed or replaced stream: its output is lost, not the result
+            pass
     try:
         _write_all(fd, frame)
     finally:

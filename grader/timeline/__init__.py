@@ -141,33 +141,65 @@ def describe(timeline):
 COLOURS = {"stage 0": "#4c78a8", "stage 1": "#f58518", "transfer": "#e45756", "backward": "#72b7b2", "step": "#b279a2"}
 
 
+MIN_WIDTH = 3.0  # pixels: the shortest phase (the optimizer's step) stays visible
+
+
 def svg(timelines, width=960):
-    """The timelines one above the other, on one time scale, labelled with how they were obtained."""
-    scale = (width - 140) / max(t.wall for t in timelines)
-    row, y, parts = 26, 40, []
+    """The timelines one above the other on one time axis in milliseconds, each phase at least
+    MIN_WIDTH wide, the legend giving each phase's total time per GPU."""
+    left, right = 130, width - 20
+    span = max(t.wall for t in timelines) or 1e-9
+    scale = (right - left) / span
+    row, y, parts = 26, 50, []
     modelled = any(t.modelled for t in timelines)
-    heading = ("VIRTUAL GPUs: timeline modelled from the runtime's trace (see grader/timeline/__init__.py)" if modelled
-               else "Real GPUs: kernels and copies seen by torch.profiler")
+    heading = "Your training step, GPU by GPU: coloured when the GPU works, grey when it waits"
+    source = ("virtual GPUs: times modelled from the ops your code ran (2 TFLOP/s a GPU, 25 GB/s between them)"
+              if modelled else "real GPUs: the kernels and copies torch.profiler measured")
     parts.append(f'<text x="10" y="22" font-size="15" font-weight="bold">{_escape(heading)}</text>')
+    parts.append(f'<text x="10" y="40" font-size="12" fill="#555555">{_escape(source)}</text>')
     for t in timelines:
         parts.append(f'<text x="10" y="{y + 14}" font-size="13">{_escape(describe(t))}</text>')
         y += 22
         begin = min(i.start for i in t.intervals)
         for gpu in range(t.gpus):
             parts.append(f'<text x="10" y="{y + 17}" font-size="13">cuda:{gpu}</text>')
-            parts.append(f'<rect x="130" y="{y}" width="{width - 140}" height="{row - 4}" fill="#eeeeee"/>')
+            parts.append(f'<rect x="{left}" y="{y}" width="{right - left}" height="{row - 4}" fill="#eeeeee"/>')
             for i in (i for i in t.intervals if i.gpu == gpu):
-                x, w = 130 + (i.start - begin) * scale, max((i.end - i.start) * scale, 0.5)
+                x, w = left + (i.start - begin) * scale, max((i.end - i.start) * scale, MIN_WIDTH)
+                label = f"{i.phase}: {i.name}, {(i.end - i.start) * 1e3:.3f} ms"
                 parts.append(f'<rect x="{x:.2f}" y="{y}" width="{w:.2f}" height="{row - 4}" '
-                             f'fill="{COLOURS[i.phase]}"><title>{_escape(i.name)}</title></rect>')
+                             f'fill="{COLOURS[i.phase]}"><title>{_escape(label)}</title></rect>')
             y += row
         y += 14
+    parts += _axis(left, right, y, span)
+    y += 40
+    parts.append(f'<text x="10" y="{y + 12}" font-size="12">Each phase, and its time in {_escape(timelines[0].title)} '
+                 'on cuda:0 / cuda:1:</text>')
+    y += 20
     for n, (phase, colour) in enumerate(COLOURS.items()):
-        parts.append(f'<rect x="{130 + n * 130}" y="{y}" width="14" height="14" fill="{colour}"/>')
-        parts.append(f'<text x="{150 + n * 130}" y="{y + 12}" font-size="13">{phase}</text>')
+        totals = " / ".join(f"{timelines[0].busy(g, (phase,)) * 1e3:.3f}" for g in range(timelines[0].gpus))
+        x = 10 + n * 180
+        parts.append(f'<rect x="{x}" y="{y}" width="14" height="14" fill="{colour}"/>')
+        parts.append(f'<text x="{x + 20}" y="{y + 12}" font-size="12">{phase}: {totals} ms</text>')
     height = y + 30
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
             f'font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>{"".join(parts)}</svg>\n')
+
+
+def _axis(left, right, y, span):
+    """A time axis under the rows: ticks at round milliseconds."""
+    ms = span * 1e3
+    step = next(s for s in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, float("inf"))
+                if ms / s <= 8)
+    parts = [f'<line x1="{left}" y1="{y}" x2="{right}" y2="{y}" stroke="#333333"/>']
+    tick = 0.0
+    while tick <= ms + 1e-12 and step != float("inf"):
+        x = left + tick / ms * (right - left)
+        parts.append(f'<line x1="{x:.2f}" y1="{y}" x2="{x:.2f}" y2="{y + 5}" stroke="#333333"/>')
+        parts.append(f'<text x="{x:.2f}" y="{y + 18}" font-size="11" text-anchor="middle">{tick:g}</text>')
+        tick += step
+    parts.append(f'<text x="{right}" y="{y + 32}" font-size="11" text-anchor="end">time (ms)</text>')
+    return parts
 
 
 def _escape(text):

@@ -1,6 +1,11 @@
-"""`python -m grader.timeline [--submission PATH] [--out timeline.svg]`: one training step of the
-submission's SimpleMPModel and PipelinedMPModel, per GPU, as an SVG, a Chrome trace beside it
-(timeline.json, for Perfetto) and text strips."""
+"""`python -m grader.timeline`: see when each GPU works and when it waits, in one training step of
+your SimpleMPModel and, once you have written it, your PipelinedMPModel (the bonus).
+
+It prints a text strip per GPU and writes, into the --out folder, timeline.svg (open it in a
+browser) and timeline.json (a Chrome trace: open it in ui.perfetto.dev to zoom in). On virtual
+GPUs the times are modelled from what your code ran (see grader/timeline/__init__.py); on two real
+GPUs they are what torch.profiler measured.
+"""
 import argparse
 import json
 import pathlib
@@ -12,34 +17,47 @@ from grader.sandbox import runner
 from grader.timeline import PHASES, chrome_trace, describe, from_facts, strip, svg
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+SUBMISSION_HELP = "the model.py to draw (default: starter/model.py)"
+OUT_HELP = "the folder for timeline.svg and timeline.json (default: build/timeline, which git ignores)"
+MODE_HELP = "real: two CUDA GPUs; virtual: CPU-backed ones; auto (default): real when two are visible"
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m grader.timeline", description=__doc__.splitlines()[0])
-    parser.add_argument("--submission", type=pathlib.Path, default=ROOT / "starter" / "model.py")
-    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("timeline.svg"))
-    parser.add_argument("--grader-mode", choices=("auto", "real", "virtual"), default="auto")
+    parser = argparse.ArgumentParser(prog="python -m grader.timeline", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--submission", type=pathlib.Path, default=ROOT / "starter" / "model.py", help=SUBMISSION_HELP)
+    parser.add_argument("--out", type=pathlib.Path, default=ROOT / "build" / "timeline", metavar="DIR", help=OUT_HELP)
+    parser.add_argument("--grader-mode", choices=("auto", "real", "virtual"), default="auto", help=MODE_HELP)
     args = parser.parse_args(argv)
     try:
         mode, _ = choose_mode(args.grader_mode)
+        args.out.mkdir(parents=True, exist_ok=True)
     except ValueError as error:
         parser.error(str(error))
-    facts = _pipeline_facts(args.submission, mode)
+    except OSError as error:
+        parser.error(f"cannot write into {args.out}: {error.strerror}")
+    facts = _timeline_facts(args.submission, mode)
     if "error" in facts["simple"]:
         raise SystemExit(f"cannot draw SimpleMPModel's timeline: {facts['simple']['error']}")
-    timelines = [from_facts(facts["simple"], "SimpleMPModel"), from_facts(facts["pipelined"], f"PipelinedMPModel({SPLIT})")]
-    print(f"one training step at a batch of {PIPELINE_BATCH} ({'|'.join(f'{c} {p}' for p, c in PHASES.items())},"
-          " . idle)")
+    timelines = [from_facts(facts["simple"], "SimpleMPModel")]
+    if "error" not in facts["pipelined"]:
+        timelines.append(from_facts(facts["pipelined"], f"PipelinedMPModel({SPLIT})"))
+    print(f"one training step at a batch of {PIPELINE_BATCH} ({', '.join(f'{c} {p}' for p, c in PHASES.items())}, "
+          ". idle)")
     for t in timelines:
         print(describe(t))
         print("\n".join(strip(t)))
-    args.out.write_text(svg(timelines))
-    trace = args.out.with_suffix(".json")
+    if "error" in facts["pipelined"]:
+        reason = "not written yet" if facts["pipelined"]["unfinished"] else facts["pipelined"]["error"]
+        print(f"PipelinedMPModel (the bonus) is not drawn: {reason}")
+    picture, trace = args.out / "timeline.svg", args.out / "timeline.json"
+    picture.write_text(svg(timelines))
     trace.write_text(json.dumps(chrome_trace(timelines)))
-    print(f"drawn in {args.out}; {trace} opens in Perfetto (ui.perfetto.dev)")
+    print(f"drawn in {picture}; {trace} opens in Perfetto (ui.perfetto.dev)")
 
 
-def _pipeline_facts(submission, mode):
+def _timeline_facts(submission, mode):
     """The timeline probe's facts for `submission`, run in the sandbox as a grading run would."""
     lab = rubric.load(ROOT / "rubric.yaml")
     try:
