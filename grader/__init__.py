@@ -2,8 +2,9 @@
 
 The folders show the architecture, untrusted side first:
   virtual/, devices.py, trace.py  run student code on two GPUs, real or virtual, and record what it did
-  runner/                         the zygote and the probes: run inside the sandbox, as the student
-  wire.py, contract.py, costs.py  what crosses the boundary (frames), the lab's constants, the cost model
+  runner/                         the zygote, the probes, their own math: run inside the sandbox, as the student
+  wire.py, facts.py               what crosses the boundary: frames, and each probe's facts as a type
+  contract.py, costs.py           the lab's constants and the cost model, for either side
   sandbox/                        the trusted parent end: isolation, the zygote's results, reading files
   rules.py, answers.py            what a submission may write; answers.yaml read safely
   inputs.py, reference.py         the grader's own weights and batches, and its own math
@@ -13,3 +14,6 @@ The folders show the architecture, untrusted side first:
   batch.py, release.py, gradescope/, timeline/  a whole class; the student template; Gradescope; timelines
   selftest.py                     checks the grader on this machine's GPUs, before a term
 """
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent  # the project: starter/, solutions/, rubric.yaml

@@ -17,7 +17,6 @@ import io
 import json
 import os
 import pathlib
-import re
 import shutil
 import signal
 import stat
@@ -25,23 +24,25 @@ import sys
 import tempfile
 import time
 
-sys.dont_write_bytecode = True  # nothing written into the grader's folders during a batch
+sys.dont_write_bytecode = True  # nothing written into the grader's folders during a batch: so E402 below
 
 import pytest  # noqa: E402
 import pytest_timeout  # noqa: E402,F401 - the one plugin workers load
 import torch  # noqa: E402 - the workers' reference math, imported once here
 
 import grader.conftest  # noqa: E402 - the pristine grader, in memory before any student is read
-from grader import reference, report  # noqa: E402
+from grader import ROOT, reference, report  # noqa: E402
 from grader import rubric as rubrics  # noqa: E402
-from grader.contract import PROBES, TAMPER  # noqa: E402
+from grader.contract import MODE_CHOICES, MODE_HELP, TAMPER, probe_seconds  # noqa: E402
 from grader.devices import choose_mode  # noqa: E402
-from grader.sandbox import files, isolation as isolations, runner as runners  # noqa: E402
+from grader.facts import GRADING  # noqa: E402
+from grader.sandbox import files  # noqa: E402
+from grader.sandbox import isolation as isolations  # noqa: E402
+from grader.sandbox import runner as runners  # noqa: E402
 
 for _check in sorted((pathlib.Path(grader.conftest.__file__).parent / "checks").glob("test_*.py")):
     __import__(f"grader.checks.{_check.stem}")  # every check module, whatever parts exist
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 STATUSES = ("graded", "timeout", "crashed", "no-submission", "invalid-submission", "tamper-suspected")
 NO_ISOLATION = ("a batch runs untrusted code: it needs bubblewrap (apt-get install bubblewrap, with unprivileged "
                 "user namespaces) or root (each slot gets a uid of its own); --no-isolation grades without either, "
@@ -82,10 +83,9 @@ class Batch:
         self.grades = pathlib.Path(tempfile.mkdtemp(prefix="grader-grades-"))  # each worker's grade JSON
         self.rubric = rubric = rubrics.load(rubric_path)
         self.rubric_ids = list(rubric.items)
-        key_line = re.compile(r"^answer_key:.*$", re.M)
-        if rubric.answer_key.exists():
+        if rubric.answer_key.exists():  # else the workers' key is missing too: the item is not graded
             shutil.copy(rubric.answer_key, self.private / "answers.yaml")
-        (self.private / "rubric.yaml").write_text(key_line.sub("answer_key: answers.yaml", rubric.path.read_text()))
+        shutil.copy(rubric.path, self.private / "rubric.yaml")
         secrets = [rubric.answer_key, *isolations.SECRETS, pathlib.Path(submissions), self.out, self.private,
                    self.grades]
         for path in secrets:
@@ -139,7 +139,8 @@ class Batch:
             return True
         except runners.RunnerLost:
             runner.close()
-            self.runners[slot] = runners.Runner(runner.isolation, runner.preload, runner.hidden, long_lived=True).start()
+            fresh = runners.Runner(runner.isolation, runner.preload, runner.hidden, long_lived=True)
+            self.runners[slot] = fresh.start()
             self.runners[slot].ready()
             return False
 
@@ -209,7 +210,7 @@ class Worker:
                 "--submission", str(student.model), "--submission-root", str(student.folder),
                 "--answers", str(student.answers), "--grade-json", str(self.grade_json),
                 "--grader-mode", batch.mode, "--isolation", batch.isolation.kind,
-                "--rubric", str(batch.private / "rubric.yaml")]
+                "--rubric", str(batch.private / "rubric.yaml"), "--answer-key", str(batch.private / "answers.yaml")]
         self.started = time.monotonic()
         self.pid = os.fork()
         if self.pid == 0:
@@ -352,8 +353,7 @@ def main(argv=None):
     parser.add_argument("--out", type=pathlib.Path, required=True, help="where grades, feedback and logs go")
     parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
                         help="submissions graded side by side (virtual mode; real mode grades one at a time)")
-    parser.add_argument("--grader-mode", choices=("auto", "real", "virtual"), default="auto",
-                        help="real: two CUDA GPUs; virtual: CPU-backed ones; auto: real when two are visible")
+    parser.add_argument("--grader-mode", choices=MODE_CHOICES, default="auto", help=MODE_HELP)
     parser.add_argument("--isolation", choices=isolations.KINDS, default="auto",
                         help="how student code is isolated (see README, 'Threat model'); auto: the strongest here")
     parser.add_argument("--no-isolation", action="store_true", help="grade even where no isolation is available")
@@ -377,8 +377,7 @@ def main(argv=None):
     if isolation.kind == "none" and not args.no_isolation:
         parser.error(NO_ISOLATION)
     jobs = 1 if mode == "real" else max(1, args.jobs)  # timings on shared GPUs would disturb each other
-    # Probes run side by side in virtual mode, one after another in real mode.
-    seconds = args.timeout or seconds_per_probe * (len(PROBES) if mode == "real" else 1) + 60
+    seconds = args.timeout or probe_seconds(seconds_per_probe, mode, len(GRADING)) + grader.conftest.BACKSTOP
     students = discover(args.submissions)
     print(f"grading {len(students)} submissions in {mode} mode, {jobs} at a time, isolation {isolation.kind}",
           file=sys.stderr)

@@ -16,16 +16,18 @@ import time
 import pytest
 from pytest_timeout import PYTEST_FAILURE_MESSAGE
 
+from grader import ROOT, rules
 from grader import rubric as rubrics
-from grader import rules
 from grader.checks import NotAttempted, PartialCredit
-from grader.contract import PROBES
+from grader.contract import MODE_CHOICES, MODE_HELP, probe_seconds
+from grader.facts import GRADING
 from grader.report import NOT_ATTEMPTED, NOT_GRADED, NOT_RUN, Result, classroom, complete, grade, gradescope, table
-from grader.sandbox import isolation as isolations, runner as runners
+from grader.sandbox import isolation as isolations
+from grader.sandbox import runner as runners
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHECKS = pathlib.Path(__file__).resolve().parent / "checks"
 PLUGIN = "grader"
+BACKSTOP = 60  # seconds past the probes' own limits before pytest-timeout ends a check
 
 SUBMISSION_HELP = "the model.py to grade (default: starter/model.py)"
 ANSWERS_HELP = "its answers.yaml (default: the answers.yaml beside the submission)"
@@ -33,10 +35,10 @@ ROOT_HELP = "the student's folder: no component between it and the files may be 
 JSON_HELP = "also write the grade as JSON (its folder is created)"
 GRADESCOPE_HELP = "also write Gradescope's results.json"
 CLASSROOM_HELP = "also write GitHub Classroom's reporter result (JSON; base64 it into <RUNNER>_RESULTS)"
-MODE_HELP = "real: two CUDA GPUs; virtual: CPU-backed ones; auto (default): real when two are visible"
 ISOLATION_HELP = ("how student code is isolated: bwrap (namespaces), uid (root: a uid of its own), none; "
                   "auto (default): the strongest available")
 RUBRIC_HELP = "the rubric.yaml to score with (default: the project's)"
+KEY_HELP = "the answer key to grade the questions with (default: the one the rubric names)"
 OUTPUTS = {"--grade-json": JSON_HELP, "--gradescope": GRADESCOPE_HELP, "--classroom": CLASSROOM_HELP}
 
 
@@ -47,9 +49,10 @@ def pytest_addoption(parser):
     group.addoption("--submission-root", default=None, metavar="DIR", help=ROOT_HELP)
     for option, text in OUTPUTS.items():
         group.addoption(option, default=None, metavar="PATH", type=_output_path, help=text)
-    group.addoption("--grader-mode", choices=("auto", "real", "virtual"), default="auto", help=MODE_HELP)
+    group.addoption("--grader-mode", choices=MODE_CHOICES, default="auto", help=MODE_HELP)
     group.addoption("--isolation", choices=isolations.KINDS, default="auto", help=ISOLATION_HELP)
     group.addoption("--rubric", default=str(ROOT / "rubric.yaml"), help=RUBRIC_HELP)
+    group.addoption("--answer-key", default=None, metavar="PATH", help=KEY_HELP)
 
 
 def _output_path(value):
@@ -106,7 +109,7 @@ class Grading:
 
     def __init__(self, config):
         self.config = config
-        self.rubric = _rubric(config.getoption("--rubric"))
+        self.rubric = _rubric(config.getoption("--rubric"), config.getoption("--answer-key"))
         try:
             rubrics.check_mapping(self.rubric, list(check_ids().values()))
         except rubrics.RubricError as error:
@@ -155,7 +158,7 @@ class Grading:
         if self.problem is None and self.session is None:
             limits = runners.Limits(self.rubric.seconds_per_function, self.rubric.memory_bytes)
             try:
-                self.session = self.runner.grade(self.source, "model.py", self.mode, list(PROBES), limits)
+                self.session = self.runner.grade(self.source, "model.py", self.mode, GRADING, limits)
             except runners.RunnerLost as error:
                 self.problem = f"the sandbox could not grade the submission: {error}"
 
@@ -213,7 +216,8 @@ class Grading:
             if self.mode not in self.rubric.items[item_id].modes:
                 item.add_marker(pytest.mark.skip(reason=f"not graded in {self.mode} mode"))
             # A backstop: probes enforce their own limit and report it more precisely.
-            item.add_marker(pytest.mark.timeout(self.rubric.seconds_per_function * len(PROBES) + 60))
+            limit = probe_seconds(self.rubric.seconds_per_function, "real", len(GRADING)) + BACKSTOP
+            item.add_marker(pytest.mark.timeout(limit))
 
     def pytest_collection_finish(self, session):
         """What survived -k, -m and the paths given is what this run grades."""
@@ -269,9 +273,9 @@ class Grading:
         self.finish()  # also after a usage error, when sessionfinish never ran
 
 
-def _rubric(path):
+def _rubric(path, answer_key):
     try:
-        return rubrics.load(path)
+        return rubrics.load(path, answer_key)
     except rubrics.RubricError as error:
         raise pytest.UsageError(f"invalid rubric: {error}") from None
 

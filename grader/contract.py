@@ -3,6 +3,13 @@ the probes use and the checks judge. Imports nothing heavy, so checks can read i
 import math
 
 DEVICES = ("cuda:0", "cuda:1")
+MODES = ("real", "virtual")  # real: two CUDA GPUs; virtual: CPU-backed ones
+MODE_CHOICES = ("auto", *MODES)  # what --grader-mode takes: auto is real when two GPUs are visible
+MODE_HELP = "real: two CUDA GPUs; virtual: CPU-backed ones; auto (default): real when two are visible"
+# Tensor methods that read a value into Python: each waits for the tensor's GPU, like a synchronize.
+HOST_READS = frozenset(
+    {"item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__", "__format__", "__repr__"}
+)
 BATCH = 32
 DEFAULT_STEPS, DEFAULT_LR = 5, 0.01  # train()'s defaults in the starter
 STEPS = 6  # not the default: a train() that ignores `steps` shows
@@ -16,23 +23,16 @@ SHAPES = {"w1": (2000, 1000), "b1": (2000,), "w2": (1000, 2000), "b2": (1000,)}
 HOME = {"w1": "cuda:0", "b1": "cuda:0", "w2": "cuda:1", "b2": "cuda:1"}
 # Seeds of the grader's own weights and batches: both sides draw the same tensors from them.
 SEEDS = {"forward": 10, "train": 12, "time_forward": 13, "profile": 14, "pipeline": 15}
-
-# Each probe: what it calls, as the student's messages name it.
-PROBES = {
-    "construct": "SimpleMPModel()",
-    "forward": "SimpleMPModel.forward",
-    "train": "train()",
-    "time_forward": "time_forward()",
-    "profile": "profile_stages()",
-    "pipeline": "PipelinedMPModel",
-}
-# Probes that only tools run (python -m grader.timeline), never a grading run.
-TOOL_PROBES = {"timeline": "PipelinedMPModel and SimpleMPModel"}
-DESCRIPTIONS = {**PROBES, **TOOL_PROBES}
 PROFILE_KEYS = ("stage0_ms", "transfer_ms", "stage1_ms", "wall_ms", "idle_fraction")
+TAMPER = "tamper-suspected"  # the word every channel (table, JSON, batch status) uses for abuse
+
+
+def probe_seconds(seconds_per_function, mode, probes):
+    """How long `probes` probes of a submission may take together: one after another on real GPUs
+    (whose timings must not disturb each other), side by side on virtual ones."""
+    return seconds_per_function * (probes if mode == "real" else 1)
 
 
 def forward_flops(batch):
     """The floating-point operations of the reference forward (the cost model in grader.costs)."""
     return 2 * batch * 1000 * 2000 * 2 + batch * 2000 + batch * 1000
-TAMPER = "tamper-suspected"  # the word every channel (table, JSON, batch status) uses for abuse

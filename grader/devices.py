@@ -11,6 +11,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
+from grader.contract import HOST_READS
 from grader.costs import flops
 from grader.patching import Patcher
 
@@ -25,10 +26,6 @@ NON_COMPUTING = frozenset(
     float double half bfloat16 type type_as backward grad""".split()
 )
 TRANSFERS = frozenset({"to", "cuda", "cpu", "copy_"})
-# Reading a value into Python waits for the tensor's GPU, like a synchronize of that GPU.
-HOST_READS = frozenset(
-    {"item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__", "__format__", "__repr__"}
-)
 NON_COMPUTING |= HOST_READS
 
 

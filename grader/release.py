@@ -9,14 +9,15 @@ import argparse
 import pathlib
 import shutil
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from grader import ROOT
+
 SHIPPED = ["starter", "grader", "rubric.yaml", "conftest.py", "pyproject.toml", ".github/workflows/classroom.yml"]
 
 STUDENT_README = """# Practical 8: layer-wise model parallelism
 
 ```bash
-pip install -e .          # on a machine without a GPU, first: pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
-pytest grader/            # grades starter/model.py and starter/answers.yaml, item by item
+pip install -e .    # without a GPU, first: pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+pytest grader/      # grades starter/model.py and starter/answers.yaml, item by item
 ```
 
 Fill in the TODOs of `starter/model.py` and answer `starter/answers.yaml`. `python

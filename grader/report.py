@@ -28,7 +28,7 @@ def grade(rubric, results, mode, submission, isolation, warnings=()):
     checks = []
     for item in rubric.items.values():
         result = results.get(item.id, Result(NOT_SELECTED, "not selected in this run"))
-        points = item.points if result.status == "passed" else item.credit(result.fraction) if result.status == "failed" else 0.0
+        points = {"passed": item.points, "failed": item.credit(result.fraction)}.get(result.status, 0.0)
         checks.append({"id": item.id, "title": item.title, "points": points, "max_points": item.max_points,
                        "bonus": item.bonus, "status": result.status, "message": result.message})
     graded = {**_totals(checks), "mode": mode, "isolation": isolation, "submission": str(submission),

@@ -5,7 +5,7 @@ import pathlib
 
 import yaml
 
-MODES = ("real", "virtual")
+from grader.contract import MODES
 
 
 class RubricError(Exception):
@@ -50,7 +50,9 @@ class Rubric:
         return sum(item.max_points for item in self.items.values())
 
 
-def load(path):
+def load(path, answer_key=None):
+    """The rubric at `path`; RubricError saying what is wrong. `answer_key`: a key to use instead
+    of the one the rubric names (a batch's private copy)."""
     path = pathlib.Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -61,25 +63,10 @@ def load(path):
     _keys(limits, f"{path}: limits", required={"seconds_per_function", "memory_gib"})
     items = {}
     for n, entry in enumerate(data["items"] or [], 1):
-        where = f"{path}: item {n}"
-        _keys(entry, where, required={"id", "points", "title", "modes"}, optional={"bonus", "partial"})
-        if not isinstance(entry["id"], str) or not entry["id"]:
-            raise RubricError(f"{where}: id must be a non-empty string")
-        if entry["id"] in items:
-            raise RubricError(f"{where}: duplicate id {entry['id']!r}")
-        if not _is_number(entry["points"]) or entry["points"] < 0:
-            raise RubricError(f"{where} ({entry['id']}): points must be a number >= 0, not {entry['points']!r}")
-        modes = entry["modes"]
-        if not isinstance(modes, list) or not modes or set(modes) - set(MODES):
-            raise RubricError(f"{where} ({entry['id']}): modes must be a non-empty list from {list(MODES)}")
-        if not isinstance(entry.get("bonus", False), bool):
-            raise RubricError(f"{where} ({entry['id']}): bonus must be true or false")
-        partial = entry.get("partial")
-        if partial is not None and not (_is_number(partial) and 0 < partial <= entry["points"]):
-            raise RubricError(f"{where} ({entry['id']}): partial must be a step of points in (0, points], "
-                              f"not {partial!r}")
-        items[entry["id"]] = Item(entry["id"], float(entry["points"]), str(entry["title"]), tuple(modes),
-                                  entry.get("bonus", False), None if partial is None else float(partial))
+        item = _item(entry, f"{path}: item {n}")
+        if item.id in items:
+            raise RubricError(f"{path}: item {n}: duplicate id {item.id!r}")
+        items[item.id] = item
     if not items:
         raise RubricError(f"{path}: no items")
     for key in ("seconds_per_function", "memory_gib"):
@@ -94,8 +81,27 @@ def load(path):
         items=items,
         seconds_per_function=float(limits["seconds_per_function"]),
         memory_bytes=int(limits["memory_gib"] * 2**30),
-        answer_key=path.parent / data["answer_key"],
+        answer_key=pathlib.Path(answer_key) if answer_key else path.parent / data["answer_key"],
     )
+
+
+def _item(entry, where):
+    _keys(entry, where, required={"id", "points", "title", "modes"}, optional={"bonus", "partial"})
+    if not isinstance(entry["id"], str) or not entry["id"]:
+        raise RubricError(f"{where}: id must be a non-empty string")
+    where = f"{where} ({entry['id']})"
+    if not _is_number(entry["points"]) or entry["points"] < 0:
+        raise RubricError(f"{where}: points must be a number >= 0, not {entry['points']!r}")
+    modes = entry["modes"]
+    if not isinstance(modes, list) or not modes or set(modes) - set(MODES):
+        raise RubricError(f"{where}: modes must be a non-empty list from {list(MODES)}")
+    if not isinstance(entry.get("bonus", False), bool):
+        raise RubricError(f"{where}: bonus must be true or false")
+    partial = entry.get("partial")
+    if partial is not None and not (_is_number(partial) and 0 < partial <= entry["points"]):
+        raise RubricError(f"{where}: partial must be a step of points in (0, points], not {partial!r}")
+    return Item(entry["id"], float(entry["points"]), str(entry["title"]), tuple(modes), entry.get("bonus", False),
+                None if partial is None else float(partial))
 
 
 def check_mapping(rubric, check_ids):

@@ -21,10 +21,10 @@ import subprocess
 import sys
 import tempfile
 
+from grader import ROOT
 from grader import rubric as rubrics
 from grader.contract import LARGE_BATCH
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 SOLUTION, ANSWERS = ROOT / "solutions" / "model.py", ROOT / "solutions" / "answers.yaml"
 SEPARATION = 2.0  # the least ratio of a synchronized large-batch forward to an unsynchronized one
 GRADE_SECONDS = 600  # one `pytest grader/` run, at most
@@ -189,11 +189,13 @@ def forked_row(lab):
     source = variant(FAULTS["all_on_cuda0"].edits)
     outcomes = runner.run_once(lab, source, "real", ["construct", "forward", "train", "time_forward"])
     failures = {name: o.failure for name, o in outcomes.items() if o.failure}
-    facts = {name: o.facts for name, o in outcomes.items() if not o.failure}
-    ok = not failures and facts["forward"]["output"]["device"] == "cuda:0" and facts["time_forward"]["value"] > 0
-    got = f"failed: {failures}" if failures else (
-        f"output on {facts['forward']['output']['device']}, time_forward {facts['time_forward']['value']:.6f} s, "
-        f"large batch {facts['time_forward']['large_batch']['reference']:.6f} s")
+    if failures:
+        return Row("probes forked with CUDA (sandbox, real mode)", "4 probes run on cuda:0", f"failed: {failures}",
+                   False)
+    output, timed = outcomes["forward"].facts.output, outcomes["time_forward"].facts
+    ok = output is not None and output.device == "cuda:0" and (timed.value or 0) > 0 and timed.large_batch is not None
+    got = (f"output on {output and output.device}, time_forward {timed.value} s, large-batch reference "
+           f"{timed.large_batch and timed.large_batch.reference} s")
     return Row("probes forked with CUDA (sandbox, real mode)", "4 probes run on cuda:0", got, ok)
 
 
@@ -206,7 +208,9 @@ def turns_row(lab):
     outcome = runner.run_once(lab, SOLUTION.read_text(), "real", ["timeline"])["timeline"]
     if outcome.failure:
         return Row("SimpleMPModel's profiled step", "the GPUs take turns", f"failed: {outcome.failure}", False)
-    timeline = from_facts(outcome.facts["simple"], "SimpleMPModel")
+    if outcome.facts.simple.step is None:
+        return Row("SimpleMPModel's profiled step", "the GPUs take turns", outcome.facts.simple.error, False)
+    timeline = from_facts(outcome.facts.simple.step, "SimpleMPModel")
     busy = min(timeline.busy(0), timeline.busy(1))
     share = timeline.overlap / busy if busy else 1.0
     return Row("SimpleMPModel's profiled step", "the GPUs take turns (overlap < 10% of busy time)",

@@ -113,13 +113,11 @@ class Trace:
             frame = frame.f_back
         return None
 
-    def to_json(self, start=0):
-        return [dataclasses.asdict(e) for e in self.events[start:]]
-
     @classmethod
-    def from_json(cls, events):
+    def holding(cls, events):
+        """A trace holding `events` (recorded elsewhere), to query."""
         trace = cls()
-        trace.events = [Event(**e) for e in events]
+        trace.events = list(events)
         return trace
 
 

@@ -17,6 +17,12 @@ PART5 = [i for i in ALL if i.startswith("part5.")]
 POINTS = {item["id"]: item["points"] for item in yaml.safe_load((ROOT / "rubric.yaml").read_text())["items"]}
 FULL = sum(POINTS.values())  # the solution's score, bonus included
 BONUS = [item["id"] for item in yaml.safe_load((ROOT / "rubric.yaml").read_text())["items"] if item.get("bonus")]
+def line(text):
+    """The solution's line (1-based) that starts with `text`: where an edit's line lands."""
+    return next(n for n, source in enumerate(SOLUTION.read_text().splitlines(), 1) if source.startswith(text))
+
+
+TRAIN_START, IMPORTS = line("    optimizer = optim.SGD"), line("import time")
 FORWARD = ["part1.input_moved_to_cuda0", "part1.output_on_cuda1", "part1.forward_math", "part1.single_transfer"]
 
 @dataclasses.dataclass(frozen=True)
@@ -87,11 +93,11 @@ BUGS = {
     # Abuse: each is tamper-suspected in the items it touches, and gains nothing.
     # os is allowed here, so that the private os._exit is what the rules refuse.
     "exit_in_train": Bug((("    optimizer = optim.SGD", "    import os\n    os._exit(0)\n    optimizer = optim.SGD"),),
-                         MODEL, "tamper-suspected: line 33 uses ._exit", ("os",)),
+                         MODEL, f"tamper-suspected: line {TRAIN_START + 1} uses ._exit", ("os",)),
     "reaches_torch_os": Bug((("    optimizer = optim.SGD", "    torch.os._exit(0)\n    optimizer = optim.SGD"),),
-                            MODEL, "tamper-suspected: line 32 uses ."),
+                            MODEL, f"tamper-suspected: line {TRAIN_START} uses ."),
     "exit_at_import": Bug((("device0 = ", "raise SystemExit(3)\ndevice0 = "),), MODEL, "SystemExit (tamper-suspected"),
-    "imports_os": Bug((("import time\n", "import os\nimport time\n"),), MODEL, "tamper-suspected: line 2 imports os"),
+    "imports_os": Bug((("import time\n", "import os\nimport time\n"),), MODEL, f"tamper-suspected: line {IMPORTS} imports os"),
     "imports_solution": Bug((("import time\n", "import time\nfrom solutions.model import train as _reference\n"),),
                             MODEL, "imports solutions.model"),
     "reaches_builtins": Bug((("device0 = ", "print(__builtins__)\ndevice0 = "),), MODEL, "uses __builtins__"),
@@ -169,7 +175,7 @@ BUGS = {
                                 "reaches the module os through torch.os"),
     "getattr_torch_os": Bug((("device0 = ", "getattr(torch, 'o' + 's')\ndevice0 = "),), MODEL, "uses getattr"),
     "collections_sys": Bug((("import time\n", "import time\nimport collections\ncollections._sys.exit(0)\n"),), MODEL,
-                           "tamper-suspected: line 4 reaches the module sys"),
+                           f"tamper-suspected: line {IMPORTS + 2} reaches the module sys"),
     "print_self": Bug((("device0 = ", "builtins_module = print.__self__\ndevice0 = "),), MODEL, "uses .__self__"),
     "traceback_frames": Bug((("    optimizer = optim.SGD", "    try:\n        1 / 0\n    except ZeroDivisionError as e:\n"
                                                        "        e.__traceback__.tb_frame.f_back.f_globals\n"

@@ -11,11 +11,10 @@ import sys
 import time
 
 import pytest
-
 from corpus import BUGS, FULL, POINTS, ROOT, write
-from grader.batch import discover
-from test_grader import fast_rubric, grade
+from helpers import fast_rubric, grade
 
+from grader.batch import discover
 
 
 def without_answers(bug):
@@ -52,7 +51,8 @@ def make_class(folder):
     target = folder.parent / "ours.txt"
     target.write_text("the grader's\n")
     source = (ROOT / "solutions" / "model.py").read_text()
-    (folder / "truncates_a_file.py").write_text(source.replace("device0 = ", f"import os\nos.truncate({str(target)!r}, 0)\ndevice0 = "))
+    truncates = f"import os\nos.truncate({str(target)!r}, 0)\ndevice0 = "
+    (folder / "truncates_a_file.py").write_text(source.replace("device0 = ", truncates))
     (folder / "links_to_alice").mkdir()
     (folder / "links_to_alice" / "model.py").symlink_to(alice / "model.py")
     return folder

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 from corpus import FULL, POINTS, ROOT
+
 from grader.release import release
 
 

@@ -1,8 +1,8 @@
 """The static rules alone, on source text: the lab's legitimate styles pass, and each way past the
 contract is refused with its line, tamper-suspected or neutrally worded as it deserves."""
 import pytest
-
 from corpus import ROOT
+
 from grader import rubric, rules
 
 ALLOWED = rubric.load(ROOT / "rubric.yaml").allowed_imports

@@ -1,12 +1,11 @@
 """The sandbox, below the static rules (these submissions import os, which the rules refuse):
 what student code can do to the grader's process, to the next submission and to the machine,
 and what it reads there. Each test is one promise of the README's threat model."""
-import os
 import time
 
 import pytest
-
 from corpus import ROOT
+
 from grader.contract import TAMPER
 from grader.procs import descendants, of_uid
 from grader.sandbox import isolation as isolations
@@ -106,7 +105,7 @@ def test_student_code_runs_as_the_slots_own_uid(runner):
 def test_an_outcome_read_after_the_deadline_still_counts(runner):
     session = runner.grade(SOLUTION, "model.py", "virtual", ["construct"], LIMITS)
     time.sleep(LIMITS.seconds + runners.GRACE + 1)  # the child finished long ago; its reader comes late
-    assert session.outcome("construct").facts["w1"]["device"] == "cuda:0"
+    assert session.outcome("construct").facts.layers["w1"].device == "cuda:0"
     runner.clean()
 
 

@@ -3,9 +3,10 @@ virtual mode; its one-GPU rehearsal pieces are run on virtual GPUs to keep their
 import subprocess
 import sys
 
+from corpus import ROOT
+
 from grader import selftest
 from grader.virtual import virtual_gpus
-from corpus import ROOT
 
 
 def test_selftest_passes_on_this_machine_and_prints_one_table():

@@ -5,11 +5,12 @@ import subprocess
 import sys
 
 import pytest
-
 from corpus import ROOT
+
 from grader.contract import PIPELINE_BATCH, SPLIT
 from grader.sandbox import isolation, runner
-from grader.timeline import MIN_WIDTH, PHASES, from_facts, strip
+from grader.timeline import GPU_BANDWIDTH, GPU_FLOPS, MIN_WIDTH, PHASES, from_facts, model, strip
+from grader.trace import Event
 
 FORWARD = ("stage 0", "stage 1", "transfer")
 PIPELINE_SPLITS = PIPELINE_BATCH // SPLIT
@@ -24,8 +25,26 @@ def timelines():
         drawn, graded = session.outcome("timeline").facts, session.outcome("pipeline").facts
     finally:
         zygote.close()
-    return {"simple": from_facts(drawn["simple"], "simple"), "pipelined": from_facts(drawn["pipelined"], "pipelined"),
-            "reference": from_facts(graded["reference"], "reference")}
+    return {"simple": from_facts(drawn.simple.step, "simple"),
+            "pipelined": from_facts(drawn.pipelined.step, "pipelined"),
+            "reference": from_facts(graded.reference, "reference")}
+
+
+def test_the_model_queues_each_gpu_in_order_and_copies_after_their_source():
+    """The cost model alone, on a hand-written trace: stage 0, the copy, stage 1, backward, step."""
+    mb = 4 * 2**20
+    events = [Event("op", "linear", device="cuda:0", flops=int(2e9)), Event("transfer", "to", device="cuda:1",
+              source="cuda:0", nbytes=mb), Event("op", "linear", device="cuda:1", flops=int(2e9)),
+              Event("op", "backward", device="cuda:1"), Event("op", "sub_", device="cuda:0", flops=1000)]
+    t = model(events, "hand-written")
+    by_phase = {}
+    for i in t.intervals:
+        by_phase.setdefault(i.phase, []).append(i)
+    stage0, copy, stage1 = by_phase["stage 0"][0], by_phase["transfer"][0], by_phase["stage 1"][0]
+    assert stage0.end == pytest.approx(2e9 / GPU_FLOPS) and copy.start >= stage0.end
+    assert copy.end - copy.start == pytest.approx(mb / GPU_BANDWIDTH) and stage1.start >= copy.end
+    assert len(by_phase["backward"]) == 3 and by_phase["step"][0].gpu == 0  # the mirror image, then the step
+    assert t.overlap == 0 and 0 < t.idle_fraction < 1
 
 
 def test_simple_model_leaves_one_gpu_idle(timelines):
@@ -60,7 +79,8 @@ def test_tool_draws_both_models_labelled_virtual(tmp_path):
     picture = (tmp_path / "timeline.svg").read_text()
     assert picture.startswith("<svg") and "virtual GPUs: times modelled" in picture and picture.count(">cuda:0<") == 2
     assert "time (ms)" in picture and ">0.5</text>" in picture  # an axis with round milliseconds
-    widths = [float(w) for w in re.findall(r'<rect x="[0-9.]+" y="[0-9]+" width="([0-9.]+)" height="22" fill="#', picture)]
+    bars = r'<rect x="[0-9.]+" y="[0-9]+" width="([0-9.]+)" height="22" fill="#'
+    widths = [float(w) for w in re.findall(bars, picture)]
     assert widths and min(widths) >= MIN_WIDTH  # the optimizer's step, a sliver of time, still shows
     trace = json.loads((tmp_path / "timeline.json").read_text())["traceEvents"]
     names = {e["args"]["name"] for e in trace if e["ph"] == "M" and e["name"] == "process_name"}
@@ -79,7 +99,8 @@ def test_tool_draws_simple_model_alone_without_the_bonus(tmp_path):
     run = subprocess.run([sys.executable, "-m", "grader.timeline", "--submission", str(tmp_path / "model.py"),
                           "--out", str(tmp_path / "drawn")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert "idle fraction 50%" in run.stdout and "PipelinedMPModel (the bonus) is not drawn: not written yet" in run.stdout
+    assert "idle fraction 50%" in run.stdout
+    assert "PipelinedMPModel (the bonus) is not drawn: not written yet" in run.stdout
     assert (tmp_path / "drawn" / "timeline.svg").read_text().count(">cuda:0<") == 1
 
 

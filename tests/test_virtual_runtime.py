@@ -8,8 +8,9 @@ import pytest
 import torch
 import torch.nn as nn
 
+from grader.patching import Patcher
 from grader.trace import Trace
-from grader.virtual import virtual_gpus
+from grader.virtual import VirtualGPUs, virtual_gpus
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 D0, D1 = torch.device("cuda:0"), torch.device("cuda:1")
@@ -200,3 +201,34 @@ def test_every_optimizer_steps_on_two_virtual_gpus(virtual_gpus, name):
         optimizer.step(closure)
     assert [p.device for p in params] == devices
     assert any(not torch.equal(b, p.detach().cpu()) for b, p in zip(before, params)), f"{name} changed nothing"
+
+
+@pytest.mark.parametrize("name, args, kwargs, expected", [
+    ("to", ("cuda:1",), {}, (D1, None, False, False, None)),
+    ("to", (1, torch.float64), {}, (D1, torch.float64, False, False, None)),
+    ("to", (torch.float16,), {}, (None, torch.float16, False, False, None)),
+    ("to", (), {"device": "cuda", "non_blocking": True}, (D0, None, True, False, None)),
+    ("to", ("cpu", torch.float32, True, True), {}, (torch.device("cpu"), torch.float32, True, True, None)),
+    ("cuda", (), {}, (D0, None, False, False, None)),
+    ("cuda", (1, True), {}, (D1, None, True, False, None)),
+    ("cpu", (), {"memory_format": torch.contiguous_format}, (torch.device("cpu"), None, False, False,
+                                                            torch.contiguous_format)),
+])
+def test_move_arguments_are_read_as_torch_reads_them(name, args, kwargs, expected):
+    """`.to()`, `.cuda()` and `.cpu()` spellings, parsed without running anything."""
+    gpus = VirtualGPUs(2, Trace())
+    assert gpus._parse_move(name, args, kwargs) == expected
+
+
+def test_the_patcher_puts_back_exactly_what_it_replaced():
+    class Owner:
+        kept = 1
+
+    namespace = {"clock": time.perf_counter, "other": 3}
+    patcher = Patcher()
+    patcher.setattr(Owner, "kept", 2)
+    patcher.setattr(Owner, "added", 3)
+    patcher.rebind(namespace, {time.perf_counter: "virtual clock"})
+    assert (Owner.kept, Owner.added, namespace["clock"]) == (2, 3, "virtual clock")
+    patcher.restore()
+    assert Owner.kept == 1 and not hasattr(Owner, "added") and namespace == {"clock": time.perf_counter, "other": 3}

@@ -2,7 +2,7 @@
 when it fails, says what was expected, what the submission did, and where to look."""
 import pytest
 
-from grader.devices import HOST_READS
+from grader.contract import HOST_READS
 from grader.trace import Trace
 
 MATRIX_OPS = frozenset({"linear", "matmul", "mm", "addmm", "__matmul__", "__rmatmul__", "bmm"})
@@ -44,7 +44,8 @@ def expect(condition, message):
 
 
 def trace(events):
-    return Trace.from_json(events)
+    """A Trace of a probe's events (grader.trace.Event), to query."""
+    return Trace.holding(events)
 
 
 def at_line(event):

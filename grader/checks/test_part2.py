@@ -14,22 +14,22 @@ CALL = f"train(model, x, y, steps={STEPS}, lr={LR})"
 
 def _losses(facts):
     """The losses train() returned, as floats whenever they can be read as such."""
-    losses = facts["losses"]
-    if losses["values"] is None:
-        fail(f"{CALL} returned {losses['problem']}; expected a list of {STEPS} floats, one loss.item() per "
+    losses = facts.losses
+    if losses.values is None:
+        fail(f"{CALL} returned {losses.problem}; expected a list of {STEPS} floats, one loss.item() per "
              f"step ({HINT})")
-    return losses["values"]
+    return losses.values
 
 
 def _measured(facts):
     """Whether the returned losses are values train() itself computed: each one read from a tensor
     (`.item()`, `float()`) during train(), in order, or tensors that autograd produced."""
-    losses = facts["losses"]
-    if losses["tensors"]:
-        return losses["computed"]
-    read = [e.value for e in trace(facts["events"]).events if e.kind in ("sync", "value") and e.value is not None]
+    losses = facts.losses
+    if losses.tensors:
+        return losses.computed
+    read = [e.value for e in trace(facts.events).events if e.kind in ("sync", "value") and e.value is not None]
     position = 0
-    for value in losses["values"]:
+    for value in losses.values:
         while position < len(read) and not (isinstance(value, float) and read[position] == value):
             position += 1
         if position == len(read):
@@ -40,7 +40,7 @@ def _measured(facts):
 
 def _unused_batch(facts):
     """The parts of the given batch (x, y) that no computation or copy of train() read."""
-    used = {label for e in trace(facts["events"]).events for label in (e.reads or ())}
+    used = {label for e in trace(facts.events).events for label in (e.reads or ())}
     return [label for label in ("x", "y") if label not in used]
 
 
@@ -48,7 +48,7 @@ def _unused_batch(facts):
 def test_losses_returned(probe):
     facts = probe("train")
     losses = _losses(facts)
-    expect(facts["losses"]["problem"] is None, f"{CALL} returned {facts['losses']['problem']}")
+    expect(facts.losses.problem is None, f"{CALL} returned {facts.losses.problem}")
     expect(len(losses) == STEPS, f"{CALL} returned {len(losses)} losses; expected {STEPS}, one per step "
                                  "(use the `steps` argument)")
     bad = [v for v in losses if isinstance(v, str)]
@@ -134,10 +134,10 @@ def test_matches_sgd(probe, grading):
 @rubric("part2.target_on_last_gpu")
 def test_target_on_last_gpu(probe):
     facts = probe("train")
-    if facts["cpu_target_error"]:
+    if facts.cpu_target_error:
         fail(f"train() must move the CPU target to the last GPU itself ({HINT}: y.to(device1)); "
-             f"{facts['cpu_target_error']}")
-    wrong = [f"{role} on {facts['params'][role]} has its gradient on {device}"
-             for role, device in facts["grads"].items() if device is not None and device != facts["params"][role]]
+             f"{facts.cpu_target_error}")
+    wrong = [f"{role} on {facts.params[role]} has its gradient on {device}"
+             for role, device in facts.grads.items() if device is not None and device != facts.params[role]]
     expect(not wrong, "; ".join(wrong))
-    expect(any(facts["grads"].values()), "after train() no parameter has a gradient: was backward() called?")
+    expect(any(facts.grads.values()), "after train() no parameter has a gradient: was backward() called?")

@@ -23,10 +23,10 @@ def _lines(events):
 @rubric("part3.prints_devices")
 def test_prints_devices(probe):
     facts = probe("forward")
-    verbose = facts["verbose"]
-    if verbose["error"]:
-        fail(f"forward(x, verbose=True) failed: {verbose['error']}")
-    events = trace(verbose["events"]).events
+    verbose = facts.verbose
+    if verbose.error:
+        fail(f"forward(x, verbose=True) failed: {verbose.error}")
+    events = trace(verbose.events).events
     lines = _lines(events)
     printed = [text for text, _ in lines]
     first = next((i for i, e in enumerate(events) if e.kind == "transfer" and e.source == "cuda:0"), None)
@@ -41,5 +41,5 @@ def test_prints_devices(probe):
     expect(before == expected[:1] and after == expected[1:],
            f"forward(x, verbose=True) printed {printed}; expected {expected[0]!r} just before the activation's "
            f"move and {expected[1]!r} just after it, each naming the tensor's device at that moment ({HINT})")
-    quiet = (facts["retry"] or facts["cpu"])["printed"]
+    quiet = (facts.retry or facts.cpu).printed
     expect(not quiet, f"forward(x) without verbose printed {quiet!r}; it should print nothing")

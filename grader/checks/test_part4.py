@@ -9,7 +9,7 @@ HINT = "handout Part 4"
 
 @rubric("part4.clock_after_sync")
 def test_clock_after_sync(probe):
-    timing = Timing(probe("time_forward")["events"], "time_forward()")
+    timing = Timing(probe("time_forward").events, "time_forward()")
     end = timing.end()
     expect(timing.waited_before(end),
            f"the end clock{at_line(timing.events[end])} is read without first waiting for the forward's work: "
@@ -19,7 +19,7 @@ def test_clock_after_sync(probe):
 
 @rubric("part4.sync_covers_output_gpu")
 def test_sync_covers_output_gpu(probe):
-    timing = Timing(probe("time_forward")["events"], "time_forward()")
+    timing = Timing(probe("time_forward").events, "time_forward()")
     waited = sorted({device for _, device in timing.waits})
     expect(waited, "nothing waits for the forward's work after it, so nothing waits for cuda:1, which computes "
                    f"the output ({HINT})")
@@ -32,7 +32,7 @@ def test_sync_covers_output_gpu(probe):
 @rubric("part4.seconds_plausible")
 def test_seconds_plausible(probe):
     facts = probe("time_forward")
-    timing, value = Timing(facts["events"], "time_forward()"), facts["value"]
+    timing, value = Timing(facts.events, "time_forward()"), facts.value
     if value is None:
         fail("time_forward() did not return a number; expected the seconds as a float")
     measured = [timing.events[e].seconds - timing.events[s].seconds
@@ -43,8 +43,8 @@ def test_seconds_plausible(probe):
            f"time_forward() returned {value!r}, which is not the difference of the clock readings "
            f"around the forward ({', '.join(f'{m:.6g}' for m in measured) or 'none were read around it'}): "
            f"return end - start, in seconds ({HINT})")
-    large = facts.get("large_batch")
+    large = facts.large_batch
     if large is not None:  # real GPUs: the grader's own timing at a batch where synchronizing matters
-        expect(large["value"] is not None and large["value"] >= 0.5 * large["reference"],
-               f"at a batch of {LARGE_BATCH}, time_forward() measured {large['value']} s, less than half of the "
-               f"{large['reference']:.6f} s the grader measured with both GPUs synchronized")
+        expect(large.value is not None and large.value >= 0.5 * large.reference,
+               f"at a batch of {LARGE_BATCH}, time_forward() measured {large.value} s, less than half of the "
+               f"{large.reference:.6f} s the grader measured with both GPUs synchronized")

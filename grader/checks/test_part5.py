@@ -9,10 +9,10 @@ HINT = "Part 5: see profile_stages in starter/model.py"
 
 
 def _runs(probe):
-    runs = probe("profile")["runs"]
+    runs = probe("profile").runs
     for run in runs:
-        if "problem" in run["figures"]:
-            fail(f"profile_stages(model, x) for a batch of {run['batch']} returned {run['figures']['problem']} "
+        if run.figures is None:
+            fail(f"profile_stages(model, x) for a batch of {run.batch} returned {run.problem} "
                  f"({HINT})")
     return runs
 
@@ -56,45 +56,47 @@ def _wall_sources(timing):
 def test_figures_measured(probe):
     runs = _runs(probe)
     for run in runs:
-        timing, f = Timing(run["events"], "profile_stages()"), run["figures"]
+        timing, f = Timing(run.events, "profile_stages()"), run.figures
         sources = {**_stage_sources(timing), "wall_ms": _wall_sources(timing)}
         unmeasured = [key for key, found in sources.items()
-                      if not any(math.isclose(f[key], m, rel_tol=1e-6, abs_tol=1e-9) for m in found)]
+                      if not any(math.isclose(getattr(f, key), m, rel_tol=1e-6, abs_tol=1e-9) for m in found)]
         expect(not unmeasured,
-               f"at a batch of {run['batch']}, {', '.join(unmeasured)} {'is' if len(unmeasured) == 1 else 'are'} "
+               f"at a batch of {run.batch}, {', '.join(unmeasured)} {'is' if len(unmeasured) == 1 else 'are'} "
                "not what the code measured: stage0_ms must be the elapsed time of two CUDA events recorded on "
                "cuda:0 around layer1, transfer_ms and stage1_ms of events recorded on cuda:1 around the copy and "
                "around layer2, and wall_ms a clock difference around the whole forward, read after waiting for "
                f"cuda:1 ({HINT})")
     small, large = runs
-    stuck = [k for k in ("stage0_ms", "stage1_ms", "wall_ms") if not large["figures"][k] > 1.5 * small["figures"][k] > 0]
+    stuck = [k for k in ("stage0_ms", "stage1_ms", "wall_ms")
+             if not getattr(large.figures, k) > 1.5 * getattr(small.figures, k) > 0]
     expect(not stuck,
-           f"from a batch of {small['batch']} to one of {large['batch']} (8 times the work) "
-           + ", ".join(f"{k} went from {small['figures'][k]:.4g} to {large['figures'][k]:.4g}" for k in stuck)
+           f"from a batch of {small.batch} to one of {large.batch} (8 times the work) "
+           + ", ".join(f"{k} went from {getattr(small.figures, k):.4g} to {getattr(large.figures, k):.4g}"
+                       for k in stuck)
            + f": measure each figure, do not return constants ({HINT})")
 
 
 @rubric("part5.figures_consistent")
 def test_figures_consistent(probe):
     for run in _runs(probe):
-        f, batch = run["figures"], run["batch"]
-        slack = 1.05 * f["wall_ms"] + 0.05
-        expect(f["stage0_ms"] + f["stage1_ms"] <= slack and f["transfer_ms"] <= slack,
-               f"at a batch of {batch} the stages ({f['stage0_ms']:.3f} + {f['stage1_ms']:.3f} ms) or the transfer "
-               f"({f['transfer_ms']:.3f} ms) last longer than the whole forward ({f['wall_ms']:.3f} ms)")
-        implied = 1 - (f["stage0_ms"] + f["stage1_ms"]) / (2 * f["wall_ms"])
-        expect(abs(f["idle_fraction"] - implied) <= 0.02,
-               f"at a batch of {batch} idle_fraction is {f['idle_fraction']:.3f}, but your own figures give "
+        f, batch = run.figures, run.batch
+        slack = 1.05 * f.wall_ms + 0.05
+        expect(f.stage0_ms + f.stage1_ms <= slack and f.transfer_ms <= slack,
+               f"at a batch of {batch} the stages ({f.stage0_ms:.3f} + {f.stage1_ms:.3f} ms) or the transfer "
+               f"({f.transfer_ms:.3f} ms) last longer than the whole forward ({f.wall_ms:.3f} ms)")
+        implied = 1 - (f.stage0_ms + f.stage1_ms) / (2 * f.wall_ms)
+        expect(abs(f.idle_fraction - implied) <= 0.02,
+               f"at a batch of {batch} idle_fraction is {f.idle_fraction:.3f}, but your own figures give "
                f"1 - (stage0 + stage1) / (2 x wall) = {implied:.3f}")
-        expect(abs(f["idle_fraction"] - run["own_idle"]) <= 0.15,
-               f"at a batch of {batch} idle_fraction is {f['idle_fraction']:.2f}; the grader measured "
-               f"{run['own_idle']:.2f} for the same stages ({HINT})")
+        expect(abs(f.idle_fraction - run.own_idle) <= 0.15,
+               f"at a batch of {batch} idle_fraction is {f.idle_fraction:.2f}; the grader measured "
+               f"{run.own_idle:.2f} for the same stages ({HINT})")
 
 
 @rubric("part5.memory_split")
 def test_memory_split(probe):
-    needed = probe("profile")["param_bytes"]
-    memory = _runs(probe)[-1]["figures"]["memory_bytes"]
+    needed = probe("profile").param_bytes
+    memory = _runs(probe)[-1].figures.memory_bytes
     short = [f"{d} reports {memory[d]} bytes, less than the {needed[d]} bytes of its own layer's weights"
              for d in needed if memory[d] < needed[d]]
     expect(not short, "; ".join(short) + ": report torch.cuda.memory_allocated(device) for each GPU")

@@ -12,7 +12,7 @@ FORWARD = ("stage 0", "stage 1", "transfer")
 def _forward_ops(step):
     """The ops of a training step's forward pass (everything before backward), on the GPUs."""
     ops = []
-    for event in trace(step["events"]).events:
+    for event in trace(step.events).events:
         if event.kind == "op" and event.name == "backward":
             break
         if event.kind == "op" and event.device and event.device.startswith("cuda"):
@@ -23,21 +23,21 @@ def _forward_ops(step):
 @rubric("part6.pipelined")
 def test_pipelined(probe, grading):
     facts = probe("pipeline")
-    if not facts["attempted"]:
-        not_attempted(f"optional, and not started yet: {facts['reason']}")
-    if facts["shape"] != [PIPELINE_BATCH, 1000]:
-        fail(f"PipelinedMPModel({SPLIT})(x) for a batch of {PIPELINE_BATCH} returned shape {tuple(facts['shape'])}, "
+    if not facts.attempted:
+        not_attempted(f"optional, and not started yet: {facts.reason}")
+    if facts.shape != [PIPELINE_BATCH, 1000]:
+        fail(f"PipelinedMPModel({SPLIT})(x) for a batch of {PIPELINE_BATCH} returned shape {tuple(facts.shape)}, "
              f"not ({PIPELINE_BATCH}, 1000)")
     expected, expected_grads = reference.gradients(SEEDS["pipeline"], PIPELINE_BATCH)
     blobs = grading.outcome("pipeline").blobs
-    output = reference.largest_difference(reference.tensor(blobs, "output", facts["shape"]), expected)
+    output = reference.largest_difference(reference.tensor(blobs, "output", facts.shape), expected)
     gradient = max(reference.largest_difference(reference.tensor(blobs, f"grad_{r}", shape), expected_grads[r])
                    if f"grad_{r}" in blobs else float("inf") for r, shape in SHAPES.items())
     expect(output < 1e-4 and gradient < 1e-4,
            f"PipelinedMPModel({SPLIT}) differs from relu(W2 relu(W1 x + b1) + b2), on the grader's weights, by up "
            f"to {output:.3g} in the output and {gradient:.3g} in the gradients: run every micro-batch through both "
            "stages and concatenate the outputs in order")
-    ops, baseline_ops = _forward_ops(facts["pipelined"]), _forward_ops(facts["reference"])
+    ops, baseline_ops = _forward_ops(facts.pipelined), _forward_ops(facts.reference)
     work, baseline_work = sum(o.flops or 0 for o in ops), sum(o.flops or 0 for o in baseline_ops)
     expect(abs(work - baseline_work) <= 0.05 * baseline_work,
            f"the forward pass does {work / baseline_work:.2f} times the work of the same layers unsplit: compute "
@@ -46,8 +46,8 @@ def test_pipelined(probe, grading):
     expect(chunks >= MICRO_BATCHES,
            f"layer1 ran {chunks} time(s) in the forward pass; a batch of {PIPELINE_BATCH} in micro-batches of {SPLIT} "
            f"needs {MICRO_BATCHES}: split the batch with x.split(self.split_size) ({HINT})")
-    pipelined = from_facts(facts["pipelined"], f"PipelinedMPModel({SPLIT})")
-    unsplit = from_facts(facts["reference"], "the same layers, unsplit")
+    pipelined = from_facts(facts.pipelined, f"PipelinedMPModel({SPLIT})")
+    unsplit = from_facts(facts.reference, "the same layers, unsplit")
     ms = 1e3
     expect(pipelined.overlap_of(FORWARD) > 0.05 * pipelined.span(FORWARD),
            f"in the forward pass the GPUs barely work at once ({pipelined.overlap_of(FORWARD) * ms:.3f} of "

@@ -31,9 +31,9 @@ def _sorted(questions, answers):
         if answer is None:
             unanswered.append(qid)
         elif _normal(answer) not in {_normal(c) for c in question["choices"]}:
-            choices = [f"'{c}'" for c in question["choices"]]
-            off_list.append(f"{qid}: '{answer}' is none of {', '.join(choices[:-1])} or {choices[-1]}"
-                            if len(choices) > 1 else f"{qid}: '{answer}' is not {''.join(choices) or 'a listed choice'}")
+            choices = [f"'{c}'" for c in question["choices"]] or ["a listed choice"]
+            listed = f"none of {', '.join(choices[:-1])} or {choices[-1]}" if len(choices) > 1 else f"not {choices[0]}"
+            off_list.append(f"{qid}: '{answer}' is {listed}")
         else:
             valid.append(qid)
     return valid, unanswered, off_list
@@ -49,8 +49,9 @@ def test_answers(grading):
     answers = _read(grading.answers, "your answers file", grading.root)
     if not grading.rubric.answer_key.exists():
         valid, unanswered, off_list = _sorted(answers, answers)
-        form = (f"all {len(valid)} answers are valid choices" if not (unanswered or off_list)
-                else "; ".join([f"{len(valid)} of {len(answers)} answers are valid choices", *_problems(unanswered, off_list)]))
+        problems = _problems(unanswered, off_list)
+        form = "; ".join([f"{len(valid)} of {len(answers)} answers are valid choices", *problems]) if problems else (
+            f"all {len(valid)} answers are valid choices")
         pytest.skip(f"not graded here (your TA grades the answers against the key): {form}")
     key = _read(grading.rubric.answer_key, "the answer key")
     valid, unanswered, off_list = _sorted(key, answers)

@@ -21,11 +21,11 @@ import shutil
 import subprocess
 import sys
 
-import grader
+from grader import ROOT
 
-PACKAGE = pathlib.Path(grader.__file__).resolve().parent
+PACKAGE = ROOT / "grader"
 # The project's folders no sandbox may show, whatever binds them: the solutions and the tests' corpus.
-SECRETS = (PACKAGE.parent / "solutions", PACKAGE.parent / "tests")
+SECRETS = (ROOT / "solutions", ROOT / "tests")
 KINDS = ("auto", "bwrap", "uid", "none")
 UID_BASE = 61000  # student code runs as a uid claimed from UID_BASE .. UID_BASE + UID_COUNT - 1 (root only)
 UID_COUNT = 1000
@@ -82,7 +82,7 @@ def detect(asked="auto", uid_base=UID_BASE):
     return Isolation(asked, root, uid_base)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bwrap_options(root):
     """(namespace options, whether tmpfs sizes work) of the newest option set this machine's
     bubblewrap accepts (--disable-userns and --size are recent), or None if none works."""
@@ -132,7 +132,7 @@ def zygote_command(isolation, socket_fd, preload, hidden=()):
         if any(path.startswith(p + os.sep) for p in bound):
             args += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
     args += ["--ro-bind", str(PACKAGE), str(PACKAGE)]  # again, in case a hidden folder held it
-    env = {"PATH": "/usr/bin:/bin", "TMPDIR": "/tmp", "LANG": "C.UTF-8", **_python_environment(str(PACKAGE.parent))}
+    env = {"PATH": "/usr/bin:/bin", "TMPDIR": "/tmp", "LANG": "C.UTF-8", **_python_environment(str(ROOT))}
     env.update({k: v for k, v in os.environ.items() if k.startswith(("CUDA_", "NVIDIA_"))})
     args += ["--clearenv", *[a for k, v in env.items() for a in ("--setenv", k, v)], "--chdir", "/tmp"]
     return args + python + ["--private-tmp"]
@@ -141,7 +141,7 @@ def zygote_command(isolation, socket_fd, preload, hidden=()):
 def environment():
     """The environment of an unwrapped zygote: nothing of the grader's but what Python needs."""
     keep = ("PATH", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "LD_LIBRARY_PATH")
-    path = os.pathsep.join(filter(None, [str(PACKAGE.parent), os.environ.get("PYTHONPATH")]))
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     return {**{k: v for k, v in os.environ.items() if k in keep}, **_python_environment(path)}
 
 
@@ -157,7 +157,7 @@ def _python_folders():
     prefixes.add(os.path.dirname(os.path.realpath(sys.executable)))
     packages = {os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)
                 and os.path.basename(p) in ("site-packages", "dist-packages")}
-    project = str(PACKAGE.parent)
+    project = str(ROOT)
     inside = lambda p: p == project or p.startswith(project + os.sep) or project.startswith(p + os.sep)  # noqa: E731
     folders = prefixes | {p for p in packages if not inside(p)}
     folders = {p for p in folders if p not in ("/", "/tmp", "/dev", "/proc")}

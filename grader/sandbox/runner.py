@@ -16,7 +16,8 @@ import threading
 import time
 
 from grader import procs, wire
-from grader.contract import DESCRIPTIONS, TAMPER
+from grader.contract import TAMPER, probe_seconds
+from grader.facts import DESCRIPTIONS, PROBES, Malformed
 from grader.sandbox import isolation as isolations
 
 RESULT_CAP = 48 * 2**20  # the largest result: train()'s final weights as float32 (16 MB), with room
@@ -42,8 +43,9 @@ class Limits:
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    """One probe's result: its facts and blobs, or the failure that stands for them."""
-    facts: dict | None = None
+    """One probe's result: its facts (of the probe's type in grader.facts) and blobs, or the failure
+    that stands for them."""
+    facts: object | None = None
     blobs: dict = dataclasses.field(default_factory=dict)
     failure: str | None = None
 
@@ -97,7 +99,7 @@ class Runner:
         finally:
             for _, write_end in pipes:
                 os.close(write_end)
-        deadline = time.monotonic() + limits.seconds * (len(probes) if mode == "real" else 1) + GRACE
+        deadline = time.monotonic() + probe_seconds(limits.seconds, mode, len(probes)) + GRACE
         session = Session(dict(zip(probes, (r for r, _ in pipes[1:]))), pipes[0][0], deadline, limits.seconds)
         try:
             self._answer(30, "grade")
@@ -164,7 +166,8 @@ class Session:
     def __init__(self, pipes, output, deadline, seconds):
         self.seconds, self.deadline = seconds, deadline
         self.outcomes, self.output, self.dropped = {}, bytearray(), 0
-        self._pipes, self._buffers = {fd: name for name, fd in pipes.items()}, {fd: bytearray() for fd in pipes.values()}
+        self._pipes = {fd: name for name, fd in pipes.items()}
+        self._buffers = {fd: bytearray() for fd in pipes.values()}
         self._output_fd, self._done = output, threading.Condition()
         self._thread = threading.Thread(target=self._collect, daemon=True)
         self._thread.start()
@@ -232,7 +235,7 @@ class Session:
                 length = wire.payload_length(bytes(buffer[:wire.PREFIX.size]), RESULT_CAP)
                 if len(buffer) >= wire.PREFIX.size + length:
                     header, blobs = wire.unpack(bytes(buffer[wire.PREFIX.size:wire.PREFIX.size + length]))
-                    self._settle(name, _outcome(header, blobs))
+                    self._settle(name, _outcome(name, header, blobs))
                     return False
         except wire.Unreadable as error:
             self._settle(name, Outcome(failure=f"the grading process sent an unreadable result during "
@@ -249,13 +252,17 @@ class Session:
         return f"{DESCRIPTIONS[name]} did not finish within {self.seconds:g} s (an endless loop, or far too much work?)"
 
 
-def _outcome(header, blobs):
+def _outcome(name, header, blobs):
+    """The Outcome of probe `name`'s frame: its facts rebuilt as their type, or its failure."""
     if not isinstance(header, dict) or not (isinstance(header.get("facts"), dict) or
                                             isinstance(header.get("failure"), str)):
         raise wire.Unreadable("it holds neither facts nor a failure")
     if "failure" in header:
         return Outcome(failure=header["failure"])
-    return Outcome(facts=header["facts"], blobs=blobs)
+    try:
+        return Outcome(facts=PROBES[name].facts.from_json(header["facts"]), blobs=blobs)
+    except Malformed as error:
+        raise wire.Unreadable(f"its facts do not fit their type ({error})") from None
 
 
 def sweep_uid(uid):

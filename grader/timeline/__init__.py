@@ -16,20 +16,13 @@ which compute synchronously on the CPU, they are *modelled* from the runtime's t
 """
 import dataclasses
 
+from grader.facts import Interval
+
 LAUNCH = 5e-6  # seconds of host time to enqueue an op
 GPU_FLOPS = 2e12  # floating-point operations a second of one virtual GPU
 GPU_BANDWIDTH = 25e9  # bytes/s between GPUs (PCIe 4 class; NVLink is faster)
 HOST_BANDWIDTH = 12e9  # bytes/s between host and GPU (pageable memory)
 PHASES = {"stage 0": "0", "stage 1": "1", "transfer": "T", "backward": "B", "step": "S"}
-
-
-@dataclasses.dataclass(frozen=True)
-class Interval:
-    gpu: int
-    start: float
-    end: float
-    phase: str  # a key of PHASES
-    name: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,13 +200,11 @@ def _escape(text):
 
 
 def from_facts(step, title):
-    """The Timeline of one probed training step: modelled from its trace on virtual GPUs,
-    or the profiler's intervals on real ones."""
-    from grader.trace import Trace
-
-    if "intervals" in step:
-        return Timeline(title, [Interval(**i) for i in step["intervals"]], modelled=False)
-    return model(Trace.from_json(step["events"]).events, title)
+    """The Timeline of one probed training step (a grader.facts.Step): modelled from its trace on
+    virtual GPUs, or the profiler's intervals on real ones."""
+    if step.intervals is not None:
+        return Timeline(title, step.intervals, modelled=False)
+    return model(step.events, title)
 
 
 def chrome_trace(timelines):

@@ -10,16 +10,14 @@ import argparse
 import json
 import pathlib
 
-from grader import rubric, rules
-from grader.contract import PIPELINE_BATCH, SPLIT
+from grader import ROOT, rubric, rules
+from grader.contract import MODE_CHOICES, MODE_HELP, PIPELINE_BATCH, SPLIT
 from grader.devices import choose_mode
 from grader.sandbox import runner
 from grader.timeline import PHASES, chrome_trace, describe, from_facts, strip, svg
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 SUBMISSION_HELP = "the model.py to draw (default: starter/model.py)"
 OUT_HELP = "the folder for timeline.svg and timeline.json (default: build/timeline, which git ignores)"
-MODE_HELP = "real: two CUDA GPUs; virtual: CPU-backed ones; auto (default): real when two are visible"
 
 
 def main(argv=None):
@@ -28,7 +26,7 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--submission", type=pathlib.Path, default=ROOT / "starter" / "model.py", help=SUBMISSION_HELP)
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "build" / "timeline", metavar="DIR", help=OUT_HELP)
-    parser.add_argument("--grader-mode", choices=("auto", "real", "virtual"), default="auto", help=MODE_HELP)
+    parser.add_argument("--grader-mode", choices=MODE_CHOICES, default="auto", help=MODE_HELP)
     args = parser.parse_args(argv)
     try:
         mode, _ = choose_mode(args.grader_mode)
@@ -38,18 +36,18 @@ def main(argv=None):
     except OSError as error:
         parser.error(f"cannot write into {args.out}: {error.strerror}")
     facts = _timeline_facts(args.submission, mode)
-    if "error" in facts["simple"]:
-        raise SystemExit(f"cannot draw SimpleMPModel's timeline: {facts['simple']['error']}")
-    timelines = [from_facts(facts["simple"], "SimpleMPModel")]
-    if "error" not in facts["pipelined"]:
-        timelines.append(from_facts(facts["pipelined"], f"PipelinedMPModel({SPLIT})"))
+    if facts.simple.step is None:
+        raise SystemExit(f"cannot draw SimpleMPModel's timeline: {facts.simple.error}")
+    timelines = [from_facts(facts.simple.step, "SimpleMPModel")]
+    if facts.pipelined.step is not None:
+        timelines.append(from_facts(facts.pipelined.step, f"PipelinedMPModel({SPLIT})"))
     print(f"one training step at a batch of {PIPELINE_BATCH} ({', '.join(f'{c} {p}' for p, c in PHASES.items())}, "
           ". idle)")
     for t in timelines:
         print(describe(t))
         print("\n".join(strip(t)))
-    if "error" in facts["pipelined"]:
-        reason = "not written yet" if facts["pipelined"]["unfinished"] else facts["pipelined"]["error"]
+    if facts.pipelined.step is None:
+        reason = "not written yet" if facts.pipelined.unfinished else facts.pipelined.error
         print(f"PipelinedMPModel (the bonus) is not drawn: {reason}")
     picture, trace = args.out / "timeline.svg", args.out / "timeline.json"
     picture.write_text(svg(timelines))
@@ -63,7 +61,7 @@ def _timeline_facts(submission, mode):
     try:
         source = rules.read_checked(submission, lab.allowed_imports)
     except rules.Unusable as error:
-        raise SystemExit(f"cannot draw the timeline: {error}") from None
+        raise SystemExit(f"cannot draw the timeline of {submission}: {error}") from None
     outcome = runner.run_once(lab, source, mode, ["timeline"])["timeline"]
     if outcome.failure:
         raise SystemExit(f"cannot draw the timeline: {outcome.failure}")

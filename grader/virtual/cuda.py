@@ -173,21 +173,24 @@ def _event_class(gpus):
             gpus.wait_for(self.device.index, "event.synchronize", event=self.number)
 
         def elapsed_time(self, end_event):
-            if self.time is None or end_event.time is None:
-                raise RuntimeError("Both events must be recorded before calculating elapsed time.")
-            if not (self.enable_timing and end_event.enable_timing):
-                raise RuntimeError("Both events must be created with argument 'enable_timing=True'.")
-            if self.device != end_event.device:
-                raise RuntimeError(
-                    "CUDA error: invalid resource handle (elapsed_time needs two events of the same "
-                    f"GPU; these were recorded on {self.device} and {end_event.device})"
-                )
-            if not (self.completed() and end_event.completed()):
-                raise RuntimeError("CUDA error: device not ready (the host read an event's time before "
-                                   "waiting for it: synchronize the event or its GPU first)")
+            _check_interval(self, end_event)
             ms = (end_event.time - self.time) * 1000.0
             gpus.trace.add("cuda_event", "elapsed_time", device=str(self.device), value=ms,
                            ids=[self.number, end_event.number])
             return ms
 
     return Event
+
+
+def _check_interval(start, end):
+    """Refuse, in CUDA's words, an interval real events could not give."""
+    if start.time is None or end.time is None:
+        raise RuntimeError("Both events must be recorded before calculating elapsed time.")
+    if not (start.enable_timing and end.enable_timing):
+        raise RuntimeError("Both events must be created with argument 'enable_timing=True'.")
+    if start.device != end.device:
+        raise RuntimeError("CUDA error: invalid resource handle (elapsed_time needs two events of the same "
+                           f"GPU; these were recorded on {start.device} and {end.device})")
+    if not (start.completed() and end.completed()):
+        raise RuntimeError("CUDA error: device not ready (the host read an event's time before "
+                           "waiting for it: synchronize the event or its GPU first)")

@@ -5,8 +5,8 @@ from time import process_time as cpu_clock  # bound before any clock is patched
 
 import torch
 
-from grader.devices import NON_COMPUTING, DeviceMode, cuda_index, tensors_in
 from grader.costs import flops
+from grader.devices import NON_COMPUTING, DeviceMode, cuda_index, tensors_in
 
 CPU = torch.device("cpu")
 # Calls real CUDA allows across devices, or that compute nothing on one.
@@ -182,11 +182,11 @@ class VirtualGPUs(DeviceMode):
         lists = [a for a in args if isinstance(a, (list, tuple)) and a and isinstance(a[0], torch.Tensor)]
         if not lists:
             return func(*args, **kwargs)
-        scalars = tensors_in([a for a in args if not any(a is l for l in lists)], kwargs)
-        devices = [self.common_device([l[i] for l in lists] + scalars) for i in range(len(lists[0]))]
+        scalars = tensors_in([a for a in args if not any(a is each for each in lists)], kwargs)
+        devices = [self.common_device([each[i] for each in lists] + scalars) for i in range(len(lists[0]))]
         out = func(*args, **kwargs)
         for device in dict.fromkeys(devices):
-            on_device = [t for l in lists for t, d in zip(l, devices) if d == device]
+            on_device = [t for each in lists for t, d in zip(each, devices) if d == device]
             self.trace.add("op", name, device=str(device), flops=flops(name, on_device, []),
                            reads=self.trace.labels(on_device))
         if isinstance(out, (list, tuple)):

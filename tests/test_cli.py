@@ -1,0 +1,51 @@
+"""Every command line of the grader: a --help that reads whole, and a bad path answered in one
+line (exit status 1 or 2), never a traceback."""
+import subprocess
+import sys
+
+import pytest
+from corpus import ROOT
+
+# module -> words its --help must show (its options and what it is for)
+HELP = {
+    "grader.batch": ["--out", "--grader-mode", "--isolation", "--no-isolation", "--timeout", "--gradescope",
+                     "--rubric"],
+    "grader.release": ["the folder to write the template into"],
+    "grader.timeline": ["--submission", "--out DIR", "build/timeline", "what torch.profiler measured."],
+    "grader.selftest": ["--rubric", "two or more", "exactly one"],
+    "grader.virtual": ["the Python file to run", "its own arguments"],
+    "grader.runner": ["--socket-fd", "--preload", "--private-tmp"],
+}
+
+
+def run(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("module", sorted(HELP))
+def test_help(module, tmp_path):
+    done = run(module, "--help", cwd=tmp_path)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    text = " ".join(done.stdout.split())
+    assert all(" ".join(words.split()) in text for words in HELP[module]), done.stdout
+    assert list(tmp_path.iterdir()) == []  # --help writes nothing
+
+
+@pytest.mark.parametrize("args, message", [
+    (["grader.batch", "nowhere", "--out", "out"], "nowhere is not a folder of submissions"),
+    (["grader.batch", "tests/submissions", "--out", "out", "--rubric", "nowhere.yaml"], "invalid rubric"),
+    (["grader.release", "README.md"], "README.md exists and is not an empty folder"),
+    (["grader.timeline", "--submission", "nowhere.py"], "cannot draw the timeline of nowhere.py: "),
+    (["grader.timeline", "--out", "README.md/inside"], "cannot write into README.md/inside"),
+    (["grader.virtual", "nowhere.py"], "nowhere.py is not a file"),
+    (["grader.selftest", "--rubric", "nowhere.yaml"], "invalid rubric"),
+    (["pytest", "grader/", "--grade-json", "README.md/grade.json"], "cannot write README.md/grade.json"),
+    (["pytest", "grader/", "--rubric", "nowhere.yaml"], "invalid rubric"),
+])
+def test_a_bad_path_is_one_line(args, message, tmp_path):
+    done = run(*args)
+    assert done.returncode in (1, 2, 4), done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    said = [line for line in done.stderr.splitlines() if message in line]
+    assert said, done.stderr
