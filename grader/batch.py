@@ -7,13 +7,16 @@ so it never holds a secret or another student's work) that runs student code as 
 identity; each student is judged by `pytest grader/` in a worker forked from this process, which
 runs no student code. After each student every process it left is killed. DIR receives, as each
 student finishes and atomically:
-results/NAME.json, feedback/NAME.md, grades.csv and grades.json. Rerunning the same command after
-an interruption grades only the students without a result.
+results/NAME.json, feedback/NAME.md, grades.csv and grades.json. A rerun into the same DIR grades
+exactly the students whose result is missing or stale: their files changed, or the grader did (its
+code, the rubric, the answer key), and says how many it kept, regraded and added.
+
+`python -m grader.batch merge OUT_1 ... OUT_N --out DIR` joins the gradebooks of a class graded in
+shards (`--shard K/N`, one per machine) into the one a single batch would have written.
 """
 import argparse
-import csv
 import dataclasses
-import io
+import hashlib
 import json
 import os
 import pathlib
@@ -31,7 +34,7 @@ import pytest_timeout  # noqa: E402,F401 - the one plugin workers load
 import torch  # noqa: E402 - the workers' reference math, imported once here
 
 import grader.conftest  # noqa: E402 - the pristine grader, in memory before any student is read
-from grader import ROOT, reference, report  # noqa: E402
+from grader import ROOT, gradebook, reference, report  # noqa: E402
 from grader import rubric as rubrics  # noqa: E402
 from grader.contract import MODE_CHOICES, MODE_HELP, TAMPER, probe_seconds  # noqa: E402
 from grader.devices import choose_mode  # noqa: E402
@@ -72,8 +75,8 @@ def discover(folder):
 
 
 class Batch:
-    def __init__(self, out, mode, jobs, seconds, gradescope, rubric_path, isolation, submissions):
-        self.out = pathlib.Path(out)
+    def __init__(self, out, mode, jobs, seconds, gradescope, rubric_path, isolation, submissions, roster=None):
+        self.out, self.roster = pathlib.Path(out), roster
         self.mode, self.jobs, self.seconds, self.gradescope = mode, jobs, seconds, gradescope
         self.isolation = isolation
         for sub in ("", "results", "feedback", "logs") + (("gradescope",) if gradescope else ()):
@@ -83,6 +86,7 @@ class Batch:
         self.grades = pathlib.Path(tempfile.mkdtemp(prefix="grader-grades-"))  # each worker's grade JSON
         self.rubric = rubric = rubrics.load(rubric_path)
         self.rubric_ids = list(rubric.items)
+        self.grader = gradebook.grader_hash(rubric)
         if rubric.answer_key.exists():  # else the workers' key is missing too: the item is not graded
             shutil.copy(rubric.answer_key, self.private / "answers.yaml")
         shutil.copy(rubric.path, self.private / "rubric.yaml")
@@ -99,12 +103,13 @@ class Batch:
         for runner in self.runners:  # started side by side; ready before any worker is forked
             runner.ready()
 
-    def run(self, students):
-        done = {s.name for s in students if (self.out / "results" / f"{s.name}.json").exists()}
-        pending = [s for s in students if s.name not in done]
+    def run(self, students, force=False, only=None):
+        plan = gradebook.plan(students, self.out, self.grader, force, only)
+        print(f"{plan.describe()} (grader {self.grader})", file=sys.stderr)
+        pending = list(plan.grade)
         running, started = {}, time.monotonic()
         free = list(range(self.jobs))
-        progress = Progress(len(students), len(done))
+        progress = Progress(len(students), plan.kept)
         try:
             while pending or running:
                 while pending and free:
@@ -146,13 +151,16 @@ class Batch:
 
     def record(self, student, seconds, status, reason, graded=None):
         result = {"student": student.name, "status": status, "reason": reason,
-                  "grade": graded or self.empty_grade(reason)}
+                  "grade": graded or self.empty_grade(reason), "grader": self.grader,
+                  "submission": gradebook.submission_hash(student)}
         if self.gradescope:
             results = report.gradescope(result["grade"], seconds)
-            _write_atomically(self.out / "gradescope" / f"{student.name}.json", json.dumps(results, indent=2) + "\n")
-        _write_atomically(self.out / "feedback" / f"{student.name}.md", feedback(result))
+            text = json.dumps(results, indent=2) + "\n"
+            gradebook.write_atomically(self.out / "gradescope" / f"{student.name}.json", text)
+        gradebook.write_atomically(self.out / "feedback" / f"{student.name}.md", feedback(result))
         # Last: a student with a result counts as done, so everything else must already be there.
-        _write_atomically(self.out / "results" / f"{student.name}.json", json.dumps(result, indent=2) + "\n")
+        text = json.dumps(result, indent=2) + "\n"
+        gradebook.write_atomically(self.out / "results" / f"{student.name}.json", text)
         self.publish()
 
     def empty_grade(self, reason):
@@ -161,19 +169,7 @@ class Batch:
         return report.grade(self.rubric, results, self.mode, "", self.isolation.kind)
 
     def publish(self):
-        """grades.csv and grades.json from every result so far, each replaced in one step."""
-        results = [json.loads(p.read_text()) for p in sorted((self.out / "results").glob("*.json"))]
-        rows = io.StringIO()
-        writer = csv.writer(rows, lineterminator="\n")
-        writer.writerow(["student", "score", "max", *self.rubric_ids, "mode", "isolation", "status", "reason"])
-        for r in results:
-            grade = r["grade"]
-            points = {c["id"]: "" if c["status"] not in report.GRADED else f"{c['points']:g}" for c in grade["checks"]}
-            writer.writerow([r["student"], f"{grade['score']:g}", f"{grade['max_score']:g}",
-                             *(points.get(i, "") for i in self.rubric_ids), grade["mode"], grade.get("isolation", ""),
-                             r["status"], r["reason"]])
-        _write_atomically(self.out / "grades.csv", rows.getvalue())
-        _write_atomically(self.out / "grades.json", json.dumps(results, indent=2) + "\n")
+        gradebook.publish(self.out, self.rubric_ids, self.roster)
 
 
 def _unreadable(student):
@@ -341,14 +337,56 @@ def _describe(status):
     return f"exit status {os.WEXITSTATUS(status)}"
 
 
-def _write_atomically(path, text):
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _shard(text):
+    """K/N -> (K, N), 1 <= K <= N."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not K/N (for example 2/5)") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"{text!r}: K must be between 1 and N")
+    return k, n
+
+
+def in_shard(name, shard):
+    """Whether student `name` belongs to shard K of N: by a hash of the name alone, so that each
+    student's shard stays the same whoever else is in the class."""
+    k, n = shard
+    return int(hashlib.sha256(name.encode()).hexdigest(), 16) % n == k - 1
+
+
+def _roster(parser, path):
+    try:
+        return gradebook.Roster(path) if path else None
+    except gradebook.GradebookError as error:
+        parser.error(str(error))
+
+
+def merge_main(argv):
+    parser = argparse.ArgumentParser(prog="python -m grader.batch merge",
+                                     description="join the gradebooks of a class graded in shards into one")
+    parser.add_argument("shards", type=pathlib.Path, nargs="+", help="the --out folders of the shards")
+    parser.add_argument("--out", type=pathlib.Path, required=True, help="the folder for the joined gradebook")
+    parser.add_argument("--roster", type=pathlib.Path, help=ROSTER_HELP)
+    args = parser.parse_args(argv)
+    try:
+        count = gradebook.merge(args.shards, args.out, _roster(parser, args.roster))
+    except gradebook.GradebookError as error:
+        parser.error(str(error))
+    print(f"{count} students from {len(args.shards)} shards in {args.out}", file=sys.stderr)
+    return 0
+
+
+ROSTER_HELP = ("GitHub Classroom's roster CSV (identifier, github_username): each row of grades.csv gets the "
+               "student's identifier, and roster students without a submission get a row")
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m grader.batch", description=__doc__.splitlines()[0])
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["merge"]:
+        return merge_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m grader.batch", description=__doc__.split("\n\n")[0],
+                                     epilog="python -m grader.batch merge --help: joining shards")
     parser.add_argument("submissions", type=pathlib.Path, help="one folder per student, or NAME.py + NAME.yaml")
     parser.add_argument("--out", type=pathlib.Path, required=True, help="where grades, feedback and logs go")
     parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
@@ -363,6 +401,11 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=None, help="seconds per submission")
     parser.add_argument("--gradescope", action="store_true", help="also write gradescope/NAME.json")
     parser.add_argument("--rubric", type=pathlib.Path, default=ROOT / "rubric.yaml", help="the rubric to score with")
+    parser.add_argument("--force", action="store_true", help="regrade every student, current results included")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="grade these students only (again, if graded)")
+    parser.add_argument("--shard", type=_shard, metavar="K/N",
+                        help="grade shard K of N (students split by a hash of their name), for one machine of many")
+    parser.add_argument("--roster", type=pathlib.Path, help=ROSTER_HELP)
     args = parser.parse_args(argv)
     if not args.submissions.is_dir():
         parser.error(f"{args.submissions} is not a folder of submissions")
@@ -376,12 +419,18 @@ def main(argv=None):
         parser.error(f"invalid rubric: {error}")
     if isolation.kind == "none" and not args.no_isolation:
         parser.error(NO_ISOLATION)
+    roster = _roster(parser, args.roster)
+    students = [s for s in discover(args.submissions) if args.shard is None or in_shard(s.name, args.shard)]
+    unknown = sorted(set(args.only or ()) - {s.name for s in students})
+    if unknown:
+        parser.error(f"no such student{'s' if len(unknown) > 1 else ''} in this batch: {', '.join(unknown)}")
     jobs = 1 if mode == "real" else max(1, args.jobs)  # timings on shared GPUs would disturb each other
     seconds = args.timeout or probe_seconds(seconds_per_probe, mode, len(GRADING)) + grader.conftest.BACKSTOP
-    students = discover(args.submissions)
-    print(f"grading {len(students)} submissions in {mode} mode, {jobs} at a time, isolation {isolation.kind}",
+    shard = f" (shard {args.shard[0]}/{args.shard[1]})" if args.shard else ""
+    print(f"{len(students)} submissions{shard} in {mode} mode, {jobs} at a time, isolation {isolation.kind}",
           file=sys.stderr)
-    Batch(args.out, mode, jobs, seconds, args.gradescope, args.rubric, isolation, args.submissions).run(students)
+    Batch(args.out, mode, jobs, seconds, args.gradescope, args.rubric, isolation, args.submissions,
+          roster).run(students, args.force, set(args.only) if args.only else None)
     return 0
 
 

@@ -21,7 +21,18 @@ from grader import rubric as rubrics
 from grader.checks import NotAttempted, PartialCredit
 from grader.contract import MODE_CHOICES, MODE_HELP, probe_seconds
 from grader.facts import GRADING
-from grader.report import NOT_ATTEMPTED, NOT_GRADED, NOT_RUN, Result, classroom, complete, grade, gradescope, table
+from grader.report import (
+    NOT_ATTEMPTED,
+    NOT_GRADED,
+    NOT_RUN,
+    Result,
+    classroom,
+    complete,
+    grade,
+    gradescope,
+    summary,
+    table,
+)
 from grader.sandbox import isolation as isolations
 from grader.sandbox import runner as runners
 
@@ -34,7 +45,8 @@ ANSWERS_HELP = "its answers.yaml (default: the answers.yaml beside the submissio
 ROOT_HELP = "the student's folder: no component between it and the files may be a link (batch)"
 JSON_HELP = "also write the grade as JSON (its folder is created)"
 GRADESCOPE_HELP = "also write Gradescope's results.json"
-CLASSROOM_HELP = "also write GitHub Classroom's reporter result (JSON; base64 it into <RUNNER>_RESULTS)"
+CLASSROOM_HELP = ("also write GitHub Classroom's reporter results, one runner per item "
+                  "(python -m grader.classroom hands them to the reporter)")
 ISOLATION_HELP = ("how student code is isolated: bwrap (namespaces), uid (root: a uid of its own), none; "
                   "auto (default): the strongest available")
 RUBRIC_HELP = "the rubric.yaml to score with (default: the project's)"
@@ -256,7 +268,8 @@ class Grading:
         self.graded = grade(self.rubric, self.results, self.mode, self.submission, self.isolation.kind, warnings)
         outputs = {"--grade-json": lambda: self.graded,
                    "--gradescope": lambda: gradescope(self.graded, time.monotonic() - self.started),
-                   "--classroom": lambda: classroom(self.graded)}
+                   "--classroom": lambda: {"runners": classroom(self.graded, self.rubric),
+                                           "summary": summary(self.graded)}}
         for option, make in outputs.items():
             if session.config.getoption(option):
                 session.config.getoption(option).write_text(json.dumps(make(), indent=2) + "\n")

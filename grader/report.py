@@ -127,12 +127,37 @@ def gradescope(graded, seconds):
             "output": score_line(graded), "visibility": "visible", "stdout_visibility": "hidden", "tests": tests}
 
 
-def classroom(graded):
-    """GitHub Classroom's grading-reporter runner result (base64 this for `<RUNNER>_RESULTS`):
-    one test per graded item, so the points it adds up are the grader's."""
-    checks = [c for c in graded["checks"] if c["status"] in GRADED]
-    status = {"passed": "pass", "failed": "fail", "error": "error"}
-    overall = "error" if any(c["status"] == "error" for c in checks) else "pass" if complete(graded) else "fail"
-    return {"version": 1, "status": overall, "max_score": graded["max_score"],
-            "tests": [{"name": f"{c['id']}: {c['title']}", "status": status[c["status"]], "score": c["points"],
-                       "message": c["message"] or "ok", "line_no": 0, "test_code": c["id"]} for c in checks]}
+def classroom(graded, rubric):
+    """GitHub Classroom's grading reporter, one runner per graded item: {runner id: result}. The
+    reporter's table scores a runner as (tests passed / tests) x max_score, so each runner's tests
+    are its item's points in steps (one test, or one per partial-credit step); a bonus runner's
+    max_score is its points (so the table shows them) and its status is `pass` unless it errs, so
+    that the run is green whenever every required point is earned."""
+    runners = {}
+    for c in graded["checks"]:
+        if c["status"] not in GRADED and c["status"] != NOT_ATTEMPTED:
+            continue
+        item = rubric.items[c["id"]]
+        count = round(item.points / item.partial) if item.partial else 1
+        earned = round(c["points"] / (item.points / count)) if item.points else int(c["status"] == "passed")
+        failing = "error" if c["status"] == "error" else "fail"
+        tests = [{"name": c["title"] if count == 1 else f"{c['title']} ({n + 1}/{count})",
+                  "status": "pass" if n < earned else failing, "score": item.points / count if n < earned else 0,
+                  "message": c["message"] or "ok", "line_no": 0, "test_code": ""} for n in range(count)]
+        status = "error" if c["status"] == "error" else "pass" if item.bonus or c["status"] == "passed" else "fail"
+        runners[runner_id(c["id"])] = {"version": 1, "status": status, "max_score": item.points, "tests": tests}
+    return runners
+
+
+def runner_id(item_id):
+    """A reporter runner's id: letters and digits only (the reporter's rule), from the item's id."""
+    return "".join(ch for ch in item_id.lower() if ch.isalnum())
+
+
+def summary(graded):
+    """The Markdown the Classroom workflow shows on the run's page: one row per item, the score."""
+    rows = ["| item | points | status | reason |", "|---|---|---|---|"]
+    for c in graded["checks"]:
+        reason = " ".join(c["message"].split()).replace("|", "\\|") if c["status"] != "passed" else ""
+        rows.append(f"| {c['title']} | {_points(c).strip()} | {c['status'].replace('_', ' ')} | {reason} |")
+    return "\n".join([f"### {score_line(graded)}", "", *rows]) + "\n"

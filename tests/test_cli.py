@@ -9,12 +9,14 @@ from corpus import ROOT
 # module -> words its --help must show (its options and what it is for)
 HELP = {
     "grader.batch": ["--out", "--grader-mode", "--isolation", "--no-isolation", "--timeout", "--gradescope",
-                     "--rubric"],
+                     "--rubric", "--force", "--only NAME", "--shard K/N", "--roster", "merge --help"],
     "grader.release": ["the folder to write the template into"],
     "grader.timeline": ["--submission", "--out DIR", "build/timeline", "what torch.profiler measured."],
     "grader.selftest": ["--rubric", "two or more", "exactly one"],
     "grader.virtual": ["the Python file to run", "its own arguments"],
     "grader.runner": ["--socket-fd", "--preload", "--private-tmp"],
+    "grader.classroom": ["GITHUB_ENV", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "one runner, `grader`"],
+    "grader.gradescope": ["--root", "any depth"],
 }
 
 
@@ -39,6 +41,10 @@ def test_help(module, tmp_path):
     (["grader.timeline", "--submission", "nowhere.py"], "cannot draw the timeline of nowhere.py: "),
     (["grader.timeline", "--out", "README.md/inside"], "cannot write into README.md/inside"),
     (["grader.virtual", "nowhere.py"], "nowhere.py is not a file"),
+    (["grader.batch", "merge", "nowhere", "--out", "out"], "nowhere is not a batch's output folder"),
+    (["grader.batch", "tests/submissions", "--out", "out", "--shard", "4/3"], "K must be between 1 and N"),
+    (["grader.batch", "tests/submissions", "--out", "out", "--roster", "nowhere.csv"], "cannot read the roster"),
+    (["grader.gradescope", "--root", "nowhere"], "nowhere/submission is not a folder"),
     (["grader.selftest", "--rubric", "nowhere.yaml"], "invalid rubric"),
     (["pytest", "grader/", "--grade-json", "README.md/grade.json"], "cannot write README.md/grade.json"),
     (["pytest", "grader/", "--rubric", "nowhere.yaml"], "invalid rubric"),
