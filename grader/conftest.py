@@ -120,7 +120,6 @@ class Grading:
     """One grading run: what is graded, how, what the probes found, and its report."""
 
     def __init__(self, config):
-        self.config = config
         self.rubric = _rubric(config.getoption("--rubric"), config.getoption("--answer-key"))
         try:
             rubrics.check_mapping(self.rubric, list(check_ids().values()))

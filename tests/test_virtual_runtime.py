@@ -232,3 +232,55 @@ def test_the_patcher_puts_back_exactly_what_it_replaced():
     assert (Owner.kept, Owner.added, namespace["clock"]) == (2, 3, "virtual clock")
     patcher.restore()
     assert Owner.kept == 1 and not hasattr(Owner, "added") and namespace == {"clock": time.perf_counter, "other": 3}
+
+
+def test_every_way_of_printing_shows_the_gpu(virtual_gpus):
+    x, w = torch.ones(2, 3, device=D1), nn.Parameter(torch.ones(2, device=D0))
+    for text in (f"{x}", "{}".format(x), str(x), repr(x), str([x]), format(x)):
+        assert "device='cuda:1'" in text, text
+    assert f"{w}".startswith("Parameter containing:") and "device='cuda:0'" in f"{w}"
+    assert f"{x.sum():.1f}" == "6.0"  # a scalar formats as its value
+    with pytest.raises(TypeError):
+        format(x, ".2f")  # as real tensors: a format spec needs a scalar
+
+
+def test_memory_statistics_per_gpu(virtual_gpus):
+    layer = nn.Linear(1000, 2000).to(D1)
+    weights = (2000 * 1000 + 2000) * 4
+    assert torch.cuda.memory_allocated(1) == torch.cuda.memory.memory_allocated(1) == weights
+    assert torch.cuda.memory_reserved(1) >= torch.cuda.memory_allocated(1) and torch.cuda.memory_allocated(0) == 0
+    layer(torch.ones(8, 1000, device=D1)).sum().backward()  # gradients count when autograd makes them
+    assert torch.cuda.memory_allocated(1) >= 2 * weights and torch.cuda.max_memory_allocated(1) >= 2 * weights
+    del layer
+    assert torch.cuda.memory_allocated(1) < weights
+    torch.cuda.reset_peak_memory_stats(1)
+    assert torch.cuda.max_memory_allocated(1) == torch.cuda.memory_allocated(1)
+    free, total = torch.cuda.mem_get_info(1)
+    assert total == torch.cuda.get_device_properties(1).total_memory > 0 and free <= total
+    assert "Virtual GPU 1" in torch.cuda.memory_summary(1)
+
+
+def test_an_event_records_on_one_gpu_only(virtual_gpus):
+    event = torch.cuda.Event()
+    event.record()
+    with pytest.raises(RuntimeError, match="Event device 0 does not match recording stream's device 1"):
+        event.record(torch.cuda.current_stream(1))
+
+
+def test_the_current_gpu_is_per_thread(virtual_gpus):
+    import threading
+
+    seen = []
+    thread = threading.Thread(target=lambda: (torch.cuda.set_device(1), seen.append(torch.cuda.current_device())))
+    thread.start()
+    thread.join()
+    assert seen == [1] and torch.cuda.current_device() == 0
+
+
+def test_what_the_cpu_cannot_imitate_is_refused_in_one_line(virtual_gpus):
+    with pytest.raises(RuntimeError, match="^virtual GPUs do not model NVTX"):
+        torch.cuda.nvtx.range_push("stage 0")
+    with pytest.raises(RuntimeError, match="^virtual GPUs do not model CUDA kernels for torch.profiler"):
+        torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA])
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]):
+        torch.ones(2, device=D0).sum()  # the CPU profiler still works

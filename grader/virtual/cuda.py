@@ -9,12 +9,21 @@ from time import process_time as gpu_clock  # bound before any clock is patched
 
 import torch
 
+from grader.virtual.gpus import CAPACITY
+
 # The torch.cuda names replaced while virtual GPUs are active.
 NAMES = (
     "is_available is_initialized init _lazy_init device_count current_device set_device device "
-    "synchronize Event current_stream memory_allocated get_device_name get_device_properties "
-    "manual_seed manual_seed_all empty_cache"
+    "synchronize Event current_stream get_device_name get_device_properties manual_seed manual_seed_all"
 ).split()
+# The memory statistics, replaced in torch.cuda and in torch.cuda.memory, where they are defined.
+MEMORY = (
+    "memory_allocated max_memory_allocated memory_reserved max_memory_reserved reset_peak_memory_stats "
+    "reset_max_memory_allocated mem_get_info memory_summary empty_cache"
+).split()
+# What the CPU cannot honestly imitate: each raises one line that begins REFUSAL.
+REFUSAL = "virtual GPUs do not model"
+NVTX = "range_push range_pop range mark".split()
 # The torch.accelerator names replaced, by the VirtualCuda method that answers for each. Every
 # optimizer asks `current_accelerator(check_available=True)` and then `current_stream()`, which
 # on a CUDA build of torch would otherwise reach the real driver.
@@ -36,6 +45,13 @@ class VirtualCuda:
     def install(self, patcher):
         for name in NAMES:
             patcher.setattr(torch.cuda, name, getattr(self, name))
+        for name in MEMORY:
+            for module in (torch.cuda, torch.cuda.memory):
+                patcher.setattr(module, name, getattr(self, name))
+        for name in NVTX:
+            patcher.setattr(torch.cuda.nvtx, name, _refuse("NVTX ranges (they mark a real GPU's timeline for Nsight); "
+                                                           "leave them out, or run on real GPUs"))
+        patcher.setattr(torch.profiler, "profile", _cpu_profiler_only(torch.profiler.profile))
         for name, answer in ACCELERATOR.items():
             if hasattr(torch.accelerator, name):
                 patcher.setattr(torch.accelerator, name, getattr(self, answer))
@@ -79,6 +95,26 @@ class VirtualCuda:
         """Bytes of the live tensors on that GPU (real CUDA rounds each block up to 512 bytes)."""
         return self.gpus.memory_allocated(self.gpus.index(device))
 
+    def max_memory_allocated(self, device=None):
+        return self.gpus.peak[self.gpus.index(device)]
+
+    # No caching allocator: what is reserved is what is allocated.
+    memory_reserved, max_memory_reserved = memory_allocated, max_memory_allocated
+
+    def reset_peak_memory_stats(self, device=None):
+        self.gpus.reset_peak(self.gpus.index(device))
+
+    reset_max_memory_allocated = reset_peak_memory_stats
+
+    def mem_get_info(self, device=None):
+        """(free, total) bytes of a virtual GPU of CAPACITY bytes."""
+        return CAPACITY - self.memory_allocated(device), CAPACITY
+
+    def memory_summary(self, device=None, abbreviated=False):
+        index = self.gpus.index(device)
+        return (f"Virtual GPU {index}: {self.memory_allocated(index)} bytes allocated (peak "
+                f"{self.max_memory_allocated(index)}) of {CAPACITY} (no caching allocator: reserved = allocated)")
+
     def get_device_name(self, device=None):
         return f"Virtual GPU {self.gpus.index(device)} (CPU-backed, grader.virtual)"
 
@@ -90,6 +126,24 @@ class VirtualCuda:
         """Virtual GPUs draw from the CPU generator; `torch.manual_seed` seeds them."""
 
     manual_seed_all = manual_seed
+
+
+def _refuse(what):
+    def refused(*args, **kwargs):
+        raise RuntimeError(f"{REFUSAL} {what}")
+
+    return refused
+
+
+def _cpu_profiler_only(profile):
+    """torch.profiler.profile, refusing to profile CUDA kernels that do not exist."""
+    def profiler(*args, activities=None, **kwargs):
+        if activities is not None and torch.profiler.ProfilerActivity.CUDA in activities:
+            raise RuntimeError(f"{REFUSAL} CUDA kernels for torch.profiler: python -m grader.timeline draws each "
+                               "GPU's modelled work instead")
+        return profile(*args, activities=activities, **kwargs)
+
+    return profiler
 
 
 class _Stream:
@@ -114,7 +168,7 @@ class _Properties:
     def __init__(self, name, index):
         self.name = name
         self.index = index
-        self.total_memory = 0  # unknown: virtual GPUs are bounded by host memory
+        self.total_memory = CAPACITY  # stated, not measured: host memory bounds what is really used
         self.major, self.minor = 0, 0
 
 
@@ -151,7 +205,11 @@ def _event_class(gpus):
             self.number = None
 
         def record(self, stream=None):
-            self.device = stream.device if stream is not None else torch.device("cuda", gpus.current)
+            device = stream.device if stream is not None else torch.device("cuda", gpus.current)
+            if self.device is not None and device != self.device:
+                raise RuntimeError(f"Event device {self.device.index} does not match recording stream's device "
+                                   f"{device.index}.")
+            self.device = device
             self.time = gpu_clock()
             self.number = gpus.record_event()
             gpus.trace.add("cuda_event", "record", device=str(self.device), value=self.time, ids=[self.number])

@@ -1,5 +1,6 @@
 """Virtual CUDA GPUs: every tensor's data stays on the CPU, and each storage remembers which
 virtual GPU it lives on, so placement, transfers and device errors behave as on real GPUs."""
+import threading
 import weakref
 from time import process_time as cpu_clock  # bound before any clock is patched
 
@@ -9,6 +10,7 @@ from grader.costs import flops
 from grader.devices import NON_COMPUTING, DeviceMode, cuda_index, tensors_in
 
 CPU = torch.device("cpu")
+CAPACITY = 80 * 2**30  # bytes of memory each virtual GPU reports (an 80 GB card); host memory bounds real use
 # Calls real CUDA allows across devices, or that compute nothing on one.
 UNCHECKED = frozenset({"set_", "_has_compatible_shallow_copy_type", "is_set_to"})
 
@@ -19,10 +21,21 @@ class VirtualGPUs(DeviceMode):
     def __init__(self, count, trace):
         super().__init__(trace)
         self.count = count
-        self.current = 0
+        self._thread = threading.local()  # the current GPU is per thread, as CUDA's is
         self.homes = weakref.WeakKeyDictionary()  # UntypedStorage -> GPU index
+        self.allocated = [0] * count  # per GPU: bytes of its live storages
+        self._counted = {}  # weakref to each counted storage -> (GPU, bytes), until it is freed
+        self.peak = [0] * count  # per GPU: the most allocated since the start or reset_peak
         self.events_recorded = 0  # CUDA events are numbered as recorded, on any GPU
         self.completed = [0] * count  # per GPU: events up to this number have completed, as seen by the host
+
+    @property
+    def current(self):
+        return getattr(self._thread, "current", 0)
+
+    @current.setter
+    def current(self, index):
+        self._thread.current = index
 
     # -- where tensors live -------------------------------------------------------------------
     def placement(self, tensor):
@@ -50,7 +63,29 @@ class VirtualGPUs(DeviceMode):
     def settle(self, out, device):
         if device.type == "cuda":
             for tensor in tensors_in(out):
-                self.homes[_storage(tensor)] = device.index
+                self._home(_storage(tensor), device.index)
+
+    def _home(self, storage, index):
+        """Give `storage` its GPU, counting its bytes there until it is freed."""
+        home = self.homes.get(storage)
+        if home == index:
+            return
+        self.homes[storage] = index
+        if home is None:
+            nbytes = storage.nbytes()
+            self._counted[weakref.ref(storage, self._free)] = index, nbytes
+        else:  # moved in place (rare): its bytes move with it
+            key = weakref.ref(storage)  # equal to the counted ref while the storage lives
+            nbytes = self._counted[key][1]
+            self._counted[key] = index, nbytes
+            self.allocated[home] -= nbytes
+        self.allocated[index] += nbytes
+        if self.allocated[index] > self.peak[index]:
+            self.peak[index] = self.allocated[index]
+
+    def _free(self, ref):
+        index, nbytes = self._counted.pop(ref)
+        self.allocated[index] -= nbytes
 
     def clock(self, real, name):
         """Inside the runtime, clocks advance with the CPU time this process uses, the virtual
@@ -76,7 +111,10 @@ class VirtualGPUs(DeviceMode):
         self.wait_for(device.index, name, value=value)
 
     def memory_allocated(self, index):
-        return sum(s.nbytes() for s, home in list(self.homes.items()) if home == index)
+        return self.allocated[index]
+
+    def reset_peak(self, index):
+        self.peak[index] = self.allocated[index]
 
     def common_device(self, tensors):
         """The device an op runs on, refusing mixed devices with PyTorch's own words."""
@@ -157,8 +195,10 @@ class VirtualGPUs(DeviceMode):
         if name.startswith("_foreach_"):
             return self._foreach(func, name, args, kwargs)
         if name == "backward":  # autograd runs the backward ops out of sight: recorded as one
-            self.trace.add("op", name, device=str(self.placement(args[0])))
-            return func(*args, **kwargs)
+            self.trace.add("op", name, device=str(self.placement(tensors_in(args[0])[0])))
+            out = func(*args, **kwargs)
+            self._settle_gradients(tensors_in(args[0]))
+            return out
         if name in UNCHECKED:
             return func(*args, **kwargs)
         tensors = tensors_in(args, kwargs)
@@ -194,6 +234,20 @@ class VirtualGPUs(DeviceMode):
                 self.settle(tensor, device)
         return out
 
+    def _settle_gradients(self, roots):
+        """The gradients backward() accumulated live on their parameters' GPUs from now on (real
+        CUDA allocates them there), so memory_allocated counts them at once."""
+        seen, stack = set(), [t.grad_fn for t in roots if t.grad_fn is not None]
+        while stack:
+            node = stack.pop()
+            if node is None or node in seen:
+                continue
+            seen.add(node)
+            leaf = getattr(node, "variable", None)  # AccumulateGrad: the parameter it fills
+            if leaf is not None and leaf.grad is not None:
+                self.settle(leaf.grad, self.placement(leaf))
+            stack.extend(next_node for next_node, _ in node.next_functions)
+
     # -- methods that answer differently for a GPU tensor ------------------------------------
     def _autograd_grad(self, func, args, kwargs):
         """Gradients come back on the devices of the inputs they belong to."""
@@ -215,6 +269,13 @@ class VirtualGPUs(DeviceMode):
         with self.trace.paused(), self:  # re-entered, so the printed device is the virtual one
             text = torch._tensor_str._str(tensor, **kwargs)
         return f"Parameter containing:\n{text}" if isinstance(tensor, torch.nn.Parameter) else text
+
+    def _format(self, func, args, kwargs):
+        """f"{x}" and format(x): a non-scalar tensor prints as `str(x)` does, with its GPU."""
+        tensor, spec = args[0], args[1] if len(args) > 1 else ""
+        if tensor.dim() == 0 or spec:
+            return super().__torch_function__(func, (), args, kwargs)
+        return self._repr(func, (tensor,), {})
 
     def _numpy(self, func, args, kwargs):
         device = self.placement(args[0])
@@ -238,6 +299,7 @@ def _storage(tensor):
 
 
 _SPECIAL = {
+    "__format__": VirtualGPUs._format,
     "grad": VirtualGPUs._autograd_grad,
     "get_device": VirtualGPUs._get_device,
     "__repr__": VirtualGPUs._repr,
