@@ -236,7 +236,7 @@ def test_the_patcher_puts_back_exactly_what_it_replaced():
 
 def test_every_way_of_printing_shows_the_gpu(virtual_gpus):
     x, w = torch.ones(2, 3, device=D1), nn.Parameter(torch.ones(2, device=D0))
-    for text in (f"{x}", "{}".format(x), str(x), repr(x), str([x]), format(x)):
+    for text in (f"{x}", "{}".format(x), str(x), repr(x), str([x]), format(x)):  # noqa: UP032 - each path
         assert "device='cuda:1'" in text, text
     assert f"{w}".startswith("Parameter containing:") and "device='cuda:0'" in f"{w}"
     assert f"{x.sum():.1f}" == "6.0"  # a scalar formats as its value
