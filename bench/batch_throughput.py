@@ -12,7 +12,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from corpus import BUGS, write  # noqa: E402
+from corpus import BUGS, write
 
 MIX = ["no_zero_grad", "bare_sync", "no_input_move", "made_up_time", "no_relu2", "host_round_trip",
        "verbose_wrong_words", "fixed_steps", "no_transfer", "syntax_error"]

@@ -27,21 +27,21 @@ import sys
 import tempfile
 import time
 
-sys.dont_write_bytecode = True  # nothing written into the grader's folders during a batch: so E402 below
+sys.dont_write_bytecode = True  # nothing written into the grader's folders during a batch
 
-import pytest  # noqa: E402
-import pytest_timeout  # noqa: E402,F401 - the one plugin workers load
-import torch  # noqa: E402 - the workers' reference math, imported once here
+import pytest
+import pytest_timeout  # noqa: F401 - the one plugin workers load
+import torch  # the workers' reference math, imported once here
 
-import grader.conftest  # noqa: E402 - the pristine grader, in memory before any student is read
-from grader import ROOT, gradebook, reference, report  # noqa: E402
-from grader import rubric as rubrics  # noqa: E402
-from grader.contract import MODE_CHOICES, MODE_HELP, TAMPER, probe_seconds  # noqa: E402
-from grader.devices import choose_mode  # noqa: E402
-from grader.facts import GRADING  # noqa: E402
-from grader.sandbox import files  # noqa: E402
-from grader.sandbox import isolation as isolations  # noqa: E402
-from grader.sandbox import runner as runners  # noqa: E402
+import grader.conftest  # the pristine grader, in memory before any student is read
+from grader import ROOT, gradebook, reference, report
+from grader import rubric as rubrics
+from grader.contract import MODE_CHOICES, MODE_HELP, TAMPER, probe_seconds
+from grader.devices import choose_mode
+from grader.facts import GRADING
+from grader.sandbox import files
+from grader.sandbox import isolation as isolations
+from grader.sandbox import runner as runners
 
 for _check in sorted((pathlib.Path(grader.conftest.__file__).parent / "checks").glob("test_*.py")):
     __import__(f"grader.checks.{_check.stem}")  # every check module, whatever parts exist

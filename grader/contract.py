@@ -27,12 +27,12 @@ PROFILE_KEYS = ("stage0_ms", "transfer_ms", "stage1_ms", "wall_ms", "idle_fracti
 TAMPER = "tamper-suspected"  # the word every channel (table, JSON, batch status) uses for abuse
 
 
-def probe_seconds(seconds_per_function, mode, probes):
+def probe_seconds(seconds_per_function: float, mode: str, probes: int) -> float:
     """How long `probes` probes of a submission may take together: one after another on real GPUs
     (whose timings must not disturb each other), side by side on virtual ones."""
     return seconds_per_function * (probes if mode == "real" else 1)
 
 
-def forward_flops(batch):
+def forward_flops(batch: int) -> int:
     """The floating-point operations of the reference forward (the cost model in grader.costs)."""
     return 2 * batch * 1000 * 2000 * 2 + batch * 2000 + batch * 1000

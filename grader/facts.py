@@ -35,6 +35,10 @@ def _build(kind, data):
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if origin in (typing.Union, types.UnionType):
         return _union(args, data)
+    if origin is typing.Literal:
+        if data not in args:
+            raise TypeError(f"{data!r} is none of {args}")
+        return data
     if dataclasses.is_dataclass(kind):
         return _record(kind, data)
     if origin is list:

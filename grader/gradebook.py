@@ -35,7 +35,7 @@ def _digest(parts):
     return digest.hexdigest()[:16]
 
 
-def grader_hash(rubric):
+def grader_hash(rubric) -> str:
     """The grader that grades: its code, the rubric and the answer key (absent: said so)."""
     code = sorted(p for p in (ROOT / "grader").rglob("*.py")) + [ROOT / "conftest.py"]
     parts = [(str(p.relative_to(ROOT)), p.read_bytes()) for p in code]
@@ -44,7 +44,7 @@ def grader_hash(rubric):
     return _digest(parts)
 
 
-def submission_hash(student):
+def submission_hash(student) -> str:
     """What the student submitted, read as the batch reads it (no links, capped): a file that
     cannot be read counts by the reason why."""
     parts = []
@@ -60,7 +60,7 @@ def submission_hash(student):
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    grade: list  # the students to grade now
+    grade: list  # the batch's Students to grade now
     kept: int  # current results left as they are
     regraded: int  # results that were there but are not current (or forced)
     added: int  # students without a result
@@ -69,7 +69,7 @@ class Plan:
         return f"kept {self.kept}, regrading {self.regraded}, adding {self.added}"
 
 
-def plan(students, out, grader, force=False, only=None):
+def plan(students: list, out: pathlib.Path, grader: str, force: bool = False, only: set[str] | None = None) -> Plan:
     """Which students to grade: those without a current result (all with `force`; with `only`,
     exactly the names given)."""
     todo, kept, regraded, added = [], 0, 0, 0
@@ -111,12 +111,12 @@ class Roster:
                                  "(GitHub Classroom's roster download)")
         self.identifiers = {r["github_username"].strip(): r["identifier"].strip() for r in rows}
 
-    def username(self, student):
+    def username(self, student: str) -> str | None:
         matches = [u for u in self.identifiers if u and (student == u or student.lower().endswith("-" + u.lower()))]
         return max(matches, key=len) if matches else None
 
 
-def publish(out, rubric_ids, roster=None):
+def publish(out: pathlib.Path, rubric_ids: list[str], roster: Roster | None = None) -> None:
     """grades.csv and grades.json from every result in `out`, each replaced in one step. With a
     roster, each row carries the student's identifier, a submission not on the roster says so, and
     each roster student without a submission gets a row of their own."""
@@ -143,7 +143,7 @@ def publish(out, rubric_ids, roster=None):
     write_atomically(out / "grades.json", json.dumps(results, indent=2) + "\n")
 
 
-def merge(shards, out, roster=None):
+def merge(shards: list[pathlib.Path], out: pathlib.Path, roster: Roster | None = None) -> int:
     """Join the gradebooks of a class's shards into `out`, as one batch of the whole class would
     have written it. Refuses shards graded by different graders, and a student graded in two."""
     out = pathlib.Path(out)
@@ -171,7 +171,7 @@ def merge(shards, out, roster=None):
     return len(owners)
 
 
-def write_atomically(path, text):
+def write_atomically(path: pathlib.Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)

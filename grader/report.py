@@ -1,10 +1,19 @@
 """What a grading run reports: the grade (the one dict every output is made from) and its table."""
+from __future__ import annotations
+
 import collections
 import dataclasses
+import pathlib
 import textwrap
+import typing
+
+if typing.TYPE_CHECKING:
+    from grader.rubric import Rubric
 
 # Statuses of an item. Only "passed", "failed" and "error" were graded; the others count toward
 # neither the score nor the maximum.
+Status = typing.Literal["passed", "failed", "error", "not_graded", "not_selected", "not_run", "not_attempted"]
+Grade = dict  # the --grade-json shape: see grade()
 GRADED = ("passed", "failed", "error")
 NOT_GRADED = "not_graded"  # outside the item's modes, or its key is not here
 NOT_SELECTED = "not_selected"  # left out of this run by a file path, -k, -m or a node id
@@ -16,12 +25,13 @@ LEFT_OUT = {NOT_SELECTED: "not selected in this run",
 
 @dataclasses.dataclass(frozen=True)
 class Result:
-    status: str
+    status: Status
     message: str = ""
     fraction: float = 0.0  # of the item's points a failed check earned (partial credit items)
 
 
-def grade(rubric, results, mode, submission, isolation, warnings=()):
+def grade(rubric: Rubric, results: dict[str, Result], mode: str, submission: str | pathlib.Path, isolation: str,
+          warnings: typing.Sequence[str] = ()) -> Grade:
     """The `--grade-json` shape. `score` counts the bonus; `max_score` is the required maximum;
     `bonus` is the bonus part of the score. `selection` is the same for the checks this run
     selected, or None when it selected them all."""
@@ -45,13 +55,13 @@ def _totals(checks):
             "bonus": sum(c["points"] for c in checks if c["bonus"])}
 
 
-def complete(graded):
+def complete(graded: Grade) -> bool:
     """Whether every required point of what was selected was earned (the exit status is 0)."""
     totals = graded["selection"] or graded
     return totals["score"] - totals["bonus"] >= totals["max_score"]
 
 
-def score_line(graded):
+def score_line(graded: Grade) -> str:
     """`Score: 110 / 110 required, bonus +10 (virtual mode)`; for a subset, the selection first."""
     def part(totals):
         required = f"{totals['score'] - totals['bonus']:g} / {totals['max_score']:g} required"
@@ -65,20 +75,21 @@ def score_line(graded):
     return f"Selected: {part(graded['selection'])}; in all: {whole} ({graded['mode']} mode)"
 
 
-def causes(graded):
+def causes(graded: Grade) -> list[str]:
     """The reasons shared by two or more items that lost points, in order: each is one problem
     (an import error, a constructor that raises) that blocks every item it is reported for."""
     lost = [c["message"] for c in graded["checks"] if c["status"] in ("failed", "error") and c["message"]]
     return [message for message, count in collections.Counter(lost).items() if count >= 2]
 
 
-def table(graded, width=100):
+def table(graded: Grade, width: int = 100) -> list[str]:
     """The report: what to fix first (a reason shared by several items, said once; those items
     are 'blocked'), one row per item (points, status, id, title) with the reason under any other
     item that lost points, then warnings and the score line."""
     rows, shared = [], causes(graded)
-    wrap = lambda text, indent: textwrap.wrap(text, width - indent, initial_indent=" " * indent,  # noqa: E731
-                                              subsequent_indent=" " * indent)
+    def wrap(text, indent):
+        return textwrap.wrap(text, width - indent, initial_indent=" " * indent, subsequent_indent=" " * indent)
+
     for n, cause in enumerate(shared, 1):
         blocked = sum(c["message"] == cause for c in graded["checks"])
         label = "Fix this first" if len(shared) == 1 else f"Problem ({n})"
@@ -113,7 +124,7 @@ def _points(check):
     return f"{check['points']:g}/{check['max_points']:g}".rjust(9)
 
 
-def gradescope(graded, seconds):
+def gradescope(graded: Grade, seconds: float) -> dict:
     """Gradescope's results.json: one test per rubric item, the same points."""
     tests = []
     for c in graded["checks"]:
@@ -127,7 +138,7 @@ def gradescope(graded, seconds):
             "output": score_line(graded), "visibility": "visible", "stdout_visibility": "hidden", "tests": tests}
 
 
-def classroom(graded, rubric):
+def classroom(graded: Grade, rubric: Rubric) -> dict[str, dict]:
     """GitHub Classroom's grading reporter, one runner per graded item: {runner id: result}. The
     reporter's table scores a runner as (tests passed / tests) x max_score, so each runner's tests
     are its item's points in steps (one test, or one per partial-credit step); a bonus runner's
@@ -149,12 +160,12 @@ def classroom(graded, rubric):
     return runners
 
 
-def runner_id(item_id):
+def runner_id(item_id: str) -> str:
     """A reporter runner's id: letters and digits only (the reporter's rule), from the item's id."""
     return "".join(ch for ch in item_id.lower() if ch.isalnum())
 
 
-def summary(graded):
+def summary(graded: Grade) -> str:
     """The Markdown the Classroom workflow shows on the run's page: one row per item, the score."""
     rows = ["| item | points | status | reason |", "|---|---|---|---|"]
     for c in graded["checks"]:

@@ -17,11 +17,11 @@ class Item:
     id: str
     points: float
     title: str
-    modes: tuple
+    modes: tuple[str, ...]
     bonus: bool = False
     partial: float | None = None  # partial credit, in steps of this many points; None: all or nothing
 
-    def credit(self, fraction):
+    def credit(self, fraction: float) -> float:
         """The points for a check that earned `fraction` of the item: all of them at 1; otherwise
         the fraction, rounded down to the item's step, where partial credit is allowed."""
         if fraction >= 1:
@@ -31,7 +31,7 @@ class Item:
         return math.floor(self.points * max(fraction, 0.0) / self.partial + 1e-9) * self.partial
 
     @property
-    def max_points(self):
+    def max_points(self) -> float:
         """A bonus item's points are extra credit: they count toward the score, not the maximum."""
         return 0.0 if self.bonus else self.points
 
@@ -39,18 +39,18 @@ class Item:
 @dataclasses.dataclass(frozen=True)
 class Rubric:
     path: pathlib.Path
-    items: dict  # id -> Item, in the file's order
+    items: dict[str, Item]  # in the file's order
     seconds_per_function: float
     memory_bytes: int
     answer_key: pathlib.Path
-    allowed_imports: frozenset
+    allowed_imports: frozenset[str]
 
     @property
-    def max_score(self):
+    def max_score(self) -> float:
         return sum(item.max_points for item in self.items.values())
 
 
-def load(path, answer_key=None):
+def load(path: str | pathlib.Path, answer_key: str | pathlib.Path | None = None) -> Rubric:
     """The rubric at `path`; RubricError saying what is wrong. `answer_key`: a key to use instead
     of the one the rubric names (a batch's private copy)."""
     path = pathlib.Path(path)
@@ -104,7 +104,7 @@ def _item(entry, where):
                 None if partial is None else float(partial))
 
 
-def check_mapping(rubric, check_ids):
+def check_mapping(rubric: Rubric, check_ids: list[str]) -> None:
     """Every check must have an item and every item a check: points cannot go missing silently."""
     claimed = set(check_ids)
     unknown = sorted(claimed - set(rubric.items))

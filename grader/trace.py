@@ -8,19 +8,21 @@ import dataclasses
 import functools
 import sys
 import time
+import typing
 import weakref
 
 CLOCKS = ("time", "perf_counter", "monotonic", "time_ns", "perf_counter_ns", "monotonic_ns")
 # op: computed on a device; transfer: a copy between devices; sync: the host waited for a GPU (a
 # synchronize, or reading a GPU value); value: a CPU scalar read into Python; clock: a clock read;
 # cuda_event: an event recorded or timed; print: text written to stdout.
-KINDS = frozenset({"op", "transfer", "sync", "value", "clock", "cuda_event", "print"})
+Kind = typing.Literal["op", "transfer", "sync", "value", "clock", "cuda_event", "print"]
+KINDS = frozenset(typing.get_args(Kind))
 TEXT_CAP = 4096  # characters of one print kept in the trace
 
 
 @dataclasses.dataclass(frozen=True)
 class Event:
-    kind: str  # one of KINDS
+    kind: Kind
     name: str  # the op, the clock function, or the call that synchronized, read or recorded
     device: str | None = None  # op: where it ran; transfer: destination; sync, cuda_event: the GPU
     source: str | None = None  # transfer: where the data came from

@@ -49,7 +49,7 @@ def call(what, func, *args, **kwargs):
     """Run student code; any exception, exit() included, becomes a StudentError naming `what`."""
     try:
         return func(*args, **kwargs)
-    except BaseException as error:  # noqa: BLE001
+    except BaseException as error:  # whatever the submission raises, exit() included
         path = getattr(sys.modules.get("submission"), "__file__", None)
         raise StudentError(f"{what} raised {explain(error, path)}", type(error) is NotImplementedError) from None
 

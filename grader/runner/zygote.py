@@ -46,7 +46,7 @@ def main(argv=None):
     sock = socket.socket(fileno=args.socket_fd)
     for name in filter(None, args.preload.split(",")):  # a student's identity may not read them later
         importlib.import_module(name)
-    import torch.optim  # noqa: F401
+    import torch.optim  # noqa: F401 - preloaded: every probe that takes an optimizer step needs it
 
     from grader.runner import probes  # noqa: F401 - the runtime, the probes and what they import
 

@@ -158,7 +158,9 @@ def _python_folders():
     packages = {os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)
                 and os.path.basename(p) in ("site-packages", "dist-packages")}
     project = str(ROOT)
-    inside = lambda p: p == project or p.startswith(project + os.sep) or project.startswith(p + os.sep)  # noqa: E731
+    def inside(path):  # the project's folder, a folder within it, or one that holds it
+        return path == project or path.startswith(project + os.sep) or project.startswith(path + os.sep)
+
     folders = prefixes | {p for p in packages if not inside(p)}
     folders = {p for p in folders if p not in ("/", "/tmp", "/dev", "/proc")}
     # Keep the outermost of nested folders.
