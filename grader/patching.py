@@ -14,7 +14,9 @@ class Patcher:
         self._undo = []
 
     def setattr(self, owner, name, value):
-        self._undo.append((owner, name, getattr(owner, name, self._MISSING)))
+        """Set `owner.name`; on restore, put back its own value, or remove it when it had none
+        of its own (a method a class inherits stays inherited)."""
+        self._undo.append((owner, name, vars(owner).get(name, self._MISSING)))
         setattr(owner, name, value)
 
     def rebind(self, namespace, replacements):

@@ -284,3 +284,22 @@ def test_what_the_cpu_cannot_imitate_is_refused_in_one_line(virtual_gpus):
         torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA])
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]):
         torch.ones(2, device=D0).sum()  # the CPU profiler still works
+
+
+def test_streams_are_the_natural_tools_for_part_6(virtual_gpus):
+    """Stream objects, the stream context, default streams, waits between streams, query, a
+    stream's event and record_stream, as real CUDA offers them; their work runs in order."""
+    side = torch.cuda.Stream(device=1)
+    assert side.device == D1 and torch.cuda.current_stream(1) is torch.cuda.default_stream(1) is not side
+    with torch.cuda.stream(side):
+        assert torch.cuda.current_device() == 1 and torch.cuda.current_stream() is side
+        out = torch.ones(4, device="cuda") * 2
+    assert torch.cuda.current_device() == 0 and torch.cuda.current_stream(1) is torch.cuda.default_stream(1)
+    side.wait_stream(torch.cuda.current_stream(0))
+    side.wait_event(torch.cuda.Event())
+    out.record_stream(side)
+    done = side.record_event()
+    done.synchronize()
+    assert side.query() and done.device == D1 and out.device == D1
+    with pytest.raises(RuntimeError, match="expected a CUDA tensor"):
+        torch.ones(2).record_stream(side)

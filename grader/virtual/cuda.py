@@ -5,6 +5,7 @@ Virtual GPUs compute synchronously on the CPU, so `synchronize` has nothing to w
 recorded in the trace (with the GPU it would have waited for), which is what the grader checks.
 """
 import contextlib
+import threading
 from time import process_time as gpu_clock  # bound before any clock is patched
 
 import torch
@@ -14,7 +15,8 @@ from grader.virtual.gpus import CAPACITY
 # The torch.cuda names replaced while virtual GPUs are active.
 NAMES = (
     "is_available is_initialized init _lazy_init device_count current_device set_device device "
-    "synchronize Event current_stream get_device_name get_device_properties manual_seed manual_seed_all"
+    "synchronize Event Stream stream current_stream default_stream set_stream get_device_name get_device_properties "
+    "manual_seed manual_seed_all"
 ).split()
 # The memory statistics, replaced in torch.cuda and in torch.cuda.memory, where they are defined.
 MEMORY = (
@@ -41,6 +43,9 @@ class VirtualCuda:
         self.gpus = gpus
         self.device = _device_class(gpus)
         self.Event = _event_class(gpus)
+        self.Stream = _stream_class(self)
+        self.defaults = [self.Stream(index) for index in range(gpus.count)]
+        self._selected = threading.local()  # per thread: GPU index -> the stream selected there
 
     def install(self, patcher):
         for name in NAMES:
@@ -52,6 +57,8 @@ class VirtualCuda:
             patcher.setattr(torch.cuda.nvtx, name, _refuse("NVTX ranges (they mark a real GPU's timeline for Nsight); "
                                                            "leave them out, or run on real GPUs"))
         patcher.setattr(torch.profiler, "profile", _cpu_profiler_only(torch.profiler.profile))
+        # torch's own takes real streams only; a plain function, so that it binds to each tensor
+        patcher.setattr(torch.Tensor, "record_stream", lambda tensor, stream: self.record_stream(tensor, stream))
         for name, answer in ACCELERATOR.items():
             if hasattr(torch.accelerator, name):
                 patcher.setattr(torch.accelerator, name, getattr(self, answer))
@@ -85,11 +92,37 @@ class VirtualCuda:
         self.gpus.wait_for(self.gpus.index(device), "synchronize")
 
     def current_stream(self, device=None):
-        return _Stream(self, self.gpus.index(device))
+        index = self.gpus.index(device)
+        return getattr(self._selected, "streams", {}).get(index, self.defaults[index])
+
+    def default_stream(self, device=None):
+        return self.defaults[self.gpus.index(device)]
 
     def set_stream(self, stream):
-        """Virtual GPUs have one stream each: selecting it selects its GPU, as on real CUDA."""
-        self.gpus.current = self.gpus.index(stream.device)
+        """Select `stream` on its GPU and make that GPU current, as on real CUDA."""
+        if not hasattr(self._selected, "streams"):
+            self._selected.streams = {}
+        self._selected.streams[stream.device.index] = stream
+        self.gpus.current = stream.device.index
+
+    def record_stream(self, tensor, stream):
+        """Keep `tensor`'s memory until `stream`'s work is done: already so, on virtual GPUs."""
+        if self.gpus.placement(tensor).type != "cuda":
+            raise RuntimeError("record_stream: expected a CUDA tensor")
+
+    @contextlib.contextmanager
+    def stream(self, stream):
+        """`with torch.cuda.stream(s):` work goes to s (and its GPU is current) for the block."""
+        if stream is None:
+            yield
+            return
+        device, previous = self.gpus.current, self.current_stream(stream.device)
+        self.set_stream(stream)
+        try:
+            yield
+        finally:
+            self.set_stream(previous)
+            self.gpus.current = device
 
     def memory_allocated(self, device=None):
         """Bytes of the live tensors on that GPU (real CUDA rounds each block up to 512 bytes)."""
@@ -146,22 +179,39 @@ def _cpu_profiler_only(profile):
     return profiler
 
 
-class _Stream:
-    def __init__(self, cuda, index):
-        self.cuda = cuda
-        self.device = torch.device("cuda", index)
+def _stream_class(cuda):
+    class Stream:
+        """A CUDA stream of a virtual GPU. Every stream of a GPU runs in order with the others (the
+        GPU computes synchronously), so waits between streams are already satisfied."""
 
-    def synchronize(self):
-        self.cuda.gpus.wait_for(self.device.index, "stream.synchronize")
+        def __init__(self, device=None, priority=0, **kwargs):
+            self.device = torch.device("cuda", cuda.gpus.index(device))
+            self.priority = priority
 
-    def wait_stream(self, other):
-        pass
+        def synchronize(self):
+            cuda.gpus.wait_for(self.device.index, "stream.synchronize")
 
-    def query(self):
-        return True  # its work is done: virtual GPUs compute synchronously
+        def wait_stream(self, other):
+            pass
 
-    def is_capturing(self):
-        return False  # no CUDA graph is ever being captured (optimizers ask)
+        def wait_event(self, event):
+            pass
+
+        def record_event(self, event=None):
+            event = event if event is not None else cuda.Event()
+            event.record(self)
+            return event
+
+        def query(self):
+            return True  # its work is done: virtual GPUs compute synchronously
+
+        def is_capturing(self):
+            return False  # no CUDA graph is ever being captured (optimizers ask)
+
+        def __repr__(self):
+            return f"<torch.cuda.Stream device={self.device} (virtual)>"
+
+    return Stream
 
 
 class _Properties:
