@@ -122,7 +122,8 @@ class Grading:
     def __init__(self, config):
         self.rubric = _rubric(config.getoption("--rubric"), config.getoption("--answer-key"))
         try:
-            rubrics.check_mapping(self.rubric, list(check_ids().values()))
+            self.check_ids = check_ids()  # collected once: the mapping is checked, then items are matched
+            rubrics.check_mapping(self.rubric, list(self.check_ids.values()))
         except rubrics.RubricError as error:
             raise pytest.UsageError(f"rubric and checks disagree: {error}") from None
         try:
@@ -219,7 +220,7 @@ class Grading:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, config, items):
-        ids = check_ids()
+        ids = self.check_ids
         for item in items:
             item_id = ids.get(f"{item.path.name}::{item.name}") if item.path.parent == CHECKS else None
             if item_id is None:

@@ -37,7 +37,7 @@ def grade(rubric: Rubric, results: dict[str, Result], mode: str, submission: str
     selected, or None when it selected them all."""
     checks = []
     for item in rubric.items.values():
-        result = results.get(item.id, Result(NOT_SELECTED, "not selected in this run"))
+        result = results.get(item.id, Result(NOT_SELECTED, LEFT_OUT[NOT_SELECTED]))
         points = {"passed": item.points, "failed": item.credit(result.fraction)}.get(result.status, 0.0)
         checks.append({"id": item.id, "title": item.title, "points": points, "max_points": item.max_points,
                        "bonus": item.bonus, "status": result.status, "message": result.message})

@@ -1,5 +1,7 @@
-"""What the project's tests share: running `pytest grader/` as a student would, and rubric copies."""
+"""What the project's tests share: running the project's commands as their users would, grading
+runs, and rubric copies."""
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -8,10 +10,16 @@ import yaml
 from corpus import ROOT
 
 
+def python_m(module, *args, cwd=ROOT, env=None, timeout=600):
+    """`python -m MODULE ARGS` (from the project, unless `cwd`), as a finished process; `env`: more
+    environment variables."""
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **env} if env else None)
+
+
 def pytest_grader(*args, paths=("grader/",)):
     """`pytest PATHS -p no:cacheprovider ARGS` in the project, as a finished process."""
-    return subprocess.run([sys.executable, "-m", "pytest", *paths, "-p", "no:cacheprovider", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return python_m("pytest", *paths, "-p", "no:cacheprovider", *args, timeout=300)
 
 
 def grade(tmp_path, *args, paths=("grader/",)):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 from corpus import BUGS, FULL, POINTS, ROOT, write
-from helpers import fast_rubric, grade
+from helpers import fast_rubric, grade, python_m
 
 from grader.batch import discover
 
@@ -238,8 +238,7 @@ def test_hostile_answer_files_cost_the_questions_only(hostile_class):
 
 
 def test_a_batch_without_isolation_refuses_to_start(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "grader.batch", str(ROOT / "tests" / "submissions"), "--out",
-                          str(tmp_path / "out"), "--isolation", "none"], cwd=ROOT, capture_output=True, text=True)
+    run = python_m("grader.batch", ROOT / "tests" / "submissions", "--out", tmp_path / "out", "--isolation", "none")
     assert run.returncode == 2 and "needs bubblewrap" in run.stderr and "--no-isolation" in run.stderr
 
 

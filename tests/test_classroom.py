@@ -4,12 +4,9 @@ tests' scores of every runner with a max_score, and any runner whose status is `
 fails the run. The real reporter was run by hand on the same files (README, GitHub Classroom)."""
 import base64
 import json
-import os
-import subprocess
-import sys
 
 from corpus import BONUS, FULL, POINTS, ROOT, write
-from helpers import grade, submitted
+from helpers import grade, python_m, submitted
 
 from grader import report, rubric
 
@@ -33,9 +30,8 @@ def handed_over(tmp_path, *args):
     path = step / "classroom.json"
     _, graded = grade(step, "--classroom", str(path), *args)
     env, out, summary = (step / name for name in ("env", "out", "summary"))
-    done = subprocess.run([sys.executable, "-m", "grader.classroom", str(path)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, env={**os.environ, "GITHUB_ENV": str(env), "GITHUB_OUTPUT": str(out),
-                                                       "GITHUB_STEP_SUMMARY": str(summary)})
+    done = python_m("grader.classroom", path, env={"GITHUB_ENV": str(env), "GITHUB_OUTPUT": str(out),
+                                                   "GITHUB_STEP_SUMMARY": str(summary)})
     assert done.returncode == 0, done.stderr
     ids = out.read_text().strip().removeprefix("runners=").split(",")
     variables = dict(line.split("=", 1) for line in env.read_text().splitlines())
@@ -73,9 +69,8 @@ def test_partial_credit_shows_in_the_table(tmp_path):
 
 def test_no_result_still_gives_the_reporter_a_reason(tmp_path):
     env, out = tmp_path / "env", tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "grader.classroom", str(tmp_path / "missing.json")], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "GITHUB_ENV": str(env), "GITHUB_OUTPUT": str(out)})
+    done = python_m("grader.classroom", tmp_path / "missing.json", env={"GITHUB_ENV": str(env),
+                                                                      "GITHUB_OUTPUT": str(out)})
     assert done.returncode == 0 and out.read_text() == "runners=grader\n"
     result = json.loads(base64.b64decode(env.read_text().split("=", 1)[1]))
     assert result["status"] == "error" and result["max_score"] == LAB.max_score

@@ -1,10 +1,9 @@
 """Every command line of the grader: a --help that reads whole, and a bad path answered in one
 line (exit status 1 or 2), never a traceback."""
-import subprocess
-import sys
 
 import pytest
 from corpus import ROOT
+from helpers import python_m
 
 # module -> words its --help must show (its options and what it is for)
 HELP = {
@@ -21,8 +20,7 @@ HELP = {
 
 
 def run(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+    return python_m(*args, cwd=cwd, timeout=120)
 
 
 @pytest.mark.parametrize("module", sorted(HELP))

@@ -1,11 +1,9 @@
 """What a student reads: subsets that grade themselves, the bonus apart from the required score,
 answers judged as the words typed with credit per answer, and stray output reported once."""
-import subprocess
-import sys
 
 import yaml
 from corpus import BONUS, FULL, POINTS, ROOT, write
-from helpers import grade, submitted
+from helpers import grade, pytest_grader, python_m, submitted
 
 REQUIRED = FULL - sum(POINTS[i] for i in BONUS)
 PART1 = sum(p for i, p in POINTS.items() if i.startswith("part1."))
@@ -46,18 +44,14 @@ def test_the_mapping_is_checked_against_every_check_whatever_is_selected(tmp_pat
     rubric["items"] = [i for i in rubric["items"] if i["id"] != "part4.seconds_plausible"]
     rubric["answer_key"] = str(ROOT / "solutions" / "answers.yaml")
     (tmp_path / "rubric.yaml").write_text(yaml.safe_dump(rubric))
-    run = subprocess.run([sys.executable, "-m", "pytest", "grader/checks/test_part1.py", "-p", "no:cacheprovider",
-                          "--rubric", str(tmp_path / "rubric.yaml")], cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)
+    run = pytest_grader("--rubric", tmp_path / "rubric.yaml", paths=["grader/checks/test_part1.py"])
     assert run.returncode == 4 and "check 'part4.seconds_plausible' has no item" in run.stderr
 
 
 def test_bare_pytest_runs_the_project_tests_here_and_points_the_way_from_starter():
-    run = subprocess.run([sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
+    run = python_m("pytest", "--co", "-q", "-p", "no:cacheprovider")
     assert run.returncode == 0 and "tests/test_feedback.py::" in run.stdout and "grader/checks" not in run.stdout
-    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider"], cwd=ROOT / "starter",
-                         capture_output=True, text=True, timeout=300)
+    run = python_m("pytest", "-p", "no:cacheprovider", cwd=ROOT / "starter")
     assert run.returncode == 5 and "run `pytest grader/`" in run.stdout and "(cd ..)" in run.stdout
 
 

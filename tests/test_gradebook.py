@@ -3,13 +3,11 @@ would write, and the roster names every student, with or without a submission.""
 import csv
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 import yaml
 from corpus import ROOT, write
-from helpers import fast_rubric
+from helpers import fast_rubric, python_m
 
 from grader import gradebook
 from grader.batch import in_shard
@@ -18,8 +16,7 @@ NAMES = ("alice", "bob", "carol", "dave", "erin")
 
 
 def batch(*args):
-    run = subprocess.run([sys.executable, "-m", "grader.batch", *map(str, args)], cwd=ROOT, capture_output=True,
-                         text=True, timeout=600)
+    run = python_m("grader.batch", *args)
     assert run.returncode == 0, run.stderr
     return run.stderr
 
@@ -93,8 +90,7 @@ def test_the_roster_names_every_student(klass, tmp_path):
 
 def test_a_roster_without_its_columns_is_one_line(klass, tmp_path):
     (tmp_path / "roster.csv").write_text("name,email\nA,a@b\n")
-    run = subprocess.run([sys.executable, "-m", "grader.batch", klass, "--out", tmp_path / "out", "--roster",
-                          tmp_path / "roster.csv"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    run = python_m("grader.batch", klass, "--out", tmp_path / "out", "--roster", tmp_path / "roster.csv")
     assert run.returncode == 2 and "needs the columns identifier and github_username" in run.stderr
 
 

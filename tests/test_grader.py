@@ -3,12 +3,10 @@ with exactly the rubric items it must pass and fail. The corpus of buggy submiss
 a TA grades a class (grader.batch); the rest run `pytest grader/` as a student would."""
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 from corpus import ALL, BONUS, BUGS, FULL, POINTS, ROOT, write
-from helpers import failed, fast_rubric, grade, pytest_grader, rubric_file
+from helpers import failed, fast_rubric, grade, pytest_grader, python_m, rubric_file
 
 CORRECT = ROOT / "tests" / "submissions"  # correct solutions written in other styles
 
@@ -62,9 +60,8 @@ def corpus(tmp_path_factory):
         for name in names:
             write(name, root / "class")
             shutil.copy(ROOT / "solutions" / "answers.yaml", root / "class" / f"{name}.yaml")
-        run = subprocess.run([sys.executable, "-m", "grader.batch", root / "class", "--out", root / "out", "-j", "2",
-                              "--rubric", fast_rubric(root, allow)], cwd=ROOT, capture_output=True, text=True,
-                             timeout=1800)
+        run = python_m("grader.batch", root / "class", "--out", root / "out", "-j", "2",
+                       "--rubric", fast_rubric(root, allow), timeout=1800)
         assert run.returncode == 0, run.stderr
         for name in names:
             result = json.loads((root / "out" / "results" / f"{name}.json").read_text())

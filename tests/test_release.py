@@ -1,9 +1,8 @@
 """The student template: everything a student needs to grade locally, nothing they must not see."""
 import shutil
-import subprocess
-import sys
 
 from corpus import FULL, POINTS, ROOT
+from helpers import python_m
 
 from grader.release import release
 
@@ -17,8 +16,7 @@ def test_template_has_the_grader_but_no_solutions_and_grades_on_its_own(tmp_path
     assert not any("solution" in str(p) for p in out.rglob("*"))
     assert (out / ".github" / "workflows" / "classroom.yml").read_text().startswith("# GitHub Classroom")
     shutil.copy(ROOT / "solutions" / "model.py", out / "starter" / "model.py")
-    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider"],  # bare pytest grades there
-                         cwd=out, capture_output=True, text=True, timeout=300)
+    run = python_m("pytest", "-p", "no:cacheprovider", cwd=out)  # bare pytest grades there
     bonus = POINTS["part6.pipelined"]  # the questions wait for the TA, who has the key
     assert f"Score: {FULL - 5 - bonus:g} / {FULL - 5 - bonus:g} required, bonus +{bonus:g}" in run.stdout
     assert "not graded     questions.answers" in run.stdout and "answers are valid choices" in run.stdout
@@ -27,13 +25,11 @@ def test_template_has_the_grader_but_no_solutions_and_grades_on_its_own(tmp_path
 
 def test_release_refuses_a_folder_in_use(tmp_path):
     (tmp_path / "keep.txt").write_text("x")
-    run = subprocess.run([sys.executable, "-m", "grader.release", str(tmp_path)], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60)
+    run = python_m("grader.release", tmp_path)
     assert run.returncode == 1 and run.stderr.strip() == f"{tmp_path} exists and is not an empty folder"
 
 
 def test_release_help_writes_nothing(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "grader.release", "--help"], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=60)
+    run = python_m("grader.release", "--help", cwd=tmp_path)
     assert run.returncode == 0 and "the folder to write the template into" in run.stdout
     assert list(tmp_path.iterdir()) == []

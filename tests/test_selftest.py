@@ -1,17 +1,14 @@
 """`python -m grader.selftest`: the machine check a TA runs first. Here (no GPU) it grades in
 virtual mode; its one-GPU rehearsal pieces are run on virtual GPUs to keep their code honest."""
-import subprocess
-import sys
 
-from corpus import ROOT
+from helpers import python_m
 
 from grader import selftest
 from grader.virtual import virtual_gpus
 
 
 def test_selftest_passes_on_this_machine_and_prints_one_table():
-    run = subprocess.run([sys.executable, "-m", "grader.selftest"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=600)
+    run = python_m("grader.selftest")
     assert run.returncode == 0, run.stdout + run.stderr
     rows = [line for line in run.stdout.splitlines() if line.startswith(("ok ", "FAIL"))]
     assert len(rows) == 1 + len(selftest.FAULTS) and all(r.startswith("ok ") for r in rows)
@@ -46,9 +43,7 @@ def test_the_one_gpu_recorder_rehearsal_runs():
 
 
 def test_help_and_a_template_without_solutions(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "grader.selftest", "--help"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60)
+    run = python_m("grader.selftest", "--help")
     assert run.returncode == 0 and "two or more" in run.stdout and "--rubric" in run.stdout
-    run = subprocess.run([sys.executable, "-m", "grader.selftest", "--rubric", str(tmp_path / "missing.yaml")],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    run = python_m("grader.selftest", "--rubric", tmp_path / "missing.yaml")
     assert run.returncode == 2 and "invalid rubric" in run.stderr and "Traceback" not in run.stderr

@@ -1,11 +1,10 @@
 """The timelines a student looks at: the idle GPU of SimpleMPModel, the overlap of pipelining."""
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 from corpus import ROOT
+from helpers import python_m
 
 from grader.contract import PIPELINE_BATCH, SPLIT
 from grader.sandbox import isolation, runner
@@ -71,8 +70,7 @@ def test_strip_shows_each_gpu_busy_or_idle(timelines):
 
 
 def test_tool_draws_both_models_labelled_virtual(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "grader.timeline", "--submission", "solutions/model.py",
-                          "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    run = python_m("grader.timeline", "--submission", "solutions/model.py", "--out", tmp_path)
     assert run.returncode == 0, run.stderr
     assert "SimpleMPModel (modelled on virtual GPUs)" in run.stdout and "idle fraction 50%" in run.stdout
     assert f"PipelinedMPModel({SPLIT})" in run.stdout
@@ -96,8 +94,7 @@ def test_tool_draws_simple_model_alone_without_the_bonus(tmp_path):
     source = (ROOT / "solutions" / "model.py").read_text().replace(
         "        chunks = iter(", "        raise NotImplementedError(\"TODO Part 6\")\n        chunks = iter(")
     (tmp_path / "model.py").write_text(source)
-    run = subprocess.run([sys.executable, "-m", "grader.timeline", "--submission", str(tmp_path / "model.py"),
-                          "--out", str(tmp_path / "drawn")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    run = python_m("grader.timeline", "--submission", tmp_path / "model.py", "--out", tmp_path / "drawn")
     assert run.returncode == 0, run.stderr
     assert "idle fraction 50%" in run.stdout
     assert "PipelinedMPModel (the bonus) is not drawn: not written yet" in run.stdout
@@ -105,13 +102,11 @@ def test_tool_draws_simple_model_alone_without_the_bonus(tmp_path):
 
 
 def test_tool_on_the_starter_says_what_is_missing(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "grader.timeline", "--out", str(tmp_path)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    run = python_m("grader.timeline", "--out", tmp_path)
     assert run.returncode != 0 and "NotImplementedError: TODO" in run.stderr and "Traceback" not in run.stderr
 
 
 def test_help_reads_whole():
-    run = subprocess.run([sys.executable, "-m", "grader.timeline", "--help"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60)
+    run = python_m("grader.timeline", "--help")
     assert run.returncode == 0 and run.stdout.rstrip().endswith("what torch.profiler measured.")
     assert "default: build/timeline" in " ".join(run.stdout.split())
