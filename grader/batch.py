@@ -46,7 +46,6 @@ from grader.sandbox import runner as runners
 for _check in sorted((pathlib.Path(grader.conftest.__file__).parent / "checks").glob("test_*.py")):
     __import__(f"grader.checks.{_check.stem}")  # every check module, whatever parts exist
 
-STATUSES = ("graded", "timeout", "crashed", "no-submission", "invalid-submission", "tamper-suspected")
 NO_ISOLATION = ("a batch runs untrusted code: it needs bubblewrap (apt-get install bubblewrap, with unprivileged "
                 "user namespaces) or root (each slot gets a uid of its own); --no-isolation grades without either, "
                 "and records so in every row")

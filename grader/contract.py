@@ -2,7 +2,6 @@
 the probes use and the checks judge. Imports nothing heavy, so checks can read it freely."""
 import math
 
-DEVICES = ("cuda:0", "cuda:1")
 MODES = ("real", "virtual")  # real: two CUDA GPUs; virtual: CPU-backed ones
 MODE_CHOICES = ("auto", *MODES)  # what --grader-mode takes: auto is real when two GPUs are visible
 MODE_HELP = "real: two CUDA GPUs; virtual: CPU-backed ones; auto (default): real when two are visible"
@@ -11,8 +10,8 @@ HOST_READS = frozenset(
     {"item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__", "__format__", "__repr__"}
 )
 BATCH = 32
-DEFAULT_STEPS, DEFAULT_LR = 5, 0.01  # train()'s defaults in the starter
-STEPS = 6  # not the default: a train() that ignores `steps` shows
+STEPS = 6  # not train()'s default (5): a train() that ignores `steps` shows
+DEFAULT_LR = 0.01  # train()'s default in the starter
 LR = 0.02  # not the default: a train() that ignores `lr` shows
 LARGE_BATCH = 8192  # large enough that a forward without synchronize is visibly shorter (H100)
 PROFILE_BATCHES = (32, 256)  # profile_stages' figures must grow with the batch
@@ -20,7 +19,6 @@ PIPELINE_BATCH, SPLIT = 128, 32
 MICRO_BATCHES = math.ceil(PIPELINE_BATCH / SPLIT)
 # The two layers' parameters by role, located by shape so that any attribute names work.
 SHAPES = {"w1": (2000, 1000), "b1": (2000,), "w2": (1000, 2000), "b2": (1000,)}
-HOME = {"w1": "cuda:0", "b1": "cuda:0", "w2": "cuda:1", "b2": "cuda:1"}
 # Seeds of the grader's own weights and batches: both sides draw the same tensors from them.
 SEEDS = {"forward": 10, "train": 12, "time_forward": 13, "profile": 14, "pipeline": 15}
 PROFILE_KEYS = ("stage0_ms", "transfer_ms", "stage1_ms", "wall_ms", "idle_fraction")
@@ -31,8 +29,3 @@ def probe_seconds(seconds_per_function: float, mode: str, probes: int) -> float:
     """How long `probes` probes of a submission may take together: one after another on real GPUs
     (whose timings must not disturb each other), side by side on virtual ones."""
     return seconds_per_function * (probes if mode == "real" else 1)
-
-
-def forward_flops(batch: int) -> int:
-    """The floating-point operations of the reference forward (the cost model in grader.costs)."""
-    return 2 * batch * 1000 * 2000 * 2 + batch * 2000 + batch * 1000
