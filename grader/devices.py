@@ -6,10 +6,10 @@ makes (functions, methods, attribute reads) and writes ops, transfers and synchr
 where each tensor lives.
 """
 import contextlib
+import threading
 
 import torch
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten
 
 from grader.contract import HOST_READS
 from grader.costs import flops
@@ -51,7 +51,22 @@ def cuda_index(device, current):
 
 
 def tensors_in(*trees):
-    return [leaf for leaf in tree_flatten(trees)[0] if isinstance(leaf, torch.Tensor)]
+    """The tensors in nested lists, tuples (named ones and torch's return types too) and dicts:
+    called on every op's arguments and results, so a plain walk, not torch's general pytree."""
+    found = []
+    _collect(trees, found)
+    return found
+
+
+def _collect(value, found):
+    if isinstance(value, torch.Tensor):
+        found.append(value)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _collect(item, found)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _collect(item, found)
 
 
 class DeviceMode(TorchFunctionMode):
@@ -122,20 +137,37 @@ class DeviceMode(TorchFunctionMode):
 
 @contextlib.contextmanager
 def active(mode, install_cuda, namespaces=()):
-    """Run with `mode` on, `torch.cuda` patched by `install_cuda` and the trace's clocks recorded;
-    all undone on exit, so nothing leaks from one test or submission to the next.
+    """Run with `mode` on in every thread, `torch.cuda` patched by `install_cuda` and the trace's
+    clocks recorded; all undone on exit, so nothing leaks from one test or submission to the next.
 
-    `namespaces` are module dicts whose own references to clock functions (`from time import
-    perf_counter`) are recorded too.
+    `namespaces` are module dicts that ran before the patches: their own references to what was
+    patched (`from time import perf_counter`, `from torch.cuda import Event`) are rebound too.
     """
     patcher = Patcher()
+    default_device = getattr(torch._GLOBAL_DEVICE_CONTEXT, "device_context", None)
     try:
         install_cuda(patcher)
-        mode.trace.record_clocks(patcher, namespaces, mode.clock)
+        mode.trace.record_clocks(patcher, mode.clock)
+        _in_every_thread(mode, patcher)
+        for namespace in namespaces:
+            patcher.rebind(namespace)
         with mode:
             yield mode
     finally:
         patcher.restore()
+        if getattr(torch._GLOBAL_DEVICE_CONTEXT, "device_context", None) is not default_device:
+            torch.set_default_device(None if default_device is None else default_device.device)
+
+
+def _in_every_thread(mode, patcher):
+    """Threads started while the runtime is on run under it too: torch keeps modes per thread."""
+    bootstrap = threading.Thread._bootstrap_inner  # what every Thread, subclass or not, runs first
+
+    def under_mode(thread):
+        with mode:
+            bootstrap(thread)
+
+    patcher.setattr(threading.Thread, "_bootstrap_inner", under_mode)
 
 
 def real_gpus(trace, namespaces=()):

@@ -12,19 +12,28 @@ class Patcher:
 
     def __init__(self):
         self._undo = []
+        self.replaced = {}  # each value replaced (when hashable) -> what replaced it
 
     def setattr(self, owner, name, value):
         """Set `owner.name`; on restore, put back its own value, or remove it when it had none
         of its own (a method a class inherits stays inherited)."""
+        old = getattr(owner, name, self._MISSING)
         self._undo.append((owner, name, vars(owner).get(name, self._MISSING)))
         setattr(owner, name, value)
+        try:
+            if old is not self._MISSING:
+                self.replaced.setdefault(old, value)
+        except TypeError:  # unhashable: no module-level name can be rebound to it
+            pass
 
-    def rebind(self, namespace, replacements):
-        """Point every name in `namespace` that is bound to a key of `replacements` at its value.
+    def rebind(self, namespace, replacements=None):
+        """Point every name in `namespace` that is bound to a key of `replacements` (by default,
+        everything this patcher replaced) at its value.
 
-        This catches `from time import perf_counter` in a submission, which a patch of the
-        `time` module alone would miss.
+        This catches `from time import perf_counter` or `from torch.cuda import Event` in a
+        module that ran before the patch, which a patch of the module alone would miss.
         """
+        replacements = self.replaced if replacements is None else replacements
         for name, value in list(namespace.items()):
             try:
                 new = replacements.get(value, self._MISSING)

@@ -85,16 +85,12 @@ class Trace:
         finally:
             self._paused -= 1
 
-    def record_clocks(self, patcher, namespaces=(), clock=None):
-        """Record every clock read, through `time.X` and through names a module imported.
+    def record_clocks(self, patcher, clock=None):
+        """Record every clock read through `time.X` (the patcher rebinds names a module imported).
         `clock(real, name)`, if given, makes the function whose readings replace `real`'s."""
-        wrappers = {}
         for name in CLOCKS:
             real = getattr(time, name)
-            wrappers[real] = self._clock(name, real, real if clock is None else clock(real, name))
-            patcher.setattr(time, name, wrappers[real])
-        for namespace in namespaces:
-            patcher.rebind(namespace, wrappers)
+            patcher.setattr(time, name, self._clock(name, real, real if clock is None else clock(real, name)))
 
     def _clock(self, name, real, source):
         @functools.wraps(real)

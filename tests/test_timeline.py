@@ -46,6 +46,22 @@ def test_the_model_queues_each_gpu_in_order_and_copies_after_their_source():
     assert t.overlap == 0 and 0 < t.idle_fraction < 1
 
 
+@pytest.mark.parametrize("wait", [Event("cuda_event", "wait", device="cuda:1", ids=[1]),
+                                  Event("cuda_event", "wait_stream", device="cuda:1", source="cuda:0")],
+                         ids=["wait_event", "wait_stream"])
+def test_a_stream_wait_holds_back_its_gpus_later_work(wait):
+    """cuda:1's op, with no copy to tie it to cuda:0, starts at once, unless its stream waits for
+    cuda:0's event or stream; an event's synchronize waits for the work before the event only."""
+    work = [Event("op", "linear", device="cuda:0", flops=int(2e9)), Event("cuda_event", "record", device="cuda:0",
+                                                                          ids=[1])]
+    later = [Event("op", "linear", device="cuda:1", flops=1000)]
+    free, held = (model(work + between + later, "hand-written").intervals[-1] for between in ([], [wait]))
+    assert free.start < 1e-4 and held.start >= 2e9 / GPU_FLOPS
+    synced = model(work + [Event("sync", "event.synchronize", device="cuda:0", ids=[1]),
+                           Event("op", "linear", device="cuda:0", flops=int(2e9))] + later, "hand-written")
+    assert 2e9 / GPU_FLOPS <= synced.intervals[-1].start < synced.intervals[-2].end
+
+
 def test_simple_model_leaves_one_gpu_idle(timelines):
     simple = timelines["simple"]
     assert simple.overlap == 0  # GPU 0 works, then GPU 1: never both

@@ -3,7 +3,7 @@ when the trace shows where it came from: the elapsed time of two CUDA events rec
 docstring's GPU around the right work, or (wall_ms) a clock difference around the forward."""
 import math
 
-from grader.checks import MATRIX_OPS, Timing, expect, fail, rubric
+from grader.checks import MATRIX_OPS, Timing, expect, fail, gpu_ops, rubric, trace
 
 HINT = "Part 5: see profile_stages in starter/model.py"
 
@@ -52,14 +52,19 @@ def _wall_sources(timing):
     return walls + [e.value for e in events if e.name == "elapsed_time" and timing.bracketing(e)]
 
 
+def _unmeasured(run):
+    """The figures of one run that are not what its code measured where it should have."""
+    timing, f = Timing(run.events, "profile_stages()"), run.figures
+    sources = {**_stage_sources(timing), "wall_ms": _wall_sources(timing)}
+    return [key for key, found in sources.items()
+            if not any(math.isclose(getattr(f, key), m, rel_tol=1e-6, abs_tol=1e-9) for m in found)]
+
+
 @rubric("part5.figures_measured")
 def test_figures_measured(probe):
     runs = _runs(probe)
     for run in runs:
-        timing, f = Timing(run.events, "profile_stages()"), run.figures
-        sources = {**_stage_sources(timing), "wall_ms": _wall_sources(timing)}
-        unmeasured = [key for key, found in sources.items()
-                      if not any(math.isclose(getattr(f, key), m, rel_tol=1e-6, abs_tol=1e-9) for m in found)]
+        unmeasured = _unmeasured(run)
         expect(not unmeasured,
                f"at a batch of {run.batch}, {', '.join(unmeasured)} {'is' if len(unmeasured) == 1 else 'are'} "
                "not what the code measured: stage0_ms must be the elapsed time of two CUDA events recorded on "
@@ -88,6 +93,8 @@ def test_figures_consistent(probe):
         expect(abs(f.idle_fraction - implied) <= 0.02,
                f"at a batch of {batch} idle_fraction is {f.idle_fraction:.3f}, but your own figures give "
                f"1 - (stage0 + stage1) / (2 x wall) = {implied:.3f}")
+        if not gpu_ops(trace(run.events).events) or set(_unmeasured(run)) & {"stage0_ms", "stage1_ms", "wall_ms"}:
+            continue  # not measured, or on the wrong GPU or around the wrong work: figures_measured says so, alone
         expect(abs(f.idle_fraction - run.own_idle) <= 0.15,
                f"at a batch of {batch} idle_fraction is {f.idle_fraction:.2f}; the grader measured "
                f"{run.own_idle:.2f} for the same stages ({HINT})")

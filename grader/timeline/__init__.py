@@ -8,7 +8,10 @@ which compute synchronously on the CPU, they are *modelled* from the runtime's t
 * a copy between GPUs starts once its source GPU has finished the work queued before it (the data
   it copies) and occupies the destination's stream for nbytes / GPU_BANDWIDTH; a copy from or to
   the host occupies its GPU for nbytes / HOST_BANDWIDTH while the host waits;
-* synchronize and host reads (`.item()`) make the host wait for the GPU;
+* synchronize and host reads (`.item()`) make the host wait for the GPU, an event's synchronize
+  for the work queued before the event; a stream's `wait_event` or `wait_stream` makes its GPU's
+  later work wait for the event's or the other stream's work (all streams of a GPU are one queue:
+  kernels of one GPU never run concurrently);
 * an op lasts its floating-point operations at GPU_FLOPS (the cost model: 2 per multiply-add of
   a matrix product, one per output element otherwise); `loss.backward()` runs out of the
   runtime's sight, so it is modelled as the mirror image of the forward: each forward op again,
@@ -62,43 +65,66 @@ class Timeline:
 
 def model(events, title, gpus=2):
     """The modelled Timeline of a virtual run's trace events (grader.trace.Event)."""
-    host, free, intervals, forward = 0.0, [0.0] * gpus, [], []
+    replay = _Replay(gpus)
+    for e in events:
+        replay.event(e)
+    return Timeline(title, replay.intervals, gpus)
 
-    def run(gpu, seconds, phase, name, after=0.0):
-        nonlocal host
-        start = max(host, free[gpu], after)
-        free[gpu] = start + seconds
-        intervals.append(Interval(gpu, start, free[gpu], phase, name))
-        host += LAUNCH
 
-    def copy(source, destination, nbytes, phase):
-        nonlocal host
+class _Replay:
+    """The model's state while it replays a trace: the host's time, when each GPU's queue is
+    empty, the intervals so far, and the forward pass the backward pass mirrors."""
+
+    def __init__(self, gpus):
+        self.host, self.free, self.intervals, self.forward = 0.0, [0.0] * gpus, [], []
+        self.recorded = {}  # CUDA event number -> when its GPU reached it
+        self.stepping = False  # after backward: the optimizer's ops
+
+    def event(self, e):
+        gpu = _gpu(e.device)
+        if e.kind == "op" and e.name == "backward":
+            self.backward()
+        elif e.kind == "op" and gpu is not None:
+            self.run(gpu, e.flops / GPU_FLOPS, "step" if self.stepping else f"stage {gpu}", e.name)
+            self.forward.append(e)
+        elif e.kind == "transfer":
+            self.copy(_gpu(e.source), gpu, e.nbytes, "transfer")
+            self.forward.append(e)
+        elif e.kind == "cuda_event":
+            self.stream_event(e, gpu)
+        elif e.kind == "sync":
+            until = self.recorded.get(e.ids[0], 0.0) if e.name == "event.synchronize" and e.ids else self.free[gpu]
+            self.host = max(self.host, until)
+
+    def stream_event(self, e, gpu):
+        if e.name == "record" and e.ids:
+            self.recorded[e.ids[0]] = max(self.host, self.free[gpu])
+        elif e.name == "wait" and e.ids:
+            self.free[gpu] = max(self.free[gpu], self.recorded.get(e.ids[0], 0.0))
+        elif e.name == "wait_stream":
+            self.free[gpu] = max(self.free[gpu], self.free[_gpu(e.source)])
+
+    def backward(self):
+        for f in reversed(self.forward):
+            if f.kind == "op":
+                self.run(_gpu(f.device), 2 * f.flops / GPU_FLOPS, "backward", f.name)
+            elif _gpu(f.source) is not None:  # the input's copy from the host has no gradient
+                self.copy(_gpu(f.device), _gpu(f.source), f.nbytes, "backward")
+        self.forward, self.stepping = [], True
+
+    def run(self, gpu, seconds, phase, name, after=0.0):
+        start = max(self.host, self.free[gpu], after)
+        self.free[gpu] = start + seconds
+        self.intervals.append(Interval(gpu, start, self.free[gpu], phase, name))
+        self.host += LAUNCH
+
+    def copy(self, source, destination, nbytes, phase):
         if source is not None and destination is not None:
-            run(destination, nbytes / GPU_BANDWIDTH, phase, "copy", after=free[source])
+            self.run(destination, nbytes / GPU_BANDWIDTH, phase, "copy", after=self.free[source])
         else:  # to or from the host, which waits for it
             gpu = destination if source is None else source
-            run(gpu, nbytes / HOST_BANDWIDTH, phase, "copy")
-            host = max(host, free[gpu])
-
-    stepping = False
-    for e in events:
-        if e.kind == "op" and e.name == "backward":
-            for f in reversed(forward):
-                if f.kind == "op":
-                    run(_gpu(f.device), 2 * f.flops / GPU_FLOPS, "backward", f.name)
-                elif _gpu(f.source) is not None:  # the input's copy from the host has no gradient
-                    copy(_gpu(f.device), _gpu(f.source), f.nbytes, "backward")
-            forward, stepping = [], True
-        elif e.kind == "op" and _gpu(e.device) is not None:
-            gpu = _gpu(e.device)
-            run(gpu, e.flops / GPU_FLOPS, "step" if stepping else f"stage {gpu}", e.name)
-            forward.append(e)
-        elif e.kind == "transfer":
-            copy(_gpu(e.source), _gpu(e.device), e.nbytes, "transfer")
-            forward.append(e)
-        elif e.kind == "sync":
-            host = max(host, free[_gpu(e.device)])
-    return Timeline(title, intervals, gpus)
+            self.run(gpu, nbytes / HOST_BANDWIDTH, phase, "copy")
+            self.host = max(self.host, self.free[gpu])
 
 
 def _gpu(device):

@@ -8,12 +8,14 @@ Outside the block torch is exactly as before. See README.md, "Virtual mode", for
 model.
 """
 import contextlib
+import pathlib
 import sys
 
 import torch
 
 from grader.devices import active
 from grader.trace import Trace
+from grader.virtual import autograd, comm, torch_api
 from grader.virtual.cuda import VirtualCuda
 from grader.virtual.gpus import VirtualGPUs
 
@@ -26,7 +28,16 @@ def virtual_gpus(n=2, trace=None, namespaces=()):
     `namespaces`: module dicts whose own clock references are recorded (see devices.active).
     """
     gpus = VirtualGPUs(n, trace if trace is not None else Trace())
-    return active(gpus, VirtualCuda(gpus).install, namespaces)
+    cuda = VirtualCuda(gpus)
+
+    def install(patcher):
+        cuda.install(patcher)
+        gpus.random.install(patcher)
+        torch_api.install(gpus, patcher)
+        comm.install(gpus, patcher)
+        autograd.install(gpus, patcher)
+
+    return active(gpus, install, namespaces)
 
 
 @contextlib.contextmanager
@@ -36,5 +47,16 @@ def unless_two_gpus():
         yield None
         return
     print("[fewer than two CUDA GPUs: running on virtual GPUs backed by the CPU]", file=sys.stderr)
-    with virtual_gpus(2) as gpus:
+    with virtual_gpus(2, namespaces=_program_modules()) as gpus:
         yield gpus
+
+
+def _program_modules():
+    """The namespaces of the running script and the modules beside it: their module-level
+    `from torch.cuda import Event` ran before the runtime started, and is rebound to it."""
+    main = sys.modules.get("__main__")
+    if getattr(main, "__file__", None) is None:
+        return []
+    folder = pathlib.Path(main.__file__).resolve().parent
+    return [vars(module) for module in list(sys.modules.values())
+            if getattr(module, "__file__", None) and pathlib.Path(module.__file__).resolve().parent == folder]

@@ -5,8 +5,8 @@ Virtual GPUs compute synchronously on the CPU, so `synchronize` has nothing to w
 recorded in the trace (with the GPU it would have waited for), which is what the grader checks.
 """
 import contextlib
+import importlib
 import threading
-from time import process_time as gpu_clock  # bound before any clock is patched
 
 import torch
 
@@ -16,16 +16,29 @@ from grader.virtual.gpus import CAPACITY
 NAMES = (
     "is_available is_initialized init _lazy_init device_count current_device set_device device "
     "synchronize Event Stream stream current_stream default_stream set_stream get_device_name get_device_properties "
-    "manual_seed manual_seed_all"
+    "is_current_stream_capturing ipc_collect"
 ).split()
 # The memory statistics, replaced in torch.cuda and in torch.cuda.memory, where they are defined.
 MEMORY = (
     "memory_allocated max_memory_allocated memory_reserved max_memory_reserved reset_peak_memory_stats "
-    "reset_max_memory_allocated mem_get_info memory_summary empty_cache"
+    "reset_max_memory_allocated mem_get_info memory_summary memory_stats empty_cache "
+    "set_per_process_memory_fraction get_per_process_memory_fraction"
 ).split()
-# What the CPU cannot honestly imitate: each raises one line that begins REFUSAL.
+# What the CPU cannot honestly imitate: each raises one line that begins REFUSAL, saying what to do
+# instead (README, "What it does not model", lists exactly these, and torch.profiler's CUDA activity).
 REFUSAL = "virtual GPUs do not model"
-NVTX = "range_push range_pop range mark".split()
+REFUSED = {
+    ("torch.cuda.nvtx", "range_push range_pop range mark"):
+        "NVTX ranges (they mark a real GPU's timeline for Nsight): leave them out, or run on real GPUs",
+    ("torch.cuda.profiler", "start stop profile init"):
+        "the CUDA profiler (it starts Nsight's capture of a real GPU): python -m grader.timeline draws each GPU's "
+        "modelled work instead",
+    ("torch.cuda", "CUDAGraph graph make_graphed_callables graph_pool_handle"):
+        "CUDA graphs (they capture and replay a real GPU's kernels): run the model without one, or on real GPUs",
+    ("torch.cuda", "utilization temperature power_draw clock_rate memory_usage list_gpu_processes"):
+        "NVML's readings of a real GPU (utilization, temperature, power, clocks, processes): "
+        "torch.cuda.memory_allocated gives memory, python -m grader.timeline each GPU's busy time",
+}
 # The torch.accelerator names replaced, by the VirtualCuda method that answers for each. Every
 # optimizer asks `current_accelerator(check_available=True)` and then `current_stream()`, which
 # on a CUDA build of torch would otherwise reach the real driver.
@@ -53,10 +66,13 @@ class VirtualCuda:
         for name in MEMORY:
             for module in (torch.cuda, torch.cuda.memory):
                 patcher.setattr(module, name, getattr(self, name))
-        for name in NVTX:
-            patcher.setattr(torch.cuda.nvtx, name, _refuse("NVTX ranges (they mark a real GPU's timeline for Nsight); "
-                                                           "leave them out, or run on real GPUs"))
+        for (module, names), what in REFUSED.items():
+            module = importlib.import_module(module)
+            for name in names.split():
+                if hasattr(module, name):
+                    patcher.setattr(module, name, _refuse(what))
         patcher.setattr(torch.profiler, "profile", _cpu_profiler_only(torch.profiler.profile))
+        patcher.setattr(torch, "Stream", self.Stream)  # the device-generic stream: a GPU's, here
         # torch's own takes real streams only; a plain function, so that it binds to each tensor
         patcher.setattr(torch.Tensor, "record_stream", lambda tensor, stream: self.record_stream(tensor, stream))
         for name, answer in ACCELERATOR.items():
@@ -77,6 +93,10 @@ class VirtualCuda:
 
     _lazy_init = init
     empty_cache = init
+    ipc_collect = init  # no memory is shared between processes
+
+    def is_current_stream_capturing(self):
+        return False  # no CUDA graph is ever being captured
 
     def device_count(self):
         return self.gpus.count
@@ -143,6 +163,23 @@ class VirtualCuda:
         """(free, total) bytes of a virtual GPU of CAPACITY bytes."""
         return CAPACITY - self.memory_allocated(device), CAPACITY
 
+    def set_per_process_memory_fraction(self, fraction, device=None):
+        """Allocations past fraction x CAPACITY on that GPU fail with CUDA's out-of-memory error."""
+        if not 0 <= fraction <= 1:
+            raise ValueError(f"Invalid fraction value: {fraction}. Allowed range: 0~1")
+        self.gpus.fraction[self.gpus.index(device)] = fraction
+
+    def get_per_process_memory_fraction(self, device=None):
+        return self.gpus.fraction[self.gpus.index(device)]
+
+    def memory_stats(self, device=None):
+        """The statistics of bytes torch's allocator keeps, those a virtual GPU has (no cache, no
+        retries, no out-of-memory)."""
+        now, peak = self.memory_allocated(device), self.max_memory_allocated(device)
+        stats = {f"{kind}_bytes.all.{when}": value for kind in ("allocated", "reserved", "active")
+                 for when, value in (("current", now), ("peak", peak))}
+        return {**stats, "num_alloc_retries": 0, "num_ooms": 0}
+
     def memory_summary(self, device=None, abbreviated=False):
         index = self.gpus.index(device)
         return (f"Virtual GPU {index}: {self.memory_allocated(index)} bytes allocated (peak "
@@ -154,11 +191,6 @@ class VirtualCuda:
     def get_device_properties(self, device=None):
         index = self.gpus.index(device)
         return _Properties(self.get_device_name(index), index)
-
-    def manual_seed(self, seed):
-        """Virtual GPUs draw from the CPU generator; `torch.manual_seed` seeds them."""
-
-    manual_seed_all = manual_seed
 
 
 def _refuse(what):
@@ -192,10 +224,13 @@ def _stream_class(cuda):
             cuda.gpus.wait_for(self.device.index, "stream.synchronize")
 
         def wait_stream(self, other):
-            pass
+            """Work queued here from now on waits for the work queued on `other` so far."""
+            clocks = cuda.gpus.clocks
+            clocks.queue_after(self.device.index, clocks.free[other.device.index])
+            cuda.gpus.trace.add("cuda_event", "wait_stream", device=str(self.device), source=str(other.device))
 
         def wait_event(self, event):
-            pass
+            event.wait(self)
 
         def record_event(self, event=None):
             event = event if event is not None else cuda.Event()
@@ -208,6 +243,13 @@ def _stream_class(cuda):
         def is_capturing(self):
             return False  # no CUDA graph is ever being captured (optimizers ask)
 
+        def __enter__(self):  # `with stream:` selects it, as torch.cuda.stream(stream) does
+            self._selected = cuda.stream(self)
+            self._selected.__enter__()
+
+        def __exit__(self, *exc):
+            return self._selected.__exit__(*exc)
+
         def __repr__(self):
             return f"<torch.cuda.Stream device={self.device} (virtual)>"
 
@@ -215,11 +257,20 @@ def _stream_class(cuda):
 
 
 class _Properties:
+    """What get_device_properties says of a virtual GPU: an A100 80GB's figures, stated, not
+    measured (host memory bounds what is really used)."""
+
     def __init__(self, name, index):
-        self.name = name
-        self.index = index
-        self.total_memory = CAPACITY  # stated, not measured: host memory bounds what is really used
-        self.major, self.minor = 0, 0
+        self.name, self.index = name, index
+        self.total_memory = CAPACITY
+        self.major, self.minor = 8, 0
+        self.multi_processor_count, self.max_threads_per_multi_processor, self.warp_size = 108, 2048, 32
+        self.regs_per_multiprocessor, self.L2_cache_size = 65536, 40 * 2**20
+        self.is_integrated = self.is_multi_gpu_board = False
+
+    def __repr__(self):
+        return (f"_CudaDeviceProperties(name='{self.name}', major={self.major}, minor={self.minor}, "
+                f"total_memory={self.total_memory // 2**20}MB, multi_processor_count={self.multi_processor_count})")
 
 
 def _device_class(gpus):
@@ -243,10 +294,9 @@ def _device_class(gpus):
 
 def _event_class(gpus):
     class Event:
-        """A CUDA event on a virtual GPU. Work is synchronous, so `record` reads the time when all
-        work queued before it is done, on the virtual GPUs' clock: the process's CPU time, which
-        other programs on the machine do not slow down. As on real GPUs, its time can be read only
-        once the host has waited for it."""
+        """A CUDA event on a virtual GPU: it reads its GPU's clock (grader.virtual.clocks) when the
+        work queued there before it is done. As on real GPUs, its time can be read only once the
+        host has waited for it."""
 
         def __init__(self, enable_timing=False, blocking=False, interprocess=False):
             self.enable_timing = enable_timing
@@ -260,7 +310,7 @@ def _event_class(gpus):
                 raise RuntimeError(f"Event device {self.device.index} does not match recording stream's device "
                                    f"{device.index}.")
             self.device = device
-            self.time = gpu_clock()
+            self.time = gpus.clocks.record(device.index)
             self.number = gpus.record_event()
             gpus.trace.add("cuda_event", "record", device=str(self.device), value=self.time, ids=[self.number])
 
@@ -275,10 +325,16 @@ def _event_class(gpus):
             return self.number is not None and self.number <= gpus.completed[self.device.index]
 
         def wait(self, stream=None):
-            pass
+            """Work queued on `stream` from now on waits for this event (nothing, if never recorded)."""
+            stream = stream if stream is not None else torch.cuda.current_stream()
+            if self.number is not None:
+                gpus.clocks.queue_after(stream.device.index, self.time)
+                gpus.trace.add("cuda_event", "wait", device=str(stream.device), ids=[self.number])
 
         def synchronize(self):
-            gpus.wait_for(self.device.index, "event.synchronize", event=self.number)
+            if self.number is not None:
+                gpus.clocks.wait(self.time)
+                gpus.wait_for(self.device.index, "event.synchronize", event=self.number)
 
         def elapsed_time(self, end_event):
             _check_interval(self, end_event)

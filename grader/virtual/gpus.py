@@ -1,18 +1,25 @@
 """Virtual CUDA GPUs: every tensor's data stays on the CPU, and each storage remembers which
 virtual GPU it lives on, so placement, transfers and device errors behave as on real GPUs."""
+import contextlib
+import functools
 import threading
 import weakref
 from time import process_time as cpu_clock  # bound before any clock is patched
 
 import torch
+from torch.utils._device import DeviceContext, _device_constructors
 
 from grader.costs import flops
 from grader.devices import NON_COMPUTING, DeviceMode, cuda_index, tensors_in
+from grader.virtual import autograd
+from grader.virtual.clocks import GPUClocks
+from grader.virtual.rng import RANDOM, VirtualRandom
 
 CPU = torch.device("cpu")
 CAPACITY = 80 * 2**30  # bytes of memory each virtual GPU reports (an 80 GB card); host memory bounds real use
-# Calls real CUDA allows across devices, or that compute nothing on one.
-UNCHECKED = frozenset({"set_", "_has_compatible_shallow_copy_type", "is_set_to"})
+# Calls real CUDA allows across devices, or that compute nothing on one (`_parse_to` reads
+# Module.to's arguments: its device argument is not where a tensor is made).
+UNCHECKED = frozenset({"set_", "_has_compatible_shallow_copy_type", "is_set_to", "_parse_to"})
 
 
 class VirtualGPUs(DeviceMode):
@@ -26,8 +33,11 @@ class VirtualGPUs(DeviceMode):
         self.allocated = [0] * count  # per GPU: bytes of its live storages
         self._counted = {}  # weakref to each counted storage -> (GPU, bytes), until it is freed
         self.peak = [0] * count  # per GPU: the most allocated since the start or reset_peak
+        self.fraction = [1.0] * count  # per GPU: the share of CAPACITY this process may allocate
         self.events_recorded = 0  # CUDA events are numbered as recorded, on any GPU
         self.completed = [0] * count  # per GPU: events up to this number have completed, as seen by the host
+        self.clocks = GPUClocks(count)  # when each GPU would finish its work: the time its events read
+        self.random = VirtualRandom(self)  # each GPU's random number generator
 
     @property
     def current(self):
@@ -36,6 +46,16 @@ class VirtualGPUs(DeviceMode):
     @current.setter
     def current(self, index):
         self._thread.current = index
+
+    @contextlib.contextmanager
+    def on(self):
+        """This mode on for the runtime's own torch calls from a place where it may be off (an
+        autograd Function's forward runs inside the mode's handler, where the mode is off)."""
+        if self in torch.overrides._get_current_function_mode_stack():
+            yield
+        else:
+            with self:
+                yield
 
     # -- where tensors live -------------------------------------------------------------------
     def placement(self, tensor):
@@ -63,25 +83,36 @@ class VirtualGPUs(DeviceMode):
     def settle(self, out, device):
         if device.type == "cuda":
             for tensor in tensors_in(out):
-                self._home(_storage(tensor), device.index)
+                self.home(_storage(tensor), device.index)
 
-    def _home(self, storage, index):
+    def home(self, storage, index):
         """Give `storage` its GPU, counting its bytes there until it is freed."""
         home = self.homes.get(storage)
         if home == index:
             return
+        key = weakref.ref(storage)  # equal to the counted ref while the storage lives
+        nbytes = storage.nbytes() if home is None else self._counted[key][1]
+        self._check_room(index, nbytes)
         self.homes[storage] = index
         if home is None:
-            nbytes = storage.nbytes()
             self._counted[weakref.ref(storage, self._free)] = index, nbytes
         else:  # moved in place (rare): its bytes move with it
-            key = weakref.ref(storage)  # equal to the counted ref while the storage lives
-            nbytes = self._counted[key][1]
             self._counted[key] = index, nbytes
             self.allocated[home] -= nbytes
         self.allocated[index] += nbytes
         if self.allocated[index] > self.peak[index]:
             self.peak[index] = self.allocated[index]
+
+    def _check_room(self, index, nbytes):
+        """CUDA's out-of-memory error, past the share of CAPACITY set_per_process_memory_fraction
+        allows (host memory runs out long before 80 GiB)."""
+        limit = int(CAPACITY * self.fraction[index])
+        if self.allocated[index] + nbytes > limit:
+            raise torch.OutOfMemoryError(
+                f"CUDA out of memory. Tried to allocate {nbytes / 2**20:.2f} MiB. GPU {index} has a total capacity of "
+                f"{CAPACITY / 2**30:.2f} GiB of which {(limit - self.allocated[index]) / 2**20:.2f} MiB is free to "
+                f"this process (set_per_process_memory_fraction({self.fraction[index]:g})). Of the allocated memory "
+                f"{self.allocated[index] / 2**20:.2f} MiB is allocated by PyTorch.")
 
     def _free(self, ref):
         index, nbytes = self._counted.pop(ref)
@@ -104,6 +135,8 @@ class VirtualGPUs(DeviceMode):
         times of the CUDA events recorded there, as on real GPUs."""
         self.trace.add("sync", name, device=f"cuda:{index}", value=value,
                        ids=None if event is None else [event])
+        if event is None:
+            self.clocks.wait_for_gpu(index)
         self.completed[index] = max(self.completed[index], self.events_recorded if event is None else event)
 
     def wait(self, name, device, value=None):
@@ -153,12 +186,17 @@ class VirtualGPUs(DeviceMode):
 
     def transfer(self, func, name, args, kwargs):
         if name == "copy_":
-            return super().transfer(func, name, args, kwargs)
+            source = self.placement(args[1])
+            out = self._copy(source, self.placement(args[0]), func, *args, **kwargs)
+            self.record_transfer(source, self.placement(args[0]), args[1])
+            autograd.mark_copy(out, source, first=1)
+            return out
         tensor = args[0]
         source = self.placement(tensor)
         device, dtype, non_blocking, copy, memory_format = self._parse_move(name, args[1:], kwargs)
         destination = source if device is None else device
-        out = torch._C.TensorBase.to(
+        out = self._copy(
+            source, destination, torch._C.TensorBase.to,
             tensor,
             CPU if destination.type == "cuda" else destination,
             dtype or tensor.dtype,
@@ -168,6 +206,17 @@ class VirtualGPUs(DeviceMode):
         )
         self.settle(out, destination)
         self.record_transfer(source, destination, tensor)
+        if out is not tensor:
+            autograd.mark_copy(out, source)
+        return out
+
+    def _copy(self, source, destination, func, *args, **kwargs):
+        """A copy, timed on the GPUs at either end; the host waits for one to or from itself."""
+        gpus = [d.index for d in dict.fromkeys((source, destination)) if d.type == "cuda"]
+        out = self.clocks.run(gpus, func, *args, **kwargs)
+        if CPU in (source, destination):
+            for gpu in gpus:
+                self.clocks.wait_for_gpu(gpu)
         return out
 
     def _parse_move(self, name, args, kwargs):
@@ -191,26 +240,33 @@ class VirtualGPUs(DeviceMode):
         dtype = args[0] if args else kwargs.pop("dtype", None)
         return (None if device is None else self.resolve(device)), dtype, non_blocking, copy, memory_format
 
-    def compute(self, func, name, args, kwargs):
-        if name.startswith("_foreach_"):
+    def compute(self, func, name, args, kwargs, tensors=None):
+        """Run an op where its tensors are (`tensors`, when only some of its arguments say where)."""
+        if name.startswith(("_foreach_", "_fused_", "_amp_foreach_")):
             return self._foreach(func, name, args, kwargs)
         if name == "backward":  # autograd runs the backward ops out of sight: recorded as one
             self.trace.add("op", name, device=str(self.placement(tensors_in(args[0])[0])))
-            out = func(*args, **kwargs)
-            self._settle_gradients(tensors_in(args[0]))
-            return out
+            return self.clocks.run(range(self.count), func, *args, **kwargs)
         if name in UNCHECKED:
             return func(*args, **kwargs)
-        tensors = tensors_in(args, kwargs)
+        tensors = tensors_in(args, kwargs) if tensors is None else tensors
         computing = name not in NON_COMPUTING
         if computing:
             destination = self.common_device(tensors)
         else:  # a view or a cast stays where its tensor is
             destination = self.placement(tensors[0]) if tensors else CPU
-        if kwargs.get("device") is not None:  # factories, *_like, new_*: data goes to the CPU
-            destination = self.resolve(kwargs["device"])
+        device = kwargs.get("device")
+        if device is None and func in _device_constructors():
+            device = _default_device()
+        if device is not None:  # factories, *_like, new_*: data goes to the CPU
+            destination = self.resolve(device)
             kwargs = {**kwargs, "device": CPU if destination.type == "cuda" else destination}
-        out = func(*args, **kwargs)
+        if destination.type == "cuda" and name in RANDOM:
+            func = functools.partial(self.random.draw, destination.index, func)
+        if computing and destination.type == "cuda":
+            out = self.clocks.run((destination.index,), func, *args, **kwargs)
+        else:
+            out = func(*args, **kwargs)
         self.settle(out, destination)
         if computing and (tensors or tensors_in(out)):
             self.trace.add("op", name, device=str(destination), flops=flops(name, tensors, tensors_in(out)),
@@ -218,13 +274,14 @@ class VirtualGPUs(DeviceMode):
         return out
 
     def _foreach(self, func, name, args, kwargs):
-        """Foreach ops (the optimizers' fast path) may mix devices across list positions."""
+        """Foreach and fused ops (the optimizers' and GradScaler's fast paths) may mix devices across list positions:
+        torch groups tensors by their real device, which here is the CPU for every GPU."""
         lists = [a for a in args if isinstance(a, (list, tuple)) and a and isinstance(a[0], torch.Tensor)]
         if not lists:
             return func(*args, **kwargs)
         scalars = tensors_in([a for a in args if not any(a is each for each in lists)], kwargs)
         devices = [self.common_device([each[i] for each in lists] + scalars) for i in range(len(lists[0]))]
-        out = func(*args, **kwargs)
+        out = self.clocks.run({d.index for d in devices if d.type == "cuda"}, func, *args, **kwargs)
         for device in dict.fromkeys(devices):
             on_device = [t for each in lists for t, d in zip(each, devices) if d == device]
             self.trace.add("op", name, device=str(device), flops=flops(name, on_device, []),
@@ -233,20 +290,6 @@ class VirtualGPUs(DeviceMode):
             for tensor, device in zip(out, devices):
                 self.settle(tensor, device)
         return out
-
-    def _settle_gradients(self, roots):
-        """The gradients backward() accumulated live on their parameters' GPUs from now on (real
-        CUDA allocates them there), so memory_allocated counts them at once."""
-        seen, stack = set(), [t.grad_fn for t in roots if t.grad_fn is not None]
-        while stack:
-            node = stack.pop()
-            if node is None or node in seen:
-                continue
-            seen.add(node)
-            leaf = getattr(node, "variable", None)  # AccumulateGrad: the parameter it fills
-            if leaf is not None and leaf.grad is not None:
-                self.settle(leaf.grad, self.placement(leaf))
-            stack.extend(next_node for next_node, _ in node.next_functions)
 
     # -- methods that answer differently for a GPU tensor ------------------------------------
     def _autograd_grad(self, func, args, kwargs):
@@ -264,18 +307,38 @@ class VirtualGPUs(DeviceMode):
         return device.index if device.type == "cuda" else -1
 
     def _repr(self, func, args, kwargs):
+        """Tensor.__repr__ (a Parameter's own __repr__ adds its heading, then calls this)."""
         tensor = args[0]
         self.host_read("__repr__", tensor)  # (printing a tensor reads it)
         with self.trace.paused(), self:  # re-entered, so the printed device is the virtual one
-            text = torch._tensor_str._str(tensor, **kwargs)
-        return f"Parameter containing:\n{text}" if isinstance(tensor, torch.nn.Parameter) else text
+            return torch._tensor_str._str(tensor, **kwargs)
 
     def _format(self, func, args, kwargs):
         """f"{x}" and format(x): a non-scalar tensor prints as `str(x)` does, with its GPU."""
         tensor, spec = args[0], args[1] if len(args) > 1 else ""
         if tensor.dim() == 0 or spec:
             return super().__torch_function__(func, (), args, kwargs)
-        return self._repr(func, (tensor,), {})
+        text = self._repr(func, (tensor,), {})
+        return f"Parameter containing:\n{text}" if isinstance(tensor, torch.nn.Parameter) else text
+
+    def _setitem(self, func, args, kwargs):
+        """`out[i:j] = t` copies t into out from any device, as real CUDA does; index tensors must
+        be on the CPU or out's GPU, and so must t when the indices are tensors."""
+        target, index, value = args
+        destination = self.placement(target)
+        indices = tensors_in(index)
+        for tensor in indices:
+            if self.placement(tensor) not in (CPU, destination):
+                raise IndexError("indices should be either on cpu or on the same device as the indexed tensor "
+                                 f"({destination})")
+        source = self.placement(value) if isinstance(value, torch.Tensor) else destination
+        if source == destination or (source == CPU and value.dim() == 0):
+            return self.compute(func, "__setitem__", args, kwargs, tensors=tensors_in([target, value]))
+        if indices:
+            raise RuntimeError(f"expected device {destination} but got device {source} for value tensor")
+        self._copy(source, destination, func, *args, **kwargs)
+        self.record_transfer(source, destination, value)
+        autograd.mark_copy(target, source, first=1)
 
     def _numpy(self, func, args, kwargs):
         device = self.placement(args[0])
@@ -293,6 +356,15 @@ class VirtualGPUs(DeviceMode):
         return False
 
 
+def _default_device():
+    """The device torch.set_default_device or `with torch.device(...)` chose, if any: torch keeps
+    it in a mode at the bottom of the stack, below this runtime, which must apply it itself."""
+    for mode in torch.overrides._get_current_function_mode_stack():
+        if isinstance(mode, DeviceContext):
+            return mode.device
+    return None
+
+
 def _storage(tensor):
     """The storage that says where a tensor lives: a sparse tensor's is its values'."""
     return (tensor._values() if tensor.layout == torch.sparse_coo else tensor).untyped_storage()
@@ -303,6 +375,7 @@ _SPECIAL = {
     "grad": VirtualGPUs._autograd_grad,
     "get_device": VirtualGPUs._get_device,
     "__repr__": VirtualGPUs._repr,
+    "__setitem__": VirtualGPUs._setitem,
     "numpy": VirtualGPUs._numpy,
     "pin_memory": VirtualGPUs._pin_memory,
     "is_pinned": VirtualGPUs._is_pinned,

@@ -1,5 +1,6 @@
 """Correct, written differently: an optimizer made every step, zero_grad(set_to_none=False),
-`with torch.cuda.device(...)` blocks, a stream synchronize, perf_counter_ns, .to(device, non_blocking)."""
+`with torch.cuda.device(...)` blocks, a stream synchronize, perf_counter_ns, .to(device, non_blocking),
+and a pipeline on explicit streams and events."""
 from time import perf_counter_ns
 
 import torch
@@ -74,16 +75,28 @@ def profile_stages(model, x):
 
 
 class PipelinedMPModel(SimpleMPModel):
+    """Each stage on a stream of its own: cuda:1 waits for an event of cuda:0's stream per
+    micro-batch, never for the host."""
+
     def __init__(self, split_size=8):
         super().__init__()
         self.split_size = split_size
+        self.streams = torch.cuda.Stream(device=0), torch.cuda.Stream(device=1)
 
     def forward(self, x, verbose=False):
-        outputs, previous = [], None
+        front, back = self.streams
+        front.wait_stream(torch.cuda.current_stream(0))
+        back.wait_stream(torch.cuda.current_stream(1))
+        outputs = []
         for chunk in x.to(GPU0).split(self.split_size):
-            current = F.relu(self.front(chunk)).to(GPU1)
-            if previous is not None:
-                outputs.append(F.relu(self.back(previous)))
-            previous = current
-        outputs.append(F.relu(self.back(previous)))
+            with torch.cuda.stream(front):
+                hidden = F.relu(self.front(chunk))
+                ready = torch.cuda.Event()
+                ready.record(front)
+            with torch.cuda.stream(back):
+                back.wait_event(ready)
+                hidden = hidden.to(GPU1, non_blocking=True)
+                hidden.record_stream(back)
+                outputs.append(F.relu(self.back(hidden)))
+        torch.cuda.current_stream(1).wait_stream(back)
         return torch.cat(outputs)

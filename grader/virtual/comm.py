@@ -1,0 +1,35 @@
+"""The copies between GPUs that nn.DataParallel makes (torch.nn.parallel.comm: broadcast, scatter,
+gather), which a CPU-only torch has no code for: on virtual GPUs they are `.to()` copies, so the
+runtime places and traces them as any other."""
+import torch
+import torch.cuda.nccl
+import torch.nn.parallel._functions
+
+
+def install(gpus, patcher):
+    def gpu(index):
+        return torch.device("cuda", index)
+
+    def broadcast(tensor, devices):
+        with gpus.on():
+            return [tensor.to(gpu(d)) for d in devices]
+
+    def broadcast_coalesced(tensors, devices, buffer_size):
+        with gpus.on():
+            return [[t.to(gpu(d)) for t in tensors] for d in devices]
+
+    def scatter(tensor, devices, chunk_sizes, dim, streams):
+        with gpus.on():
+            chunks = tensor.split(list(chunk_sizes), dim) if chunk_sizes else tensor.chunk(len(devices), dim)
+            return [chunk.to(gpu(d)) for chunk, d in zip(chunks, devices)]
+
+    def gather(tensors, dim, destination):
+        with gpus.on():
+            device = torch.device("cpu") if destination == -1 else gpu(gpus.index(destination))
+            return torch.cat([t.to(device) for t in tensors], dim)
+
+    for name, stand_in in (("_broadcast", broadcast), ("_broadcast_coalesced", broadcast_coalesced),
+                           ("_scatter", scatter), ("_gather", gather)):
+        patcher.setattr(torch._C, name, stand_in)
+    patcher.setattr(torch.nn.parallel._functions, "_streams", None)  # its cache of copy streams: the runtime's own
+    patcher.setattr(torch.cuda.nccl, "is_available", lambda tensors: False)  # reduce_add copies instead, silently
