@@ -15,7 +15,7 @@ import torch
 
 from grader.devices import active
 from grader.trace import Trace
-from grader.virtual import autograd, comm, torch_api
+from grader.virtual import autograd, comm, refusals, torch_api
 from grader.virtual.cuda import VirtualCuda
 from grader.virtual.gpus import VirtualGPUs
 
@@ -36,6 +36,7 @@ def virtual_gpus(n=2, trace=None, namespaces=()):
         torch_api.install(gpus, patcher)
         comm.install(gpus, patcher)
         autograd.install(gpus, patcher)
+        refusals.install(patcher)
 
     return active(gpus, install, namespaces)
 

@@ -2,10 +2,10 @@
 makes for it), answering for the virtual GPUs.
 
 Virtual GPUs compute synchronously on the CPU, so `synchronize` has nothing to wait for: it is
-recorded in the trace (with the GPU it would have waited for), which is what the grader checks.
+recorded in the trace (with the GPU it would have waited for), which is what the grader checks, and
+brings the host's clock up to that GPU's (grader/virtual/clocks.py), which events and queries read.
 """
 import contextlib
-import importlib
 import threading
 
 import torch
@@ -16,7 +16,7 @@ from grader.virtual.gpus import CAPACITY
 NAMES = (
     "is_available is_initialized init _lazy_init device_count current_device set_device device "
     "synchronize Event Stream stream current_stream default_stream set_stream get_device_name get_device_properties "
-    "is_current_stream_capturing ipc_collect"
+    "is_current_stream_capturing ipc_collect device_of"
 ).split()
 # The memory statistics, replaced in torch.cuda and in torch.cuda.memory, where they are defined.
 MEMORY = (
@@ -24,21 +24,6 @@ MEMORY = (
     "reset_max_memory_allocated mem_get_info memory_summary memory_stats empty_cache "
     "set_per_process_memory_fraction get_per_process_memory_fraction"
 ).split()
-# What the CPU cannot honestly imitate: each raises one line that begins REFUSAL, saying what to do
-# instead (README, "What it does not model", lists exactly these, and torch.profiler's CUDA activity).
-REFUSAL = "virtual GPUs do not model"
-REFUSED = {
-    ("torch.cuda.nvtx", "range_push range_pop range mark"):
-        "NVTX ranges (they mark a real GPU's timeline for Nsight): leave them out, or run on real GPUs",
-    ("torch.cuda.profiler", "start stop profile init"):
-        "the CUDA profiler (it starts Nsight's capture of a real GPU): python -m grader.timeline draws each GPU's "
-        "modelled work instead",
-    ("torch.cuda", "CUDAGraph graph make_graphed_callables graph_pool_handle"):
-        "CUDA graphs (they capture and replay a real GPU's kernels): run the model without one, or on real GPUs",
-    ("torch.cuda", "utilization temperature power_draw clock_rate memory_usage list_gpu_processes"):
-        "NVML's readings of a real GPU (utilization, temperature, power, clocks, processes): "
-        "torch.cuda.memory_allocated gives memory, python -m grader.timeline each GPU's busy time",
-}
 # The torch.accelerator names replaced, by the VirtualCuda method that answers for each. Every
 # optimizer asks `current_accelerator(check_available=True)` and then `current_stream()`, which
 # on a CUDA build of torch would otherwise reach the real driver.
@@ -66,12 +51,6 @@ class VirtualCuda:
         for name in MEMORY:
             for module in (torch.cuda, torch.cuda.memory):
                 patcher.setattr(module, name, getattr(self, name))
-        for (module, names), what in REFUSED.items():
-            module = importlib.import_module(module)
-            for name in names.split():
-                if hasattr(module, name):
-                    patcher.setattr(module, name, _refuse(what))
-        patcher.setattr(torch.profiler, "profile", _cpu_profiler_only(torch.profiler.profile))
         patcher.setattr(torch, "Stream", self.Stream)  # the device-generic stream: a GPU's, here
         # torch's own takes real streams only; a plain function, so that it binds to each tensor
         patcher.setattr(torch.Tensor, "record_stream", lambda tensor, stream: self.record_stream(tensor, stream))
@@ -106,6 +85,10 @@ class VirtualCuda:
 
     def set_device(self, device):
         self.gpus.current = self.gpus.index(device)
+
+    def device_of(self, obj):
+        """`with torch.cuda.device_of(x):` makes x's GPU current (nothing, for a CPU tensor)."""
+        return self.device(obj.get_device() if obj.is_cuda else -1)
 
     def synchronize(self, device=None):
         """Waits, on real GPUs, for one GPU only: the current one when `device` is None."""
@@ -193,24 +176,6 @@ class VirtualCuda:
         return _Properties(self.get_device_name(index), index)
 
 
-def _refuse(what):
-    def refused(*args, **kwargs):
-        raise RuntimeError(f"{REFUSAL} {what}")
-
-    return refused
-
-
-def _cpu_profiler_only(profile):
-    """torch.profiler.profile, refusing to profile CUDA kernels that do not exist."""
-    def profiler(*args, activities=None, **kwargs):
-        if activities is not None and torch.profiler.ProfilerActivity.CUDA in activities:
-            raise RuntimeError(f"{REFUSAL} CUDA kernels for torch.profiler: python -m grader.timeline draws each "
-                               "GPU's modelled work instead")
-        return profile(*args, activities=activities, **kwargs)
-
-    return profiler
-
-
 def _stream_class(cuda):
     class Stream:
         """A CUDA stream of a virtual GPU. Every stream of a GPU runs in order with the others (the
@@ -238,7 +203,9 @@ def _stream_class(cuda):
             return event
 
         def query(self):
-            return True  # its work is done: virtual GPUs compute synchronously
+            """Whether the work queued here is done by now, on its GPU's clock."""
+            clocks = cuda.gpus.clocks
+            return clocks.free[self.device.index] <= clocks.host()
 
         def is_capturing(self):
             return False  # no CUDA graph is ever being captured (optimizers ask)
@@ -278,7 +245,7 @@ def _device_class(gpus):
         """`with torch.cuda.device(1):` makes cuda:1 the current GPU for the block."""
 
         def __init__(self, device):
-            self.idx = -1 if device is None else gpus.index(device)
+            self.idx = -1 if device is None or isinstance(device, int) and device < 0 else gpus.index(device)
 
         def __enter__(self):
             self.prev_idx = gpus.current
@@ -292,58 +259,64 @@ def _device_class(gpus):
     return device
 
 
-def _event_class(gpus):
-    class Event:
-        """A CUDA event on a virtual GPU: it reads its GPU's clock (grader.virtual.clocks) when the
-        work queued there before it is done. As on real GPUs, its time can be read only once the
-        host has waited for it."""
+class _Event:
+    """A CUDA event on a virtual GPU: it reads its GPU's clock (grader.virtual.clocks) when the
+    work queued there before it is done. As on real GPUs, its time can be read only once the
+    host has waited for it. Each runtime makes a subclass that knows its GPUs (_event_class)."""
 
-        def __init__(self, enable_timing=False, blocking=False, interprocess=False):
-            self.enable_timing = enable_timing
-            self.device = None
-            self.time = None
-            self.number = None
+    gpus = None
 
-        def record(self, stream=None):
-            device = stream.device if stream is not None else torch.device("cuda", gpus.current)
-            if self.device is not None and device != self.device:
-                raise RuntimeError(f"Event device {self.device.index} does not match recording stream's device "
-                                   f"{device.index}.")
-            self.device = device
-            self.time = gpus.clocks.record(device.index)
-            self.number = gpus.record_event()
-            gpus.trace.add("cuda_event", "record", device=str(self.device), value=self.time, ids=[self.number])
+    def __init__(self, enable_timing=False, blocking=False, interprocess=False):
+        self.enable_timing = enable_timing
+        self.device = None
+        self.time = None
+        self.number = None
 
-        def query(self):
-            """Real GPUs finish the work eventually, virtual ones already have; once the host has
-            seen that, it may read the event's time."""
-            if self.number is not None:
-                gpus.completed[self.device.index] = max(gpus.completed[self.device.index], self.number)
+    def record(self, stream=None):
+        device = stream.device if stream is not None else torch.device("cuda", self.gpus.current)
+        if self.device is not None and device != self.device:
+            raise RuntimeError(f"Event device {self.device.index} does not match recording stream's device "
+                               f"{device.index}.")
+        self.device = device
+        self.time = self.gpus.clocks.record(device.index)
+        self.number = self.gpus.record_event()
+        self.gpus.trace.add("cuda_event", "record", device=str(self.device), value=self.time, ids=[self.number])
+
+    def query(self):
+        """Whether its GPU has reached it by now, on that GPU's clock (an event never recorded
+        counts as reached). Once the host has seen it reached, it may read the event's time."""
+        if self.number is None:
             return True
+        if self.time > self.gpus.clocks.host():
+            return False
+        self.gpus.completed[self.device.index] = max(self.gpus.completed[self.device.index], self.number)
+        return True
 
-        def completed(self):
-            return self.number is not None and self.number <= gpus.completed[self.device.index]
+    def completed(self):
+        return self.number is not None and self.number <= self.gpus.completed[self.device.index]
 
-        def wait(self, stream=None):
-            """Work queued on `stream` from now on waits for this event (nothing, if never recorded)."""
-            stream = stream if stream is not None else torch.cuda.current_stream()
-            if self.number is not None:
-                gpus.clocks.queue_after(stream.device.index, self.time)
-                gpus.trace.add("cuda_event", "wait", device=str(stream.device), ids=[self.number])
+    def wait(self, stream=None):
+        """Work queued on `stream` from now on waits for this event (nothing, if never recorded)."""
+        stream = stream if stream is not None else torch.cuda.current_stream()
+        if self.number is not None:
+            self.gpus.clocks.queue_after(stream.device.index, self.time)
+            self.gpus.trace.add("cuda_event", "wait", device=str(stream.device), ids=[self.number])
 
-        def synchronize(self):
-            if self.number is not None:
-                gpus.clocks.wait(self.time)
-                gpus.wait_for(self.device.index, "event.synchronize", event=self.number)
+    def synchronize(self):
+        if self.number is not None:
+            self.gpus.clocks.wait(self.time)
+            self.gpus.wait_for(self.device.index, "event.synchronize", event=self.number)
 
-        def elapsed_time(self, end_event):
-            _check_interval(self, end_event)
-            ms = (end_event.time - self.time) * 1000.0
-            gpus.trace.add("cuda_event", "elapsed_time", device=str(self.device), value=ms,
-                           ids=[self.number, end_event.number])
-            return ms
+    def elapsed_time(self, end_event):
+        _check_interval(self, end_event)
+        ms = (end_event.time - self.time) * 1000.0
+        self.gpus.trace.add("cuda_event", "elapsed_time", device=str(self.device), value=ms,
+                       ids=[self.number, end_event.number])
+        return ms
 
-    return Event
+
+def _event_class(gpus):
+    return type("Event", (_Event,), {"gpus": gpus, "__module__": "torch.cuda"})
 
 
 def _check_interval(start, end):

@@ -34,6 +34,7 @@ class VirtualGPUs(DeviceMode):
         self._counted = {}  # weakref to each counted storage -> (GPU, bytes), until it is freed
         self.peak = [0] * count  # per GPU: the most allocated since the start or reset_peak
         self.fraction = [1.0] * count  # per GPU: the share of CAPACITY this process may allocate
+        self.pinned = weakref.WeakSet()  # host storages pin_memory() made
         self.events_recorded = 0  # CUDA events are numbered as recorded, on any GPU
         self.completed = [0] * count  # per GPU: events up to this number have completed, as seen by the host
         self.clocks = GPUClocks(count)  # when each GPU would finish its work: the time its events read
@@ -350,10 +351,25 @@ class VirtualGPUs(DeviceMode):
         return func(*args, **kwargs)
 
     def _pin_memory(self, func, args, kwargs):
-        return args[0].clone()  # pinned host memory has no meaning without a real GPU
+        """A copy the runtime remembers as pinned (there is no driver to page-lock it)."""
+        if self.placement(args[0]).type == "cuda":
+            raise RuntimeError(f"cannot pin '{self._type_name(args[0])}' only dense CPU tensors can be pinned")
+        out = args[0].clone()
+        self.pinned.add(_storage(out))
+        return out
 
     def _is_pinned(self, func, args, kwargs):
-        return False
+        return _storage(args[0]) in self.pinned
+
+    def _type(self, func, args, kwargs):
+        """`x.type()` names a GPU tensor's type as CUDA does; a conversion stays on x's device."""
+        if len(args) > 1 or kwargs:
+            return self.compute(func, "type", args, kwargs)
+        return self._type_name(args[0])
+
+    def _type_name(self, tensor):
+        name = torch._C.TensorBase.type(tensor)
+        return name.replace("torch.", "torch.cuda.", 1) if self.placement(tensor).type == "cuda" else name
 
 
 def _default_device():
@@ -379,4 +395,5 @@ _SPECIAL = {
     "numpy": VirtualGPUs._numpy,
     "pin_memory": VirtualGPUs._pin_memory,
     "is_pinned": VirtualGPUs._is_pinned,
+    "type": VirtualGPUs._type,
 }

@@ -1,6 +1,6 @@
 """Stand-ins for the torch names outside torch.cuda that name a GPU: `torch.device(1)`,
-`model.to(1)`, `torch.Generator(device="cuda")` and CUDA autocast (both refused), and where
-torch.save says a tensor lives and torch.load puts it back.
+`model.to(1)`, `torch.Generator(device="cuda")` (refused), and where torch.save says a tensor lives
+and torch.load puts it back.
 
 On a CPU-only torch these reach for an accelerator that does not exist, or see every virtual
 GPU's storage as a CPU one; here they answer for the virtual GPUs.
@@ -11,7 +11,7 @@ import torch
 import torch.serialization
 
 from grader.devices import cuda_index
-from grader.virtual.cuda import REFUSAL
+from grader.virtual import refusals
 
 REAL_DEVICE, REAL_GENERATOR = torch.device, torch.Generator
 
@@ -40,32 +40,9 @@ def _device(*args, **kwargs):
     return REAL_DEVICE(*args, **kwargs)
 
 
-def _generator(device="cpu"):
-    """torch.Generator, refusing a GPU's: each virtual GPU has one generator, the one torch.cuda seeds."""
-    if _is_ordinal(device) or REAL_DEVICE(device).type == "cuda":
-        raise RuntimeError(f"{REFUSAL} torch.Generator objects of a GPU: seed the GPU's own generator with "
-                           "torch.cuda.manual_seed, or draw with a CPU torch.Generator and move the result")
-    return REAL_GENERATOR(device)
-
-
-def _cpu_autocast_only(autocast):
-    """autocast's __init__, refusing CUDA autocast (which a CPU-only torch would silently turn off)."""
-    init = autocast.__init__
-
-    @functools.wraps(init)
-    def refusing(self, device_type, dtype=None, enabled=True, cache_enabled=None):
-        if device_type == "cuda" and enabled:
-            raise RuntimeError(f"{REFUSAL} CUDA autocast (float16 kernels, whose numbers and speed are a real GPU's): "
-                               "leave it out, or run on real GPUs")
-        init(self, device_type, dtype, enabled, cache_enabled)
-
-    return refusing
-
-
 def install(gpus, patcher):
     patcher.setattr(torch, "device", _stand_in(REAL_DEVICE, _device))
-    patcher.setattr(torch, "Generator", _stand_in(REAL_GENERATOR, _generator))
-    patcher.setattr(torch.amp.autocast_mode.autocast, "__init__", _cpu_autocast_only(torch.amp.autocast_mode.autocast))
+    patcher.setattr(torch, "Generator", _stand_in(REAL_GENERATOR, refusals.generator(REAL_GENERATOR)))
     patcher.setattr(torch._C._nn, "_parse_to", _ordinals_are_gpus(torch._C._nn._parse_to))  # Module.to(1)
     tag, restore = torch.serialization.location_tag, torch.serialization.default_restore_location
 

@@ -1,0 +1,92 @@
+"""What virtual GPUs cannot honestly imitate, each refused with one line that begins REFUSAL and
+says what to do instead. README.md, "What it does not model", lists exactly these: a refusal is
+a point a student cannot practise here, so each is kept for what the CPU truly cannot do."""
+import functools
+import importlib
+
+import torch
+import torch.autograd.profiler
+
+REFUSAL = "virtual GPUs do not model"
+INSTEAD = "leave it out, or run on real GPUs"
+TIMELINE = "python -m grader.timeline draws each GPU's modelled work instead"
+# Whole functions refused: (module, names) -> what they are and what to do instead.
+REFUSED = {
+    ("torch.cuda.nvtx", "range_push range_pop range mark"):
+        f"NVTX ranges (they mark a real GPU's timeline for Nsight): {INSTEAD}",
+    ("torch.cuda.profiler", "start stop profile init"):
+        f"the CUDA profiler (it starts Nsight's capture of a real GPU): {TIMELINE}",
+    ("torch.cuda", "CUDAGraph graph make_graphed_callables graph_pool_handle"):
+        f"CUDA graphs (they capture and replay a real GPU's kernels): {INSTEAD}",
+    ("torch.cuda", "utilization temperature power_draw clock_rate memory_usage list_gpu_processes"):
+        "NVML's readings of a real GPU (utilization, temperature, power, clocks, processes): "
+        "torch.cuda.memory_allocated gives memory, python -m grader.timeline each GPU's busy time",
+    ("torch", "compile"): f"torch.compile (it generates kernels for a real GPU): {INSTEAD}",
+    ("torch.jit", "script trace"):
+        f"TorchScript (a scripted or traced model runs outside Python, where virtual GPUs live): {INSTEAD}",
+}
+
+
+def refused(what):
+    """The exception a refusal raises."""
+    return RuntimeError(f"{REFUSAL} {what}")
+
+
+def install(patcher):
+    for (module, names), what in REFUSED.items():
+        module = importlib.import_module(module)
+        for name in names.split():
+            if hasattr(module, name):
+                patcher.setattr(module, name, _refusing(what))
+    patcher.setattr(torch.profiler, "profile", _cpu_profiler_only(torch.profiler.profile))
+    for owner, refuse in ((torch.autograd.profiler.profile, _legacy_cuda_profiling),
+                          (torch.amp.autocast_mode.autocast, _cuda_autocast)):
+        patcher.setattr(owner, "__init__", _checked(owner.__init__, refuse))
+
+
+def _refusing(what):
+    def refusing(*args, **kwargs):
+        raise refused(what)
+
+    return refusing
+
+
+def _checked(init, refuse):
+    """`init`, after `refuse(*args, **kwargs)` has raised for what cannot be imitated."""
+    @functools.wraps(init)
+    def checked(self, *args, **kwargs):
+        refuse(*args, **kwargs)
+        init(self, *args, **kwargs)
+
+    return checked
+
+
+def _cpu_profiler_only(profile):
+    """torch.profiler.profile, refusing to profile CUDA kernels that do not exist."""
+    def profiler(*args, activities=None, **kwargs):
+        if activities is not None and torch.profiler.ProfilerActivity.CUDA in activities:
+            raise refused(f"CUDA kernels for torch.profiler: {TIMELINE}")
+        return profile(*args, activities=activities, **kwargs)
+
+    return profiler
+
+
+def _legacy_cuda_profiling(enabled=True, *, use_cuda=False, use_device=None, **kwargs):
+    if enabled and (use_cuda or (use_device is not None and str(use_device).startswith("cuda"))):
+        raise refused(f"CUDA kernels for torch.autograd.profiler: {TIMELINE}")
+
+
+def _cuda_autocast(device_type, dtype=None, enabled=True, cache_enabled=None):
+    if device_type == "cuda" and enabled:
+        raise refused(f"CUDA autocast (float16 kernels, whose numbers and speed are a real GPU's): {INSTEAD}")
+
+
+def generator(make):
+    """torch.Generator, refusing a GPU's: each virtual GPU has one generator, which torch.cuda seeds."""
+    def new(device="cpu"):
+        if isinstance(device, int) or torch.device(device).type == "cuda":
+            raise refused("torch.Generator objects of a GPU: seed the GPU's own generator with torch.cuda.manual_seed, "
+                          "or draw with a CPU torch.Generator and move the result")
+        return make(device)
+
+    return new
