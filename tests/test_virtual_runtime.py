@@ -590,3 +590,19 @@ def test_a_query_says_whether_the_gpu_has_finished(virtual_gpus):
     while not done.query():
         pass
     assert torch.cuda.current_stream(1).query() and torch.cuda.Event().query()
+
+
+def test_a_gpu_holds_its_stated_memory_and_no_more(tmp_path):
+    """`python -m grader.virtual --memory GIB` sizes each GPU: past it, CUDA's out-of-memory error.
+    What the host cannot hold at all is refused, never a CPU allocator's error about a GPU tensor."""
+    script = tmp_path / "big.py"
+    script.write_text("import torch\nkept = torch.zeros(300, 2**20, device='cuda:0')\n"
+                      "print(torch.cuda.get_device_properties(0).total_memory)\n"
+                      "torch.zeros(300, 2**20, device='cuda:0')\n")
+    run = subprocess.run([sys.executable, "-m", "grader.virtual", "--memory", "2", str(script)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and run.stdout.split() == [str(2 * 2**30)]
+    assert "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1200.00 MiB. GPU 0" in run.stderr
+    with virtual_gpus(2, capacity=2**45):
+        with pytest.raises(RuntimeError, match="^virtual GPUs do not model more GPU memory than this machine"):
+            torch.empty(2**44, dtype=torch.uint8, device=D1)

@@ -17,17 +17,19 @@ from grader.devices import active
 from grader.trace import Trace
 from grader.virtual import autograd, comm, refusals, torch_api
 from grader.virtual.cuda import VirtualCuda
-from grader.virtual.gpus import VirtualGPUs
+from grader.virtual.gpus import CAPACITY, VirtualGPUs
 
-__all__ = ["virtual_gpus", "unless_two_gpus", "VirtualGPUs"]
+__all__ = ["virtual_gpus", "unless_two_gpus", "VirtualGPUs", "CAPACITY"]
 
 
-def virtual_gpus(n=2, trace=None, namespaces=()):
-    """Make `n` virtual CUDA GPUs exist; record their work in `trace` (a fresh one if None).
+def virtual_gpus(n=2, trace=None, namespaces=(), capacity=CAPACITY):
+    """Make `n` virtual CUDA GPUs of `capacity` bytes each exist; record their work in `trace` (a
+    fresh one if None).
 
-    `namespaces`: module dicts whose own clock references are recorded (see devices.active).
+    `namespaces`: module dicts that ran before the runtime, whose names for what it replaces are
+    rebound (see devices.active).
     """
-    gpus = VirtualGPUs(n, trace if trace is not None else Trace())
+    gpus = VirtualGPUs(n, trace if trace is not None else Trace(), capacity)
     cuda = VirtualCuda(gpus)
 
     def install(patcher):

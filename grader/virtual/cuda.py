@@ -10,8 +10,6 @@ import threading
 
 import torch
 
-from grader.virtual.gpus import CAPACITY
-
 # The torch.cuda names replaced while virtual GPUs are active.
 NAMES = (
     "is_available is_initialized init _lazy_init device_count current_device set_device device "
@@ -143,11 +141,11 @@ class VirtualCuda:
     reset_max_memory_allocated = reset_peak_memory_stats
 
     def mem_get_info(self, device=None):
-        """(free, total) bytes of a virtual GPU of CAPACITY bytes."""
-        return CAPACITY - self.memory_allocated(device), CAPACITY
+        """(free, total) bytes of that virtual GPU."""
+        return self.gpus.capacity - self.memory_allocated(device), self.gpus.capacity
 
     def set_per_process_memory_fraction(self, fraction, device=None):
-        """Allocations past fraction x CAPACITY on that GPU fail with CUDA's out-of-memory error."""
+        """Allocations past fraction x capacity on that GPU fail with CUDA's out-of-memory error."""
         if not 0 <= fraction <= 1:
             raise ValueError(f"Invalid fraction value: {fraction}. Allowed range: 0~1")
         self.gpus.fraction[self.gpus.index(device)] = fraction
@@ -166,14 +164,15 @@ class VirtualCuda:
     def memory_summary(self, device=None, abbreviated=False):
         index = self.gpus.index(device)
         return (f"Virtual GPU {index}: {self.memory_allocated(index)} bytes allocated (peak "
-                f"{self.max_memory_allocated(index)}) of {CAPACITY} (no caching allocator: reserved = allocated)")
+                f"{self.max_memory_allocated(index)}) of {self.gpus.capacity} (no caching allocator: "
+                "reserved = allocated)")
 
     def get_device_name(self, device=None):
         return f"Virtual GPU {self.gpus.index(device)} (CPU-backed, grader.virtual)"
 
     def get_device_properties(self, device=None):
         index = self.gpus.index(device)
-        return _Properties(self.get_device_name(index), index)
+        return _Properties(self.get_device_name(index), index, self.gpus.capacity)
 
 
 def _stream_class(cuda):
@@ -224,12 +223,12 @@ def _stream_class(cuda):
 
 
 class _Properties:
-    """What get_device_properties says of a virtual GPU: an A100 80GB's figures, stated, not
-    measured (host memory bounds what is really used)."""
+    """What get_device_properties says of a virtual GPU: an A100's figures and the runtime's
+    memory capacity, stated, not measured (host memory bounds what is really used)."""
 
-    def __init__(self, name, index):
+    def __init__(self, name, index, total_memory):
         self.name, self.index = name, index
-        self.total_memory = CAPACITY
+        self.total_memory = total_memory
         self.major, self.minor = 8, 0
         self.multi_processor_count, self.max_threads_per_multi_processor, self.warp_size = 108, 2048, 32
         self.regs_per_multiprocessor, self.L2_cache_size = 65536, 40 * 2**20

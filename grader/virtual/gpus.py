@@ -2,6 +2,7 @@
 virtual GPU it lives on, so placement, transfers and device errors behave as on real GPUs."""
 import contextlib
 import functools
+import re
 import threading
 import weakref
 from time import process_time as cpu_clock  # bound before any clock is patched
@@ -11,12 +12,12 @@ from torch.utils._device import DeviceContext, _device_constructors
 
 from grader.costs import flops
 from grader.devices import NON_COMPUTING, DeviceMode, cuda_index, tensors_in
-from grader.virtual import autograd
+from grader.virtual import autograd, refusals
 from grader.virtual.clocks import GPUClocks
 from grader.virtual.rng import RANDOM, VirtualRandom
 
 CPU = torch.device("cpu")
-CAPACITY = 80 * 2**30  # bytes of memory each virtual GPU reports (an 80 GB card); host memory bounds real use
+CAPACITY = 80 * 2**30  # bytes of memory a virtual GPU has by default (an 80 GB card); host memory bounds real use
 # Calls real CUDA allows across devices, or that compute nothing on one (`_parse_to` reads
 # Module.to's arguments: its device argument is not where a tensor is made).
 UNCHECKED = frozenset({"set_", "_has_compatible_shallow_copy_type", "is_set_to", "_parse_to"})
@@ -25,15 +26,16 @@ UNCHECKED = frozenset({"set_", "_has_compatible_shallow_copy_type", "is_set_to",
 class VirtualGPUs(DeviceMode):
     """A TorchFunctionMode under which `cuda:0 .. cuda:count-1` exist and hold CPU-backed tensors."""
 
-    def __init__(self, count, trace):
+    def __init__(self, count, trace, capacity=CAPACITY):
         super().__init__(trace)
         self.count = count
+        self.capacity = capacity  # bytes of memory each GPU has: past it, CUDA's out-of-memory error
         self._thread = threading.local()  # the current GPU is per thread, as CUDA's is
         self.homes = weakref.WeakKeyDictionary()  # UntypedStorage -> GPU index
         self.allocated = [0] * count  # per GPU: bytes of its live storages
         self._counted = {}  # weakref to each counted storage -> (GPU, bytes), until it is freed
         self.peak = [0] * count  # per GPU: the most allocated since the start or reset_peak
-        self.fraction = [1.0] * count  # per GPU: the share of CAPACITY this process may allocate
+        self.fraction = [1.0] * count  # per GPU: the share of its capacity this process may allocate
         self.pinned = weakref.WeakSet()  # host storages pin_memory() made
         self.events_recorded = 0  # CUDA events are numbered as recorded, on any GPU
         self.completed = [0] * count  # per GPU: events up to this number have completed, as seen by the host
@@ -105,15 +107,16 @@ class VirtualGPUs(DeviceMode):
             self.peak[index] = self.allocated[index]
 
     def _check_room(self, index, nbytes):
-        """CUDA's out-of-memory error, past the share of CAPACITY set_per_process_memory_fraction
-        allows (host memory runs out long before 80 GiB)."""
-        limit = int(CAPACITY * self.fraction[index])
+        """CUDA's out-of-memory error past the GPU's capacity, or the share of it that
+        set_per_process_memory_fraction allows (host memory may run out first)."""
+        limit = int(self.capacity * self.fraction[index])
         if self.allocated[index] + nbytes > limit:
+            share = f" (set_per_process_memory_fraction({self.fraction[index]:g}))" if self.fraction[index] < 1 else ""
             raise torch.OutOfMemoryError(
-                f"CUDA out of memory. Tried to allocate {nbytes / 2**20:.2f} MiB. GPU {index} has a total capacity of "
-                f"{CAPACITY / 2**30:.2f} GiB of which {(limit - self.allocated[index]) / 2**20:.2f} MiB is free to "
-                f"this process (set_per_process_memory_fraction({self.fraction[index]:g})). Of the allocated memory "
-                f"{self.allocated[index] / 2**20:.2f} MiB is allocated by PyTorch.")
+                f"CUDA out of memory. Tried to allocate {nbytes / 2**20:.2f} MiB. GPU {index} has a total capacity "
+                f"of {self.capacity / 2**30:.2f} GiB of which {(limit - self.allocated[index]) / 2**20:.2f} MiB is "
+                f"free to this process{share}. Of the allocated memory {self.allocated[index] / 2**20:.2f} MiB is "
+                "allocated by PyTorch.")
 
     def _free(self, ref):
         index, nbytes = self._counted.pop(ref)
@@ -264,10 +267,17 @@ class VirtualGPUs(DeviceMode):
             kwargs = {**kwargs, "device": CPU if destination.type == "cuda" else destination}
         if destination.type == "cuda" and name in RANDOM:
             func = functools.partial(self.random.draw, destination.index, func)
-        if computing and destination.type == "cuda":
-            out = self.clocks.run((destination.index,), func, *args, **kwargs)
-        else:
-            out = func(*args, **kwargs)
+        try:
+            if computing and destination.type == "cuda":
+                out = self.clocks.run((destination.index,), func, *args, **kwargs)
+            else:
+                out = func(*args, **kwargs)
+        except RuntimeError as error:
+            asked = re.search(r"can't allocate memory: you tried to allocate (\d+) bytes", str(error))
+            if destination.type != "cuda" or asked is None:
+                raise
+            self._check_room(destination.index, int(asked[1]))  # more than the GPU has: CUDA's own error
+            raise refusals.host_memory(int(asked[1]), destination) from None
         self.settle(out, destination)
         if computing and (tensors or tensors_in(out)):
             self.trace.add("op", name, device=str(destination), flops=flops(name, tensors, tensors_in(out)),

@@ -81,6 +81,12 @@ def _cuda_autocast(device_type, dtype=None, enabled=True, cache_enabled=None):
         raise refused(f"CUDA autocast (float16 kernels, whose numbers and speed are a real GPU's): {INSTEAD}")
 
 
+def host_memory(nbytes, device):
+    """What an op on a virtual GPU gets when the host cannot allocate its result."""
+    return refused(f"more GPU memory than this machine can hold ({nbytes / 2**30:.2f} GiB asked on {device}): "
+                   "use a smaller batch, or run on real GPUs")
+
+
 def generator(make):
     """torch.Generator, refusing a GPU's: each virtual GPU has one generator, which torch.cuda seeds."""
     def new(device="cpu"):
