@@ -26,17 +26,20 @@ def train(first, second):
         loss.item()
 
 
-def median_seconds(run, repeats):
-    times = []
+def medians(runs, repeats):
+    """The median seconds of each run, the runs taken in turn, so that a change in the machine's
+    load falls on all of them alike."""
+    times = [[] for _ in runs]
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for run, taken in zip(runs, times):
+            start = time.perf_counter()
+            run()
+            taken.append(time.perf_counter() - start)
+    return [statistics.median(taken) for taken in times]
 
 
 if __name__ == "__main__":
-    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 21
+    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 31
     cpu = "cpu"
     train(cpu, cpu)  # warm-up: lazy imports, allocator
 
@@ -44,7 +47,8 @@ if __name__ == "__main__":
         with virtual_gpus(2):
             train(torch.device("cuda:0"), torch.device("cuda:1"))
 
-    plain, on_virtual = median_seconds(lambda: train(cpu, cpu), repeats), median_seconds(virtual, repeats)
+    virtual()  # warm-up of the runtime's own lazy imports
+    plain, on_virtual = medians([lambda: train(cpu, cpu), virtual], repeats)
     print(f"plain CPU training: {plain * 1000:.1f} ms")
     print(f"virtual two-GPU training: {on_virtual * 1000:.1f} ms")
     print(f"ratio: {on_virtual / plain:.2f}x (target 1.5x)")

@@ -11,7 +11,7 @@ import torch
 from torch.utils._device import DeviceContext, _device_constructors
 
 from grader.costs import flops
-from grader.devices import NON_COMPUTING, DeviceMode, cuda_index, tensors_in
+from grader.devices import DEVICE, NON_COMPUTING, DeviceMode, cuda_index, tensors_in
 from grader.virtual import autograd, refusals
 from grader.virtual.clocks import GPUClocks
 from grader.virtual.rng import RANDOM, VirtualRandom
@@ -29,6 +29,7 @@ class VirtualGPUs(DeviceMode):
     def __init__(self, count, trace, capacity=CAPACITY):
         super().__init__(trace)
         self.count = count
+        self.devices = [torch.device("cuda", index) for index in range(count)]
         self.capacity = capacity  # bytes of memory each GPU has: past it, CUDA's out-of-memory error
         self._thread = threading.local()  # the current GPU is per thread, as CUDA's is
         self.homes = weakref.WeakKeyDictionary()  # UntypedStorage -> GPU index
@@ -66,13 +67,13 @@ class VirtualGPUs(DeviceMode):
             index = self.homes.get(_storage(tensor))
         except (RuntimeError, NotImplementedError):  # a tensor without storage
             index = None
-        return tensor.device if index is None else torch.device("cuda", index)
+        return tensor.device if index is None else self.devices[index]
 
     def resolve(self, device):
         """The device a device argument names; `cuda`, `cuda:N` and ints are virtual GPUs."""
-        if isinstance(device, int) or torch.device(device).type == "cuda":
-            return torch.device("cuda", self.index(device))
-        return torch.device(device)
+        if isinstance(device, int) or DEVICE(device).type == "cuda":
+            return self.devices[self.index(device)]
+        return DEVICE(device)
 
     def index(self, device):
         index = cuda_index(device, self.current)
