@@ -606,3 +606,11 @@ def test_a_gpu_holds_its_stated_memory_and_no_more(tmp_path):
     with virtual_gpus(2, capacity=2**45):
         with pytest.raises(RuntimeError, match="^virtual GPUs do not model more GPU memory than this machine"):
             torch.empty(2**44, dtype=torch.uint8, device=D1)
+
+
+def test_a_cuda_function_that_needs_a_driver_is_refused_by_name(virtual_gpus):
+    with pytest.raises(RuntimeError, match=r"^virtual GPUs do not model torch\.cuda\.memory_snapshot \(it needs"):
+        torch.cuda.memory_snapshot()
+    assert torch.cuda.can_device_access_peer(0, 1) and not torch.cuda.can_device_access_peer(1, 1)
+    with pytest.raises(ValueError):
+        torch.cuda.set_per_process_memory_fraction(2.0)  # an error of the caller's stays the caller's

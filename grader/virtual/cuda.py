@@ -14,7 +14,7 @@ import torch
 NAMES = (
     "is_available is_initialized init _lazy_init device_count current_device set_device device "
     "synchronize Event Stream stream current_stream default_stream set_stream get_device_name get_device_properties "
-    "is_current_stream_capturing ipc_collect device_of"
+    "is_current_stream_capturing ipc_collect device_of can_device_access_peer"
 ).split()
 # The memory statistics, replaced in torch.cuda and in torch.cuda.memory, where they are defined.
 MEMORY = (
@@ -87,6 +87,10 @@ class VirtualCuda:
     def device_of(self, obj):
         """`with torch.cuda.device_of(x):` makes x's GPU current (nothing, for a CPU tensor)."""
         return self.device(obj.get_device() if obj.is_cuda else -1)
+
+    def can_device_access_peer(self, device, peer_device):
+        """Virtual GPUs share the host's memory: each reaches every other one."""
+        return self.gpus.index(device) != self.gpus.index(peer_device)
 
     def synchronize(self, device=None):
         """Waits, on real GPUs, for one GPU only: the current one when `device` is None."""

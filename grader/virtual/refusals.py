@@ -3,6 +3,7 @@ says what to do instead. README.md, "What it does not model", lists exactly thes
 a point a student cannot practise here, so each is kept for what the CPU truly cannot do."""
 import functools
 import importlib
+import inspect
 
 import torch
 import torch.autograd.profiler
@@ -27,6 +28,11 @@ REFUSED = {
 }
 
 
+# What torch's own functions raise on a CPU-only torch when they reach for the CUDA driver.
+NO_DRIVER = ("torch._C' has no attribute '_cuda", "compiled without CUDA", "not compiled with CUDA",
+             "dummy base class", "nvidia-ml-py", "pynvml")
+
+
 def refused(what):
     """The exception a refusal raises."""
     return RuntimeError(f"{REFUSAL} {what}")
@@ -42,6 +48,25 @@ def install(patcher):
     for owner, refuse in ((torch.autograd.profiler.profile, _legacy_cuda_profiling),
                           (torch.amp.autocast_mode.autocast, _cuda_autocast)):
         patcher.setattr(owner, "__init__", _checked(owner.__init__, refuse))
+    for module in (torch.cuda, torch.cuda.memory):  # last: the runtime's own stand-ins are in place
+        for name, value in list(vars(module).items()):
+            if not name.startswith("_") and inspect.isfunction(value) and value.__module__.startswith("torch"):
+                patcher.setattr(module, name, _driver_checked(f"{module.__name__}.{name}", value))
+
+
+def _driver_checked(name, function):
+    """torch.cuda's own `function`, which fails on a CPU-only torch when it reaches for the CUDA
+    driver: then with a refusal that names it, not with torch's internal error."""
+    @functools.wraps(function)
+    def checked(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except (AttributeError, RuntimeError, AssertionError, ImportError) as error:
+            if any(sign in str(error) for sign in NO_DRIVER):
+                raise refused(f"{name} (it needs a real GPU's driver): {INSTEAD}") from None
+            raise
+
+    return checked
 
 
 def _refusing(what):
