@@ -76,8 +76,10 @@ def test_mixing_devices_fails_with_pytorchs_words(virtual_gpus):
     with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device, but found at "
                                            "least two devices, cuda:0 and cuda:1!"):
         a + b
-    with pytest.raises(RuntimeError, match="found at least two devices, cuda:1 and cpu!"):
-        b + torch.ones(2)
+    layer = nn.Linear(2, 2).to(D1)
+    for mixed in (lambda: b + torch.ones(2), lambda: torch.ones(2) + b, lambda: layer(torch.ones(1, 2))):
+        with pytest.raises(RuntimeError, match="found at least two devices, cuda:1 and cpu!"):  # the GPU first
+            mixed()
     assert (a * torch.tensor(2.0)).device == D0  # a 0-dim CPU scalar may join, as on GPUs
 
 

@@ -164,9 +164,10 @@ class VirtualGPUs(DeviceMode):
             if common is None:
                 common = device
             elif device != common:
+                first, second = (device, common) if common.type == "cpu" else (common, device)  # a GPU first, as CUDA's
                 raise RuntimeError(
                     "Expected all tensors to be on the same device, but found at least two "
-                    f"devices, {common} and {device}!"
+                    f"devices, {first} and {second}!"
                 )
         return common or CPU
 
