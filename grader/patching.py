@@ -12,7 +12,7 @@ class Patcher:
 
     def __init__(self):
         self._undo = []
-        self.replaced = {}  # each value replaced (when hashable) -> what replaced it
+        self.replaced = {}  # each function or class replaced -> what replaced it
 
     def setattr(self, owner, name, value):
         """Set `owner.name`; on restore, put back its own value, or remove it when it had none
@@ -20,11 +20,8 @@ class Patcher:
         old = getattr(owner, name, self._MISSING)
         self._undo.append((owner, name, vars(owner).get(name, self._MISSING)))
         setattr(owner, name, value)
-        try:
-            if old is not self._MISSING:
-                self.replaced.setdefault(old, value)
-        except TypeError:  # unhashable: no module-level name can be rebound to it
-            pass
+        if callable(old):  # a function or class a module may have imported by name (never a plain value)
+            self.replaced.setdefault(old, value)
 
     def rebind(self, namespace, replacements=None):
         """Point every name in `namespace` that is bound to a key of `replacements` (by default,

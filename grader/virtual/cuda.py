@@ -131,31 +131,32 @@ class VirtualCuda:
 
     def memory_allocated(self, device=None):
         """Bytes of the live tensors on that GPU (real CUDA rounds each block up to 512 bytes)."""
-        return self.gpus.memory_allocated(self.gpus.index(device))
+        return self.gpus.memory.allocated[self.gpus.index(device)]
 
     def max_memory_allocated(self, device=None):
-        return self.gpus.peak[self.gpus.index(device)]
+        return self.gpus.memory.peak[self.gpus.index(device)]
 
     # No caching allocator: what is reserved is what is allocated.
     memory_reserved, max_memory_reserved = memory_allocated, max_memory_allocated
 
     def reset_peak_memory_stats(self, device=None):
-        self.gpus.reset_peak(self.gpus.index(device))
+        self.gpus.memory.reset_peak(self.gpus.index(device))
 
     reset_max_memory_allocated = reset_peak_memory_stats
 
     def mem_get_info(self, device=None):
         """(free, total) bytes of that virtual GPU."""
-        return self.gpus.capacity - self.memory_allocated(device), self.gpus.capacity
+        capacity = self.gpus.memory.capacity
+        return capacity - self.memory_allocated(device), capacity
 
     def set_per_process_memory_fraction(self, fraction, device=None):
         """Allocations past fraction x capacity on that GPU fail with CUDA's out-of-memory error."""
         if not 0 <= fraction <= 1:
             raise ValueError(f"Invalid fraction value: {fraction}. Allowed range: 0~1")
-        self.gpus.fraction[self.gpus.index(device)] = fraction
+        self.gpus.memory.fraction[self.gpus.index(device)] = fraction
 
     def get_per_process_memory_fraction(self, device=None):
-        return self.gpus.fraction[self.gpus.index(device)]
+        return self.gpus.memory.fraction[self.gpus.index(device)]
 
     def memory_stats(self, device=None):
         """The statistics of bytes torch's allocator keeps, those a virtual GPU has (no cache, no
@@ -168,7 +169,7 @@ class VirtualCuda:
     def memory_summary(self, device=None, abbreviated=False):
         index = self.gpus.index(device)
         return (f"Virtual GPU {index}: {self.memory_allocated(index)} bytes allocated (peak "
-                f"{self.max_memory_allocated(index)}) of {self.gpus.capacity} (no caching allocator: "
+                f"{self.max_memory_allocated(index)}) of {self.gpus.memory.capacity} (no caching allocator: "
                 "reserved = allocated)")
 
     def get_device_name(self, device=None):
@@ -176,7 +177,7 @@ class VirtualCuda:
 
     def get_device_properties(self, device=None):
         index = self.gpus.index(device)
-        return _Properties(self.get_device_name(index), index, self.gpus.capacity)
+        return _Properties(self.get_device_name(index), index, self.gpus.memory.capacity)
 
 
 def _stream_class(cuda):
@@ -187,6 +188,7 @@ def _stream_class(cuda):
         def __init__(self, device=None, priority=0, **kwargs):
             self.device = torch.device("cuda", cuda.gpus.index(device))
             self.priority = priority
+            self._entered = []  # the selections `with stream:` made, innermost last
 
         def synchronize(self):
             cuda.gpus.wait_for(self.device.index, "stream.synchronize")
@@ -214,11 +216,12 @@ def _stream_class(cuda):
             return False  # no CUDA graph is ever being captured (optimizers ask)
 
         def __enter__(self):  # `with stream:` selects it, as torch.cuda.stream(stream) does
-            self._selected = cuda.stream(self)
-            self._selected.__enter__()
+            selected = cuda.stream(self)
+            selected.__enter__()
+            self._entered.append(selected)
 
         def __exit__(self, *exc):
-            return self._selected.__exit__(*exc)
+            return self._entered.pop().__exit__(*exc)
 
         def __repr__(self):
             return f"<torch.cuda.Stream device={self.device} (virtual)>"

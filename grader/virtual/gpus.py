@@ -14,10 +14,10 @@ from grader.costs import flops
 from grader.devices import DEVICE, NON_COMPUTING, DeviceMode, cuda_index, tensors_in
 from grader.virtual import autograd, refusals
 from grader.virtual.clocks import GPUClocks
+from grader.virtual.memory import CAPACITY, Memory
 from grader.virtual.rng import RANDOM, VirtualRandom
 
 CPU = torch.device("cpu")
-CAPACITY = 80 * 2**30  # bytes of memory a virtual GPU has by default (an 80 GB card); host memory bounds real use
 # Calls real CUDA allows across devices, or that compute nothing on one (`_parse_to` reads
 # Module.to's arguments: its device argument is not where a tensor is made).
 UNCHECKED = frozenset({"set_", "_has_compatible_shallow_copy_type", "is_set_to", "_parse_to"})
@@ -30,13 +30,9 @@ class VirtualGPUs(DeviceMode):
         super().__init__(trace)
         self.count = count
         self.devices = [torch.device("cuda", index) for index in range(count)]
-        self.capacity = capacity  # bytes of memory each GPU has: past it, CUDA's out-of-memory error
         self._thread = threading.local()  # the current GPU is per thread, as CUDA's is
         self.homes = weakref.WeakKeyDictionary()  # UntypedStorage -> GPU index
-        self.allocated = [0] * count  # per GPU: bytes of its live storages
-        self._counted = {}  # weakref to each counted storage -> (GPU, bytes), until it is freed
-        self.peak = [0] * count  # per GPU: the most allocated since the start or reset_peak
-        self.fraction = [1.0] * count  # per GPU: the share of its capacity this process may allocate
+        self.memory = Memory(count, capacity)
         self.pinned = weakref.WeakSet()  # host storages pin_memory() made
         self.events_recorded = 0  # CUDA events are numbered as recorded, on any GPU
         self.completed = [0] * count  # per GPU: events up to this number have completed, as seen by the host
@@ -92,36 +88,9 @@ class VirtualGPUs(DeviceMode):
     def home(self, storage, index):
         """Give `storage` its GPU, counting its bytes there until it is freed."""
         home = self.homes.get(storage)
-        if home == index:
-            return
-        key = weakref.ref(storage)  # equal to the counted ref while the storage lives
-        nbytes = storage.nbytes() if home is None else self._counted[key][1]
-        self._check_room(index, nbytes)
-        self.homes[storage] = index
-        if home is None:
-            self._counted[weakref.ref(storage, self._free)] = index, nbytes
-        else:  # moved in place (rare): its bytes move with it
-            self._counted[key] = index, nbytes
-            self.allocated[home] -= nbytes
-        self.allocated[index] += nbytes
-        if self.allocated[index] > self.peak[index]:
-            self.peak[index] = self.allocated[index]
-
-    def _check_room(self, index, nbytes):
-        """CUDA's out-of-memory error past the GPU's capacity, or the share of it that
-        set_per_process_memory_fraction allows (host memory may run out first)."""
-        limit = int(self.capacity * self.fraction[index])
-        if self.allocated[index] + nbytes > limit:
-            share = f" (set_per_process_memory_fraction({self.fraction[index]:g}))" if self.fraction[index] < 1 else ""
-            raise torch.OutOfMemoryError(
-                f"CUDA out of memory. Tried to allocate {nbytes / 2**20:.2f} MiB. GPU {index} has a total capacity "
-                f"of {self.capacity / 2**30:.2f} GiB of which {(limit - self.allocated[index]) / 2**20:.2f} MiB is "
-                f"free to this process{share}. Of the allocated memory {self.allocated[index] / 2**20:.2f} MiB is "
-                "allocated by PyTorch.")
-
-    def _free(self, ref):
-        index, nbytes = self._counted.pop(ref)
-        self.allocated[index] -= nbytes
+        if home != index:
+            self.memory.place(storage, index, home)
+            self.homes[storage] = index
 
     def clock(self, real, name):
         """Inside the runtime, clocks advance with the CPU time this process uses, the virtual
@@ -147,12 +116,6 @@ class VirtualGPUs(DeviceMode):
     def wait(self, name, device, value=None):
         """Reading a GPU value: the host waits for that GPU."""
         self.wait_for(device.index, name, value=value)
-
-    def memory_allocated(self, index):
-        return self.allocated[index]
-
-    def reset_peak(self, index):
-        self.peak[index] = self.allocated[index]
 
     def common_device(self, tensors):
         """The device an op runs on, refusing mixed devices with PyTorch's own words."""
@@ -278,7 +241,7 @@ class VirtualGPUs(DeviceMode):
             asked = re.search(r"can't allocate memory: you tried to allocate (\d+) bytes", str(error))
             if destination.type != "cuda" or asked is None:
                 raise
-            self._check_room(destination.index, int(asked[1]))  # more than the GPU has: CUDA's own error
+            self.memory.check_room(destination.index, int(asked[1]))  # more than the GPU has: CUDA's own error
             raise refusals.host_memory(int(asked[1]), destination) from None
         self.settle(out, destination)
         if computing and (tensors or tensors_in(out)):
