@@ -69,6 +69,9 @@ def test_training_puts_each_gradient_on_its_parameters_gpu(virtual_gpus):
         assert [p.grad.device for p in params] == [D0, D0, D1, D1]
         assert [p.device for p in params] == [D0, D0, D1, D1]
         assert isinstance(loss.item(), float) and isinstance(float(loss.detach()), float)
+    optimizer.zero_grad()
+    torch.autograd.backward(tensors=second(first(torch.randn(5, 4, device=D0)).to(D1)).sum())  # keywords only
+    assert [p.grad.device for p in params] == [D0, D0, D1, D1]
 
 
 def test_mixing_devices_fails_with_pytorchs_words(virtual_gpus):

@@ -214,7 +214,8 @@ class VirtualGPUs(DeviceMode):
         if name.startswith(("_foreach_", "_fused_", "_amp_foreach_")):
             return self._foreach(func, name, args, kwargs)
         if name == "backward":  # autograd runs the backward ops out of sight: recorded as one
-            self.trace.add("op", name, device=str(self.placement(tensors_in(args[0])[0])))
+            roots = tensors_in(args[:1], kwargs.get("tensors"))  # loss.backward(), or autograd.backward(tensors=)
+            self.trace.add("op", name, device=str(self.placement(roots[0])) if roots else None)
             return self.clocks.run(range(self.count), func, *args, **kwargs)
         if name in UNCHECKED:
             return func(*args, **kwargs)
