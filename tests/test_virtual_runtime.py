@@ -619,3 +619,19 @@ def test_a_cuda_function_that_needs_a_driver_is_refused_by_name(virtual_gpus):
     assert torch.cuda.can_device_access_peer(0, 1) and not torch.cuda.can_device_access_peer(1, 1)
     with pytest.raises(ValueError):
         torch.cuda.set_per_process_memory_fraction(2.0)  # an error of the caller's stays the caller's
+
+
+def test_saved_tensor_hooks_and_checkpointing_see_the_gpus(virtual_gpus):
+    """Activation checkpointing and save_on_cpu, the memory lab's tools: their hooks run inside the
+    op that saves a tensor, and see its GPU there."""
+    first, second = nn.Linear(2, 2).to(D0), nn.Linear(2, 2).to(D1)
+    x = torch.ones(3, 2, device=D0, requires_grad=True)
+    second(torch.utils.checkpoint.checkpoint(first, x, use_reentrant=False).to(D1)).sum().backward()
+    assert (first.weight.grad.device, x.grad.device) == (D0, D0)
+    seen = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: (seen.append(t.device), t)[1], lambda t: t):
+        out = second(first(x).to(D1))
+    with torch.autograd.graph.save_on_cpu():
+        out = out + second(first(x).to(D1))
+    out.sum().backward()
+    assert set(seen) == {D0, D1} and second.weight.grad.device == D1

@@ -1,6 +1,6 @@
 """Backward passes on virtual GPUs: every gradient is made on the GPU of the tensor it belongs to
-(so memory_allocated counts it at once), and what autograd calls back during the pass (tensor
-and module hooks, a custom Function's backward) sees the virtual devices, as on real GPUs."""
+(so memory_allocated counts it at once), and what autograd calls back (tensor and module hooks, a
+custom Function's backward, saved-tensor hooks) sees the virtual devices, as on real GPUs."""
 import functools
 
 import torch
@@ -41,6 +41,26 @@ def install(gpus, patcher):
                        *args, **kwargs)
 
     patcher.setattr(torch.autograd, "_engine_run_backward", engine)
+    hooks = torch.autograd.graph.saved_tensors_hooks
+    patcher.setattr(hooks, "__init__", _saved_tensors_hooks_on(gpus, hooks.__init__))
+
+
+def _saved_tensors_hooks_on(gpus, init):
+    """saved_tensors_hooks (save_on_cpu, activation checkpointing) whose hooks see the virtual
+    devices: torch packs a saved tensor inside the op that saves it, where the mode is off."""
+    def on(hook):
+        @functools.wraps(hook)
+        def under_runtime(tensor):
+            with gpus.on():
+                return hook(tensor)
+
+        return under_runtime
+
+    @functools.wraps(init)
+    def with_runtime(self, pack_hook, unpack_hook):
+        init(self, on(pack_hook), on(unpack_hook))
+
+    return with_runtime
 
 
 def _on_gpu_of(gpus, grad, output):
