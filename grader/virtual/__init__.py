@@ -17,7 +17,8 @@ from grader.devices import active
 from grader.trace import Trace
 from grader.virtual import autograd, comm, refusals, torch_api
 from grader.virtual.cuda import VirtualCuda
-from grader.virtual.gpus import CAPACITY, VirtualGPUs
+from grader.virtual.gpus import VirtualGPUs
+from grader.virtual.memory import CAPACITY
 
 __all__ = ["virtual_gpus", "unless_two_gpus", "VirtualGPUs", "CAPACITY"]
 
