@@ -28,9 +28,11 @@ REFUSED = {
 }
 
 
-# What torch's own functions raise on a CPU-only torch when they reach for the CUDA driver.
+# What torch's own functions raise when they reach for a CUDA driver there is not: on a CPU-only
+# torch, and on a CUDA build without a driver (a laptop, Colab's CPU runtime).
 NO_DRIVER = ("torch._C' has no attribute '_cuda", "compiled without CUDA", "not compiled with CUDA",
-             "dummy base class", "nvidia-ml-py", "pynvml")
+             "dummy base class", "nvidia-ml-py", "pynvml", "CUDA driver", "NVIDIA driver",
+             "no CUDA GPUs are available", "Invalid device argument")
 
 
 def refused(what):
