@@ -635,3 +635,27 @@ def test_saved_tensor_hooks_and_checkpointing_see_the_gpus(virtual_gpus):
         out = out + second(first(x).to(D1))
     out.sum().backward()
     assert set(seen) == {D0, D1} and second.weight.grad.device == D1
+
+
+def test_a_clock_read_before_waiting_sees_little_of_the_gpus_work(virtual_gpus):
+    """Part 4's lesson, visible: the host only queues work, so the clock stops early unless it
+    first waits for the GPU that computes the output (synchronize() alone waits for cuda:0)."""
+    import gc
+
+    weights = torch.randn(800, 800, device=D1) / 30
+
+    def timed(wait):
+        start, out = time.perf_counter(), weights
+        for _ in range(4):
+            out = torch.relu(out @ weights)
+        wait()
+        return time.perf_counter() - start
+
+    gc.disable()  # a collection of this big test process is host time too (on real GPUs as well): not here
+    try:
+        waited = timed(lambda: torch.cuda.synchronize(D1))
+        unwaited, cuda0_only = timed(lambda: None), timed(torch.cuda.synchronize)
+    finally:
+        gc.enable()
+    torch.cuda.synchronize(D1)
+    assert unwaited < 0.3 * waited and cuda0_only < 0.3 * waited, (waited, unwaited, cuda0_only)

@@ -1,10 +1,12 @@
-"""Each virtual GPU's own clock, which its CUDA events read.
+"""The host's clock and each virtual GPU's own clock.
 
 The CPU does every GPU's work itself, one op after another. On real GPUs the host only queues
-the work and each GPU works through its own queue, so an event on cuda:0 does not wait for
-cuda:1's work. The clocks replay that from what the CPU measured:
+the work and each GPU works through its own queue: a clock read right after queuing a forward
+pass sees almost none of it, and an event on cuda:0 does not wait for cuda:1's work. The clocks
+replay that from what the CPU measured:
 
 * host time is the process's CPU time not spent on GPU work, plus the time it waited for a GPU;
+  the `time` clocks read it;
 * a GPU op starts once the host has queued it and its GPU has finished the work before it, and
   lasts the CPU time it took; a copy between GPUs occupies both;
 * an event's time is when its GPU's queue reaches it; a host wait (synchronize, `.item()`)
@@ -18,21 +20,32 @@ class GPUClocks:
         self.gpu_work = 0.0  # CPU seconds spent doing GPU work, which real GPUs would have done
         self.waited = 0.0  # seconds the host has waited for GPUs
         self.free = [0.0] * count  # host-time second at which each GPU's queued work is done
+        self._held = None  # the host's time while the CPU does GPU work (code called back from it reads this)
 
     def host(self):
-        return cpu_clock() - self.gpu_work + self.waited
+        return self._held if self._held is not None else cpu_clock() - self.gpu_work + self.waited
 
     def run(self, gpus, func, *args, **kwargs):
-        """func(*args, **kwargs), timed as work queued on each of `gpus` (indices)."""
+        """func(*args, **kwargs), timed as work queued on each of `gpus` (indices). Work it runs in
+        turn (an op in a backward hook) is timed on its own GPU, and is part of this work."""
+        if self._held is not None:
+            return self._queue(gpus, self._held, func, *args, **kwargs)
         before = cpu_clock()
-        start = max([before - self.gpu_work + self.waited, *(self.free[g] for g in gpus)])
+        self._held = before - self.gpu_work + self.waited
+        try:
+            return self._queue(gpus, self._held, func, *args, **kwargs)
+        finally:
+            self.gpu_work += cpu_clock() - before
+            self._held = None
+
+    def _queue(self, gpus, host, func, *args, **kwargs):
+        start = max([host, *(self.free[g] for g in gpus)])
+        before = cpu_clock()
         try:
             return func(*args, **kwargs)
         finally:
-            seconds = cpu_clock() - before
-            self.gpu_work += seconds
             for g in gpus:
-                self.free[g] = start + seconds
+                self.free[g] = max(self.free[g], start + cpu_clock() - before)
 
     def record(self, gpu):
         """The time of an event queued on `gpu` now."""
