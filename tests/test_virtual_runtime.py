@@ -1,4 +1,5 @@
 """The virtual two-GPU runtime behaves as two real CUDA GPUs would, and leaves no trace outside."""
+import gc
 import pathlib
 import subprocess
 import sys
@@ -14,6 +15,15 @@ from grader.virtual import VirtualGPUs, virtual_gpus
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 D0, D1 = torch.device("cuda:0"), torch.device("cuda:1")
+
+
+@pytest.fixture
+def no_collection():
+    """No garbage collection during a timing: a collection of this big test process is host time
+    (as it would be on real GPUs), and would blur what the test compares."""
+    gc.disable()
+    yield
+    gc.enable()
 
 
 def test_handout_parts_1_to_4_run_verbatim():
@@ -308,7 +318,7 @@ def test_streams_are_the_natural_tools_for_part_6(virtual_gpus):
         torch.ones(2).record_stream(side)
 
 
-def test_an_event_times_its_own_gpus_work(virtual_gpus):
+def test_an_event_times_its_own_gpus_work(virtual_gpus, no_collection):
     """Events on cuda:0 around work queued on cuda:1 see almost none of it (cuda:0 was idle), unless
     the host waited for cuda:1 in between; events on cuda:1 see all of it."""
     def on(device, wait=False):
@@ -322,14 +332,8 @@ def test_an_event_times_its_own_gpus_work(virtual_gpus):
         end.synchronize()
         return start.elapsed_time(end)
 
-    import gc
-
     weights = torch.randn(800, 800, device=D1) / 30
-    gc.disable()  # a collection of this big test process is host time too (on real GPUs as well): not here
-    try:
-        own, other, waited = on(1), on(0), on(0, wait=True)
-    finally:
-        gc.enable()
+    own, other, waited = on(1), on(0), on(0, wait=True)
     assert other < 0.3 * own and waited > 0.7 * own, (own, other, waited)
 
 
@@ -584,7 +588,7 @@ def test_pinned_memory_types_and_device_of(virtual_gpus):
         assert torch.cuda.current_device() == 0
 
 
-def test_a_query_says_whether_the_gpu_has_finished(virtual_gpus):
+def test_a_query_says_whether_the_gpu_has_finished(virtual_gpus, no_collection):
     """Right after heavy work is queued its event and stream are not done; the host spinning on
     query() sees them finish, as on a real GPU."""
     a = torch.randn(600, 600, device=D1)
@@ -637,11 +641,9 @@ def test_saved_tensor_hooks_and_checkpointing_see_the_gpus(virtual_gpus):
     assert set(seen) == {D0, D1} and second.weight.grad.device == D1
 
 
-def test_a_clock_read_before_waiting_sees_little_of_the_gpus_work(virtual_gpus):
+def test_a_clock_read_before_waiting_sees_little_of_the_gpus_work(virtual_gpus, no_collection):
     """Part 4's lesson, visible: the host only queues work, so the clock stops early unless it
     first waits for the GPU that computes the output (synchronize() alone waits for cuda:0)."""
-    import gc
-
     weights = torch.randn(800, 800, device=D1) / 30
 
     def timed(wait):
@@ -651,11 +653,7 @@ def test_a_clock_read_before_waiting_sees_little_of_the_gpus_work(virtual_gpus):
         wait()
         return time.perf_counter() - start
 
-    gc.disable()  # a collection of this big test process is host time too (on real GPUs as well): not here
-    try:
-        waited = timed(lambda: torch.cuda.synchronize(D1))
-        unwaited, cuda0_only = timed(lambda: None), timed(torch.cuda.synchronize)
-    finally:
-        gc.enable()
+    waited = timed(lambda: torch.cuda.synchronize(D1))
+    unwaited, cuda0_only = timed(lambda: None), timed(torch.cuda.synchronize)
     torch.cuda.synchronize(D1)
     assert unwaited < 0.3 * waited and cuda0_only < 0.3 * waited, (waited, unwaited, cuda0_only)
