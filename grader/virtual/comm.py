@@ -7,25 +7,22 @@ import torch.nn.parallel._functions
 
 
 def install(gpus, patcher):
-    def gpu(index):
-        return torch.device("cuda", index)
-
     def broadcast(tensor, devices):
         with gpus.on():
-            return [tensor.to(gpu(d)) for d in devices]
+            return [tensor.to(gpus.gpu(d)) for d in devices]
 
     def broadcast_coalesced(tensors, devices, buffer_size):
         with gpus.on():
-            return [[t.to(gpu(d)) for t in tensors] for d in devices]
+            return [[t.to(gpus.gpu(d)) for t in tensors] for d in devices]
 
     def scatter(tensor, devices, chunk_sizes, dim, streams):
         with gpus.on():
             chunks = tensor.split(list(chunk_sizes), dim) if chunk_sizes else tensor.chunk(len(devices), dim)
-            return [chunk.to(gpu(d)) for chunk, d in zip(chunks, devices)]
+            return [chunk.to(gpus.gpu(d)) for chunk, d in zip(chunks, devices)]
 
     def gather(tensors, dim, destination):
         with gpus.on():
-            device = torch.device("cpu") if destination == -1 else gpu(gpus.index(destination))
+            device = torch.device("cpu") if destination == -1 else gpus.gpu(destination)
             return torch.cat([t.to(device) for t in tensors], dim)
 
     for name, stand_in in (("_broadcast", broadcast), ("_broadcast_coalesced", broadcast_coalesced),

@@ -186,7 +186,7 @@ def _stream_class(cuda):
         GPU computes synchronously), so waits between streams are already satisfied."""
 
         def __init__(self, device=None, priority=0, **kwargs):
-            self.device = torch.device("cuda", cuda.gpus.index(device))
+            self.device = cuda.gpus.gpu(device)
             self.priority = priority
             self._entered = []  # the selections `with stream:` made, innermost last
 
@@ -279,7 +279,7 @@ class _Event:
         self.number = None
 
     def record(self, stream=None):
-        device = stream.device if stream is not None else torch.device("cuda", self.gpus.current)
+        device = stream.device if stream is not None else self.gpus.gpu()
         if self.device is not None and device != self.device:
             raise RuntimeError(f"Event device {self.device.index} does not match recording stream's device "
                                f"{device.index}.")

@@ -67,8 +67,12 @@ class VirtualGPUs(DeviceMode):
     def resolve(self, device):
         """The device a device argument names; `cuda`, `cuda:N` and ints are virtual GPUs."""
         if isinstance(device, int) or DEVICE(device).type == "cuda":
-            return self.devices[self.index(device)]
+            return self.gpu(device)
         return DEVICE(device)
+
+    def gpu(self, device=None):
+        """The virtual GPU a CUDA device argument names (None and "cuda": the current one)."""
+        return self.devices[self.index(device)]
 
     def index(self, device):
         index = cuda_index(device, self.current)
