@@ -310,8 +310,7 @@ class _Event:
 
     def synchronize(self):
         if self.number is not None:
-            self.gpus.clocks.wait(self.time)
-            self.gpus.wait_for(self.device.index, "event.synchronize", event=self.number)
+            self.gpus.wait_for(self.device.index, "event.synchronize", event=self)
 
     def elapsed_time(self, end_event):
         _check_interval(self, end_event)

@@ -110,13 +110,12 @@ class VirtualGPUs(DeviceMode):
         return self.events_recorded
 
     def wait_for(self, index, name, event=None, value=None):
-        """The host waits for GPU `index`: all its work, or up to `event`. Only then may it read the
-        times of the CUDA events recorded there, as on real GPUs."""
+        """The host waits for GPU `index`: all its work, or up to `event` (a recorded Event). Only
+        then may it read the times of the CUDA events recorded there, as on real GPUs."""
         self.trace.add("sync", name, device=f"cuda:{index}", value=value,
-                       ids=None if event is None else [event])
-        if event is None:
-            self.clocks.wait_for_gpu(index)
-        self.completed[index] = max(self.completed[index], self.events_recorded if event is None else event)
+                       ids=None if event is None else [event.number])
+        self.clocks.wait(self.clocks.free[index] if event is None else event.time)
+        self.completed[index] = max(self.completed[index], self.events_recorded if event is None else event.number)
 
     def wait(self, name, device, value=None):
         """Reading a GPU value: the host waits for that GPU."""
