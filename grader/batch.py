@@ -94,7 +94,9 @@ class Batch:
         for path in secrets:
             _close_to_others(path)
         self.pristine = Pristine([ROOT / "grader", ROOT / "conftest.py", self.private])
-        self.runners = [runners.Runner(isolation, rubric.allowed_imports, hidden=secrets, long_lived=True).start()
+        limits = runners.Limits(rubric.seconds_per_function, rubric.memory_bytes)
+        self.runners = [runners.Runner(isolation, rubric.allowed_imports, hidden=secrets, long_lived=True,
+                                       limits=limits).start()
                         for _ in range(jobs)]
         # The references, once for every worker. One thread: no thread pool exists to be forked.
         torch.set_num_threads(1)
@@ -143,7 +145,8 @@ class Batch:
             return True
         except runners.RunnerLost:
             runner.close()
-            fresh = runners.Runner(runner.isolation, runner.preload, runner.hidden, long_lived=True)
+            fresh = runners.Runner(runner.isolation, runner.preload, runner.hidden, long_lived=True,
+                                   limits=runner.limits)
             self.runners[slot] = fresh.start()
             self.runners[slot].ready()
             return False

@@ -136,7 +136,8 @@ class Grading:
         self.runner, self.own_runner = runners.ATTACHED, runners.ATTACHED is None
         if self.own_runner:
             hidden = [self.rubric.answer_key, *isolations.SECRETS]
-            self.runner = runners.Runner(self.isolation, self.rubric.allowed_imports, hidden=hidden).start()
+            self.runner = runners.Runner(self.isolation, self.rubric.allowed_imports, hidden=hidden,
+                                         limits=_limits(self.rubric)).start()
         from grader.devices import choose_mode  # imports torch
 
         try:
@@ -168,9 +169,8 @@ class Grading:
         """Start every probe: side by side on virtual GPUs, one at a time on real ones (the zygote
         orders them), so no probe's timing disturbs another's."""
         if self.problem is None and self.session is None:
-            limits = runners.Limits(self.rubric.seconds_per_function, self.rubric.memory_bytes)
             try:
-                self.session = self.runner.grade(self.source, "model.py", self.mode, GRADING, limits)
+                self.session = self.runner.grade(self.source, "model.py", self.mode, GRADING, _limits(self.rubric))
             except runners.RunnerLost as error:
                 self.problem = f"the sandbox could not grade the submission: {error}"
 
@@ -284,6 +284,10 @@ class Grading:
 
     def pytest_unconfigure(self, config):
         self.finish()  # also after a usage error, when sessionfinish never ran
+
+
+def _limits(rubric):
+    return runners.Limits(rubric.seconds_per_function, rubric.memory_bytes)
 
 
 def _rubric(path, answer_key):

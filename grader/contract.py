@@ -25,7 +25,17 @@ PROFILE_KEYS = ("stage0_ms", "transfer_ms", "stage1_ms", "wall_ms", "idle_fracti
 TAMPER = "tamper-suspected"  # the word every channel (table, JSON, batch status) uses for abuse
 
 
+WALL_FACTOR = 4  # a probe's wall-clock backstop, in multiples of its CPU-time limit
+
+
+def wall_seconds(seconds_per_function: float) -> float:
+    """The wall-clock backstop of one probe whose CPU time is limited to `seconds_per_function`:
+    generous, so that a neighbour's load (which slows the clock, not the CPU time) never reaches it;
+    it only ends a probe that waits or sleeps."""
+    return WALL_FACTOR * seconds_per_function
+
+
 def probe_seconds(seconds_per_function: float, mode: str, probes: int) -> float:
-    """How long `probes` probes of a submission may take together: one after another on real GPUs
-    (whose timings must not disturb each other), side by side on virtual ones."""
-    return seconds_per_function * (probes if mode == "real" else 1)
+    """How long, by the wall clock, `probes` probes of a submission may take together: one after
+    another on real GPUs (whose timings must not disturb each other), side by side on virtual ones."""
+    return wall_seconds(seconds_per_function) * (probes if mode == "real" else 1)

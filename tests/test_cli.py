@@ -13,7 +13,7 @@ HELP = {
     "grader.timeline": ["--submission", "--out DIR", "build/timeline", "what torch.profiler measured."],
     "grader.selftest": ["--rubric", "two or more", "exactly one"],
     "grader.virtual": ["the Python file to run", "its own arguments", "--memory GIB", "out-of-memory error"],
-    "grader.runner": ["--socket-fd", "--preload", "--private-tmp"],
+    "grader.runner": ["--socket-fd", "--preload", "--private-tmp", "--fresh"],
     "grader.classroom": ["GITHUB_ENV", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "one runner, `grader`"],
     "grader.gradescope": ["--root", "any depth"],
 }

@@ -2,6 +2,7 @@
 what student code can do to the grader's process, to the next submission and to the machine,
 and what it reads there. Each test is one promise of the README's threat model."""
 import time
+import zlib
 
 import pytest
 from corpus import ROOT
@@ -25,7 +26,7 @@ def with_train(body):
 
 @pytest.fixture(scope="module")
 def runner():
-    zygote = runners.Runner(ISOLATION, ["torch", "time", "math", "os"], hidden=[KEY]).start()
+    zygote = runners.Runner(ISOLATION, ["torch", "time", "math", "os"], hidden=[KEY], limits=LIMITS).start()
     yield zygote
     zygote.close()
 
@@ -82,11 +83,64 @@ def test_no_process_outlives_its_submission(runner):
         assert of_uid(runner.uid) == []
 
 
-@pytest.mark.skipif(ISOLATION.kind != "bwrap", reason="only bubblewrap gives the sandbox its own /dev/shm")
-def test_shared_memory_files_do_not_reach_the_next_submission(runner):
-    train_outcome(runner, with_train("    os.close(os.open('/dev/shm/left', os.O_CREAT | os.O_WRONLY))\n"))
-    outcome, _ = train_outcome(runner, with_train("    raise RuntimeError(str(os.listdir('/dev/shm')))\n"))
+FRESH = pytest.mark.skipif(ISOLATION.kind == "none", reason="without isolation no namespace is made per student")
+
+
+@FRESH
+@pytest.mark.parametrize("folder", ["/dev/shm", "/tmp"])
+def test_files_left_in_shared_folders_do_not_reach_the_next_submission(runner, folder):
+    train_outcome(runner, with_train(f"    os.close(os.open('{folder}/left', os.O_CREAT | os.O_WRONLY))\n"))
+    outcome, _ = train_outcome(runner, with_train(f"    raise RuntimeError(str(os.listdir('{folder}')))\n"))
     assert "RuntimeError: []" in outcome.failure
+
+
+SHM = ("    import ctypes\n    libc = ctypes.CDLL(None, use_errno=True)\n"
+       "    segment = libc.shmget(0x6d706c38, 4096, {flags})\n")
+
+
+@FRESH
+def test_a_system_v_segment_does_not_reach_the_next_submission(runner):
+    """A segment outlives its process until its IPC namespace ends: each student has its own."""
+    made, _ = train_outcome(runner, with_train(SHM.format(flags="0o1666") +  # IPC_CREAT | 0o666
+                                               "    raise RuntimeError(f'made {segment}')\n"))
+    assert "RuntimeError: made " in made.failure and "made -1" not in made.failure, made.failure
+    found, _ = train_outcome(runner, with_train(SHM.format(flags="0") + "    raise RuntimeError(f'found {segment}')\n"))
+    assert "RuntimeError: found -1" in found.failure, found.failure
+
+
+MEMORY_SCAN = """    import ctypes, zlib
+    found = 0
+    with open('/proc/self/maps') as maps:
+        for line in maps:
+            fields = line.split()
+            if not fields[1].startswith('r') or fields[-1] in ('[vvar]', '[vvar_vclock]', '[vsyscall]'):
+                continue
+            start, end = (int(x, 16) for x in fields[0].split('-'))
+            data = ctypes.string_at(start, end - start)
+            at = data.find(HEAD)
+            while at >= 0:
+                found += zlib.crc32(data[at + len(HEAD):at + len(HEAD) + 16]) == TAIL_CRC
+                at = data.find(HEAD, at + 1)
+    raise RuntimeError(f'found {found}')
+"""
+
+
+def test_the_previous_submissions_text_is_not_in_the_next_ones_memory(runner):
+    """The next student's process holds nothing the zygote read for the last one: the classmate's
+    text (here a token split in two, so that the scan itself never holds it whole) is nowhere."""
+    head, tail = b"classmate-token-", b"0123456789abcdef"
+    padding = "# " + "-" * 98 + "\n"  # a longer text than the next one's, so that its memory is not reused
+    train_outcome(runner, f"ANSWER = {(head + tail).decode()!r}\n" + padding * 600 + with_train(""))
+    scan = f"HEAD = {head!r}\nTAIL_CRC = {zlib.crc32(tail)}\n" + with_train(MEMORY_SCAN)
+    outcome, _ = train_outcome(runner, scan, runners.Limits(seconds=20, memory_bytes=2 * 2**30))
+    assert "RuntimeError: found 0" in outcome.failure, outcome.failure
+
+
+@FRESH
+def test_student_code_holds_no_capability(runner):
+    read = "    raise RuntimeError(open('/proc/self/status').read().split('CapEff:')[1].split()[0])\n"
+    outcome, _ = train_outcome(runner, with_train(read))
+    assert "RuntimeError: 0000000000000000" in outcome.failure, outcome.failure
 
 
 @pytest.mark.skipif(ISOLATION.kind != "bwrap", reason="without namespaces the key is closed by its permissions")
@@ -134,3 +188,26 @@ def test_a_fork_bomb_meets_the_process_limit(runner):
     assert outcome.failure is not None and "stopped after" in outcome.failure, "200 processes were allowed"
     stopped = int(outcome.failure.split("stopped after ")[1].split(" ")[0].rstrip(")"))
     assert stopped < LIMITS.processes
+
+
+SPINNERS = ("    for _ in range(54):\n        if os.fork() == 0:\n            os.setsid()\n            while True:\n"
+            "                pass\n    time.sleep(60)\n")
+
+
+@pytest.mark.skipif(not ISOLATION.cgroups, reason="an equal CPU share per slot needs cgroups (root)")
+def test_a_neighbours_spinners_do_not_starve_the_classmate_beside_it(runner):
+    """54 processes spinning in one slot take that slot's CPU share, not the other slot's: the
+    classmate graded beside them keeps every probe."""
+    neighbour = runners.Runner(ISOLATION, ["torch", "time", "math", "os"], limits=LIMITS).start()
+    try:
+        spinning = neighbour.grade("import time\n" + with_train(SPINNERS), "model.py", "virtual", ["train"], LIMITS)
+        time.sleep(2)  # the spinners are running
+        probes = ["construct", "forward", "train", "time_forward"]
+        classmate = runner.grade(SOLUTION, "model.py", "virtual", probes, LIMITS)
+        outcomes = {name: classmate.outcome(name) for name in probes}
+        classmate.finish()
+        runner.clean()
+        assert {name: o.failure for name, o in outcomes.items() if o.failure} == {}
+        assert "did not finish" in spinning.outcome("train").failure
+    finally:
+        neighbour.close()

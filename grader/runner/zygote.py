@@ -2,12 +2,16 @@
 its probes, and clean up after it.
 
 Requests come over the socket the grader passed (`--socket-fd`) as `grader.wire` frames:
-  {"op": "grade", ...} with descriptors [output, result_1, ..., result_n]: fork a session whose
-      probe children each write one frame to their result descriptor; reply {"session": pid}.
+  {"op": "grade"} with descriptors [request, output, result_1, ..., result_n]: fork a session and
+      reply {"session": pid}. The session, not the zygote, reads the submission's request from
+      `request`, so nothing of any student ever enters the zygote's memory, which every later
+      session inherits. Each probe child writes one frame to its result descriptor.
   {"op": "clean"}: kill every process the submission left, wipe the private /tmp and /dev/shm;
       reply {"killed": n}.
 The zygote is a subreaper, so a process the submission double-forks or `setsid`s away is still
 its descendant, and it is not dumpable, so a process of the same user cannot read or trace it.
+With `--fresh`, each session starts in IPC and mount namespaces of its own, with an empty /tmp and
+/dev/shm: no shared-memory segment or file of one student outlives it.
 """
 import argparse
 import ctypes
@@ -23,16 +27,22 @@ import time
 import traceback
 
 from grader import wire
+from grader.contract import wall_seconds
 from grader.procs import descendants
 
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 36, 38
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+REPORTED = 86  # a probe's exit status once its frame is written: any other ending is the session's to report
+CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
+MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 1 << 14, 1 << 18
 REQUEST_CAP = 1 << 20  # a request carries the submission's text (capped at 256 KiB by the grader)
-GRACE = 1.0  # seconds between a probe's deadline and its kill
+TMP_BYTES = 64 * 2**20  # each student's /tmp and /dev/shm
+GRACE = 1.0  # seconds between a probe's wall-clock backstop and its kill
 LIBC = ctypes.CDLL(None, use_errno=True)
 
 
-def prctl(option, value):
-    if LIBC.prctl(option, value, 0, 0, 0) != 0:
+def prctl(option, value, arg=0):
+    if LIBC.prctl(option, value, arg, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
 
 
@@ -42,6 +52,8 @@ def main(argv=None):
     parser.add_argument("--preload", default="", help="comma-separated modules to import before forking: those "
                         "the submission may import, and torch._dynamo, which every optimizer step imports")
     parser.add_argument("--private-tmp", action="store_true", help="/tmp and /dev/shm are this sandbox's own")
+    parser.add_argument("--fresh", action="store_true", help="each session gets IPC and mount namespaces and an "
+                        "empty /tmp and /dev/shm of its own (needs CAP_SYS_ADMIN here: root, or bubblewrap's)")
     args = parser.parse_args(argv)
     sock = socket.socket(fileno=args.socket_fd)
     for name in filter(None, args.preload.split(",")):  # a student's identity may not read them later
@@ -62,12 +74,12 @@ def main(argv=None):
     wire.send(sock, {"ready": os.getpid()})
     while True:
         try:
-            request, fds = wire.receive(sock, REQUEST_CAP)
+            request, fds = wire.receive(sock, 1 << 16)
         except (EOFError, OSError, wire.Unreadable):
             return 0
         _reap()
         if request["op"] == "grade":
-            reply = {"session": _fork_session(request, fds, sock)}
+            reply = {"session": _fork_session(fds, sock, args.fresh)}
         else:
             reply = {"killed": _clean(args.private_tmp)}
         for fd in fds:
@@ -75,22 +87,33 @@ def main(argv=None):
         wire.send(sock, reply)
 
 
-def _fork_session(request, fds, sock):
+def _fork_session(fds, sock, fresh):
     pid = os.fork()
     if pid:
         return pid
     try:
         sock.close()  # the submission must never reach the zygote's socket
-        _session(request, fds[0], fds[1:])
+        _session(fds[0], fds[1], fds[2:], fresh)
     finally:
         os._exit(0)
 
 
-def _session(request, output, results):
-    """Run the probes, side by side (virtual GPUs) or one at a time (real GPUs, whose timings
-    must not disturb each other), and speak for any that ended without its result."""
+def _session(request_fd, output, results, fresh):
+    """Read this student's request, then run its probes, side by side (virtual GPUs) or one at a
+    time (real GPUs, whose timings must not disturb each other), and speak for any that ended
+    without its result."""
     os.setsid()
     prctl(PR_SET_CHILD_SUBREAPER, 1)
+    try:
+        if fresh:
+            _fresh_namespaces()
+    except OSError as error:
+        for fd in results:
+            _write(fd, {"failure": f"internal grader error, please report it: the sandbox could not give this "
+                                   f"submission namespaces of its own ({error})"})
+        return
+    with os.fdopen(request_fd, "rb", buffering=0) as stream:
+        request, _ = wire.read_frame(stream, REQUEST_CAP)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(output, 1)
@@ -98,38 +121,81 @@ def _session(request, output, results):
     os.close(output)
     pending = list(zip(request["probes"], results))
     running = {}
+    limit, backstop = request["seconds"], wall_seconds(request["seconds"])
     while pending or running:
         while pending and (not running or request["mode"] == "virtual"):
             name, fd = pending.pop(0)
             pid = os.fork()
             if pid == 0:
                 _probe(request, name, fd, [f for _, f in pending] + [f for _, f, _ in running.values()])
-            running[pid] = (name, fd, time.monotonic() + request["seconds"])
+            running[pid] = (name, fd, time.monotonic() + backstop)
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid in running:
             name, fd, _ = running.pop(pid)
             _speak_for(fd, name, status, request)
         elif not pid:
             for pid, (name, fd, deadline) in list(running.items()):
-                if time.monotonic() > deadline + GRACE:
-                    _kill_group(pid)
-                    os.waitpid(pid, 0)
-                    del running[pid]
-                    _write(fd, {"failure": f"{request['descriptions'][name]} did not finish within "
-                                           f"{request['seconds']:g} s (an endless loop, or far too much work?)"})
-            time.sleep(0.005)
+                if _cpu_seconds(pid) > limit:
+                    failure = (f"{request['descriptions'][name]} did not finish within {limit:g} s of CPU time "
+                               "(an endless loop, or far too much work?)")
+                elif time.monotonic() > deadline + GRACE:
+                    failure = (f"{request['descriptions'][name]} did not finish within {backstop:g} s (waiting or "
+                               "sleeping: nothing the lab needs takes so long)")
+                else:
+                    continue
+                _kill_group(pid)
+                os.waitpid(pid, 0)
+                del running[pid]
+                _write(fd, {"failure": failure})
+                os.close(fd)
+            time.sleep(0.01)
+
+
+def _cpu_seconds(pid):
+    """The CPU time a probe has used, by the kernel's count (no CPU-time rlimit: one would make
+    the process's own CPU clock, which virtual GPUs time work by, tick-coarse)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def _fresh_namespaces():
+    """IPC and mount namespaces of this session's own, with an empty /tmp and /dev/shm: what the
+    student leaves there (files, System V segments) dies with the session, and no later student
+    sees it."""
+    if LIBC.unshare(CLONE_NEWNS | CLONE_NEWIPC) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(IPC, mount) failed")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing mounted here propagates back
+    for folder in ("/tmp", "/dev/shm"):
+        if os.path.isdir(folder):
+            _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, f"size={TMP_BYTES},mode=1777")
+
+
+def _mount(source, target, kind, flags, data=None):
+    def encode(text):
+        return None if text is None else text.encode()
+
+    if LIBC.mount(encode(source), encode(target), encode(kind), flags, encode(data)) != 0:
+        raise OSError(ctypes.get_errno(), f"mount {target} failed")
 
 
 def _speak_for(fd, name, status, request):
-    """A probe that exited 0 wrote its own frame; for any other ending, write what happened."""
+    """Write what happened to a probe that ended without reporting."""
     what = request["descriptions"][name]
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == REPORTED:
+        os.close(fd)
+        return
     if os.WIFSIGNALED(status):
         sig = signal.Signals(os.WTERMSIG(status)).name
         hint = " - out of memory?" if sig == "SIGKILL" else ""
-        _write(fd, {"failure": f"the grading process crashed during {what} (killed by signal {sig}{hint})"})
-    elif os.WEXITSTATUS(status):
-        _write(fd, {"failure": f"tamper-suspected: your code ended the grading process during {what} "
-                               f"(exit status {os.WEXITSTATUS(status)}); a submission must not exit the process"})
+        failure = f"the grading process crashed during {what} (killed by signal {sig}{hint})"
+    else:
+        failure = (f"tamper-suspected: your code ended the grading process during {what} (exit status "
+                   f"{os.WEXITSTATUS(status)}) before it could report; a submission must not exit the process")
+    _write(fd, {"failure": failure})
     os.close(fd)
 
 
@@ -140,10 +206,12 @@ def _probe(request, name, fd, others):
             os.close(other)
         os.setpgid(0, 0)
         _limit(request)
+        _drop_bounding_set()
         if request["uid"] is not None:
             os.setgroups([])
             os.setgid(request["uid"])
             os.setuid(request["uid"])
+        _drop_capabilities()
         prctl(PR_SET_NO_NEW_PRIVS, 1)
         prctl(PR_SET_DUMPABLE, 0)
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -167,11 +235,15 @@ def _probe(request, name, fd, others):
             pass
     try:
         _write_all(fd, frame)
-    finally:
-        os._exit(0)
+        code = REPORTED
+    except OSError:
+        code = 1
+    os._exit(code)
 
 
 def _limit(request):
+    """Limits the student's code cannot raise. (Its time limit is the session's to enforce: the
+    probe's own CPU time, which a neighbour's load never uses up.)"""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an over-long file write fails; it does not kill
     limits = {resource.RLIMIT_CORE: 0, resource.RLIMIT_FSIZE: request["file_bytes"], resource.RLIMIT_NOFILE: 256}
     if request["processes"] is not None:  # counted for the student's own uid or user namespace
@@ -182,6 +254,23 @@ def _limit(request):
         limits[resource.RLIMIT_AS] = used + request["memory_bytes"]
     for limit, value in limits.items():
         resource.setrlimit(limit, (value, value))
+
+
+def _drop_bounding_set():
+    """No capability can come back (before the uid changes: dropping them needs CAP_SETPCAP)."""
+    for cap in range(64):
+        if LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() == 22:  # EINVAL: no such cap
+            break
+    LIBC.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+
+
+def _drop_capabilities():
+    """No capability left for student code: under unprivileged bubblewrap the sandbox keeps its own
+    (to make each student's namespaces), and a uid change does not drop those."""
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
+    data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable, twice: all empty
+    if LIBC.capset(header, data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
 
 
 def _write(fd, header):

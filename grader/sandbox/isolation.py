@@ -22,6 +22,7 @@ import subprocess
 import sys
 
 from grader import ROOT
+from grader.sandbox.cgroups import SlotGroup
 
 PACKAGE = ROOT / "grader"
 # The project's folders no sandbox may show, whatever binds them: the solutions and the tests' corpus.
@@ -42,6 +43,11 @@ class Isolation:
     kind: str  # "bwrap", "uid" or "none"
     root: bool  # whether the grader runs as root (then student code gets a uid of its own)
     uid_base: int = UID_BASE
+    cgroups: bool = False  # each worker slot runs in cgroups of its own (grader.sandbox.cgroups)
+
+    def slot_group(self, name, memory_bytes, processes):
+        """The cgroups of the slot `name`, or None when this isolation has none."""
+        return SlotGroup.make(name, memory_bytes, processes) if self.cgroups else None
 
     def claim_uid(self):
         """(uid, lock) of a uid no other grading run on this machine uses, or (None, None) when not
@@ -60,11 +66,13 @@ class Isolation:
         raise IsolationError(f"every uid from {self.uid_base} to {self.uid_base + UID_COUNT - 1} is in use")
 
     def describe(self):
-        return {
-            "bwrap": "bubblewrap namespaces" + (", a uid of its own" if self.root else ", the grader's uid"),
-            "uid": "a uid of its own, no namespaces",
+        text = {
+            "bwrap": "bubblewrap namespaces, fresh for each student" + (", a uid of its own" if self.root
+                                                                       else ", the grader's uid"),
+            "uid": "a uid of its own, fresh IPC and mount namespaces for each student",
             "none": "none: student code runs as the grader's own user",
         }[self.kind]
+        return text + (", a cgroup per slot (an equal CPU share, a memory cap)" if self.cgroups else "")
 
 
 def detect(asked="auto", uid_base=UID_BASE):
@@ -79,7 +87,17 @@ def detect(asked="auto", uid_base=UID_BASE):
                              "and allow unprivileged user namespaces, or run as root for --isolation uid")
     if asked == "uid" and not root:
         raise IsolationError("--isolation uid needs root (to give student code a uid of its own)")
-    return Isolation(asked, root, uid_base)
+    return Isolation(asked, root, uid_base, asked != "none" and _cgroups_work())
+
+
+@functools.cache
+def _cgroups_work():
+    """Whether this machine lets the grader make a slot's cgroups (tried once, then removed)."""
+    group = SlotGroup.make(f"probe-{os.getpid()}", 2**30, 64)
+    if group is None:
+        return False
+    group.remove()
+    return True
 
 
 @functools.cache
@@ -91,8 +109,10 @@ def _bwrap_options(root):
     common = ["--unshare-pid", "--unshare-ipc", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
               "--die-with-parent", "--new-session"]
     # As root, no user namespace: the zygote keeps the power to give children a uid of their own.
-    user = [["--cap-add", "ALL"]] if root else [["--unshare-user", "--disable-userns"], ["--unshare-user"]]
-    for namespaces in (common + extra for extra in user):
+    # Either way it keeps its capabilities (unprivileged: within its own user namespace), to give
+    # each student namespaces of its own; the probes drop them all before running student code.
+    user = [[]] if root else [["--unshare-user", "--disable-userns"], ["--unshare-user"]]
+    for namespaces in (common + extra + ["--cap-add", "ALL"] for extra in user):
         for sized in (True, False):
             tmp = (["--size", "1048576"] if sized else []) + ["--tmpfs", "/tmp"]
             command = ["bwrap", *namespaces, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", *tmp, "true"]
@@ -109,6 +129,8 @@ def zygote_command(isolation, socket_fd, preload, hidden=()):
     the sandbox even where a bound folder holds them (the answer key, the submissions, results)."""
     python = [sys.executable, "-B", "-s", "-m", "grader.runner", "--socket-fd", str(socket_fd),
               "--preload", ",".join(sorted(preload))]
+    if isolation.kind == "uid":
+        return python + ["--fresh"]
     if isolation.kind != "bwrap":
         return python
     namespaces, sized = _bwrap_options(isolation.root)
@@ -135,7 +157,7 @@ def zygote_command(isolation, socket_fd, preload, hidden=()):
     env = {"PATH": "/usr/bin:/bin", "TMPDIR": "/tmp", "LANG": "C.UTF-8", **_python_environment(str(ROOT))}
     env.update({k: v for k, v in os.environ.items() if k.startswith(("CUDA_", "NVIDIA_"))})
     args += ["--clearenv", *[a for k, v in env.items() for a in ("--setenv", k, v)], "--chdir", "/tmp"]
-    return args + python + ["--private-tmp"]
+    return args + python + ["--private-tmp", "--fresh"]
 
 
 def environment():

@@ -16,12 +16,13 @@ import threading
 import time
 
 from grader import procs, wire
-from grader.contract import TAMPER, probe_seconds
+from grader.contract import probe_seconds, wall_seconds
 from grader.facts import DESCRIPTIONS, PROBES, Malformed
 from grader.sandbox import isolation as isolations
 
 RESULT_CAP = 48 * 2**20  # the largest result: train()'s final weights as float32 (16 MB), with room
 OUTPUT_CAP = 2**20  # what the submission prints, kept per submission; the rest is counted and dropped
+ZYGOTE_BYTES = 2 * 2**30  # a slot's memory beyond what its probes may add: the zygote's own (torch, the runtime)
 READY_SECONDS = 120  # importing torch in a fresh sandbox, on a slow machine
 CLEAN_SECONDS = 30
 GRACE = 5.0  # the session enforces each probe's limit; the reader's deadline is a backstop
@@ -53,22 +54,28 @@ class Outcome:
 class Runner:
     """One zygote, in its sandbox, and the uid its submissions run as (its own while it lives)."""
 
-    def __init__(self, isolation, preload, hidden=(), long_lived=False):
+    def __init__(self, isolation, preload, hidden=(), long_lived=False, limits=None):
         """`preload`: the modules a submission may import. A `long_lived` zygote (a batch's) also
         imports torch._dynamo (a second) once for every student, as does any zygote whose students
         cannot read the interpreter's files later (a uid of their own, no namespaces); a single
-        run's leaves it to the one probe that takes an optimizer step."""
+        run's leaves it to the one probe that takes an optimizer step. `limits`: the probes' (the
+        slot's cgroup, where there is one, holds what they may add and the zygote)."""
         self.isolation = isolation
         self.preload, self.hidden = frozenset(preload), tuple(hidden)
         if long_lived or isolation.kind == "uid":
             self.preload |= {"torch._dynamo"}
-        self.process = self.sock = None
+        self.process = self.sock = self.group = None
         self.uid, self._uid_lock = isolation.claim_uid()
+        self.limits = limits or Limits(30, 4 * 2**30)
 
     def start(self):
         """Start the zygote (it imports torch: seconds); `ready()` waits for it."""
         ours, theirs = socket.socketpair()
         command = isolations.zygote_command(self.isolation, theirs.fileno(), self.preload, self.hidden)
+        self.group = self.isolation.slot_group(str(self.uid or os.getpid()), self.limits.memory_bytes + ZYGOTE_BYTES,
+                                               4 * self.limits.processes)
+        if self.group is not None:
+            command = self.group.wrap(command)
         env = None if self.isolation.kind == "bwrap" else isolations.environment()
         self.process = subprocess.Popen(command, pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
                                         start_new_session=True, cwd="/")
@@ -81,24 +88,30 @@ class Runner:
             self._answer(READY_SECONDS, "start")
             self._ready = True
 
-    def grade(self, source, path, mode, probes, limits):
-        """Start the probes `probes` on the submission's text on `mode` GPUs; the Session reads
-        their results."""
+    def grade(self, source, path, mode, probes, limits=None):
+        """Start the probes `probes` on the submission's text on `mode` GPUs, under `limits` (by
+        default the runner's); the Session reads their results. The zygote only forks the
+        session: the text goes to the session alone, through a pipe of its own, so no student's
+        data ever enters the zygote."""
         self.ready()
+        limits = limits or self.limits
+        request_read, request_write = os.pipe()
         pipes = [os.pipe() for _ in range(len(probes) + 1)]  # the output, then one per probe
-        request = {"op": "grade", "probes": list(probes), "source": source, "path": path, "mode": mode,
+        request = {"probes": list(probes), "source": source, "path": path, "mode": mode,
                    "descriptions": DESCRIPTIONS, "uid": self.uid, **dataclasses.asdict(limits)}
         # The process limit counts per user: exact for a uid of its own, and for the sandbox's own
         # user namespace (Linux 5.14 and later count there); elsewhere it would count the grader's.
         if self.uid is None and not (self.isolation.kind == "bwrap" and not self.isolation.root):
             request["processes"] = None
         try:
-            wire.send(self.sock, request, fds=[w for _, w in pipes])
+            wire.send(self.sock, {"op": "grade"}, fds=[request_read] + [w for _, w in pipes])
         except OSError as error:
+            os.close(request_write)
             raise RunnerLost(f"the sandbox is gone ({error.strerror})") from None
         finally:
-            for _, write_end in pipes:
-                os.close(write_end)
+            for fd in [request_read] + [w for _, w in pipes]:
+                os.close(fd)
+        threading.Thread(target=_send_request, args=(request_write, wire.pack(request)), daemon=True).start()
         deadline = time.monotonic() + probe_seconds(limits.seconds, mode, len(probes)) + GRACE
         session = Session(dict(zip(probes, (r for r, _ in pipes[1:]))), pipes[0][0], deadline, limits.seconds)
         try:
@@ -132,6 +145,9 @@ class Runner:
                     pass
             self.process.wait()
             self.process = None
+        if self.group is not None:
+            self.group.remove()
+            self.group = None
         if self.uid is not None:
             sweep_uid(self.uid)
             os.close(self._uid_lock)
@@ -149,12 +165,26 @@ class Runner:
         return header
 
 
+def _send_request(fd, frame):
+    """Write a session's request (a thread: the pipe holds less than a submission's text, and the
+    session reads it only once it has started)."""
+    try:
+        view = memoryview(frame)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError:
+        pass  # the session is gone: its probes' outcomes say so
+    finally:
+        os.close(fd)
+
+
 def run_once(lab, source, mode, probes):
     """{probe: Outcome} of `probes` on one submission's text, in a sandbox of its own started and
     ended here: for the tools (timeline, selftest), which grade nothing."""
-    zygote = Runner(isolations.detect(), lab.allowed_imports, hidden=[lab.answer_key, *isolations.SECRETS]).start()
+    zygote = Runner(isolations.detect(), lab.allowed_imports, hidden=[lab.answer_key, *isolations.SECRETS],
+                    limits=Limits(lab.seconds_per_function, lab.memory_bytes)).start()
     try:
-        session = zygote.grade(source, "model.py", mode, probes, Limits(lab.seconds_per_function, lab.memory_bytes))
+        session = zygote.grade(source, "model.py", mode, probes)
         return {name: session.outcome(name) for name in probes}
     finally:
         zygote.close()
@@ -224,10 +254,9 @@ class Session:
             self.dropped += len(chunk) - min(len(chunk), keep)
             return bool(chunk)
         name, buffer = self._pipes[fd], self._buffers[fd]
-        if not chunk:
-            self._settle(name, Outcome(failure=f"{TAMPER}: your code ended the grading process during "
-                                                f"{DESCRIPTIONS[name]} before it could report; a submission must "
-                                                "not exit the process"))
+        if not chunk:  # the session reports every probe that ended: it, too, ended
+            self._settle(name, Outcome(failure=f"the grading process ended during {DESCRIPTIONS[name]} before it "
+                                                "could report (killed, or out of memory?)"))
             return False
         buffer += chunk
         try:
@@ -249,7 +278,8 @@ class Session:
             self._done.notify_all()
 
     def _late(self, name):
-        return f"{DESCRIPTIONS[name]} did not finish within {self.seconds:g} s (an endless loop, or far too much work?)"
+        return (f"{DESCRIPTIONS[name]} did not finish within {wall_seconds(self.seconds):g} s (an endless loop, "
+                "or far too much work?)")
 
 
 def _outcome(name, header, blobs):
