@@ -3,13 +3,18 @@ the checks. `PROBES` is the one registry of probes: what each calls (as messages
 type of its facts. Imports nothing heavy: the checks and the grader's own process read it freely.
 
 The JSON comes from the sandbox, so `from_json` rebuilds it strictly: a field of the wrong type
-or a missing one is `Malformed`, never a value a check could misread.
+or a missing one is `Malformed`, never a value a check could misread; and bounded: a list longer
+than the trace may be or a string longer than TEXT_CAP is `Malformed` too, so that no check
+ever works on more than it can judge.
 """
 import dataclasses
 import types
 import typing
 
-from grader.trace import Event
+from grader.bounded import shorten
+from grader.trace import EVENT_CAP, Event
+
+TEXT_CAP = 64 * 1024  # characters of any string in a probe's facts (what forward printed is the longest)
 
 
 class Malformed(Exception):
@@ -26,8 +31,8 @@ class Facts:
     def from_json(cls, data):
         try:
             return _build(cls, data)
-        except (TypeError, ValueError, KeyError) as error:
-            raise Malformed(f"{cls.__name__}: {error}") from None
+        except (TypeError, ValueError, KeyError, RecursionError) as error:
+            raise Malformed(shorten(f"{cls.__name__}: {error}", 300)) from None
 
 
 def _build(kind, data):
@@ -36,26 +41,31 @@ def _build(kind, data):
     if origin in (typing.Union, types.UnionType):
         return _union(args, data)
     if origin is typing.Literal:
-        if data not in args:
-            raise TypeError(f"{data!r} is none of {args}")
+        if type(data) is not str or data not in args:
+            raise TypeError(f"{shorten(repr(data), 60)} is none of {args}")
         return data
     if dataclasses.is_dataclass(kind):
         return _record(kind, data)
-    if origin is list:
-        if not isinstance(data, list):
-            raise TypeError(f"expected a list, got {type(data).__name__}")
-        return [_build(args[0], item) for item in data] if args else data
-    if origin is dict:
-        if not isinstance(data, dict):
-            raise TypeError(f"expected a mapping, got {type(data).__name__}")
-        return {key: _build(args[1], value) for key, value in data.items()}
-    if kind is typing.Any:
-        return data
+    if origin in (list, dict):
+        return _container(origin, args, data)
     if kind is float and isinstance(data, int) and not isinstance(data, bool):
         return float(data)
     if not isinstance(data, kind) or (kind in (int, float) and isinstance(data, bool)):
         raise TypeError(f"expected {kind.__name__}, got {type(data).__name__}")
+    if kind is str and len(data) > TEXT_CAP:
+        raise ValueError(f"a string of {len(data):,} characters, more than the {TEXT_CAP:,} a fact may hold")
     return data
+
+
+def _container(origin, args, data):
+    """A list or dict of `args`, no longer than a probe's trace may be."""
+    if not isinstance(data, origin):
+        raise TypeError(f"expected a {origin.__name__}, got {type(data).__name__}")
+    if len(data) > EVENT_CAP:
+        raise ValueError(f"a {origin.__name__} of {len(data):,} items, more than the {EVENT_CAP:,} a probe records")
+    if origin is dict:
+        return {_build(args[0], key): _build(args[1], value) for key, value in data.items()}
+    return [_build(args[0], item) for item in data]
 
 
 def _union(args, data):

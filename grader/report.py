@@ -7,6 +7,8 @@ import pathlib
 import textwrap
 import typing
 
+from grader.bounded import shorten
+
 if typing.TYPE_CHECKING:
     from grader.rubric import Rubric
 
@@ -40,9 +42,9 @@ def grade(rubric: Rubric, results: dict[str, Result], mode: str, submission: str
         result = results.get(item.id, Result(NOT_SELECTED, LEFT_OUT[NOT_SELECTED]))
         points = {"passed": item.points, "failed": item.credit(result.fraction)}.get(result.status, 0.0)
         checks.append({"id": item.id, "title": item.title, "points": points, "max_points": item.max_points,
-                       "bonus": item.bonus, "status": result.status, "message": result.message})
+                       "bonus": item.bonus, "status": result.status, "message": shorten(result.message)})
     graded = {**_totals(checks), "mode": mode, "isolation": isolation, "submission": str(submission),
-              "warnings": list(warnings), "checks": checks}
+              "warnings": [shorten(w) for w in warnings], "checks": checks}
     selected = [c for c in checks if c["status"] not in LEFT_OUT]
     graded["selection"] = _totals(selected) if len(selected) < len(checks) else None
     return graded

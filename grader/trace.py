@@ -18,6 +18,7 @@ CLOCKS = ("time", "perf_counter", "monotonic", "time_ns", "perf_counter_ns", "mo
 Kind = typing.Literal["op", "transfer", "sync", "value", "clock", "cuda_event", "print"]
 KINDS = frozenset(typing.get_args(Kind))
 TEXT_CAP = 4096  # characters of one print kept in the trace
+EVENT_CAP = 20_000  # events one probe records: far past the lab's needs; past it, the probe fails
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,8 +31,8 @@ class Event:
     value: float | None = None  # clock: the reading; sync or value: the scalar read; elapsed_time: ms
     flops: int | None = None  # op: its floating-point operations under grader.costs
     line: int | None = None  # the submission's line that caused it, when known
-    ids: list | None = None  # cuda_event: [its number]; elapsed_time: [start, end]; event.synchronize: [n]
-    reads: list | None = None  # op, transfer: the watched inputs (the grader's batch) it consumed
+    ids: list[int | None] | None = None  # cuda_event: [its number]; elapsed_time: [start, end]; event.synchronize: [n]
+    reads: list[str] | None = None  # op, transfer: the watched inputs (the grader's batch) it consumed
     text: str | None = None  # print: what was written to stdout
 
     def __post_init__(self):
@@ -49,6 +50,7 @@ class Trace:
         self.events = []
         self.sources = {str(s) for s in sources}  # files whose line numbers events report
         self._paused = 0
+        self.overflow = 0  # events past EVENT_CAP, not recorded
         self._watched = weakref.WeakKeyDictionary()  # storage -> label ("x", "y"): the grader's batch
 
     def watch(self, tensor, label):
@@ -70,8 +72,12 @@ class Trace:
         return found or None
 
     def add(self, kind, name, **fields):
-        if not self._paused:
-            self.events.append(Event(kind, name, line=self._submission_line(), **fields))
+        if self._paused:
+            return
+        if len(self.events) >= EVENT_CAP:
+            self.overflow += 1
+            return
+        self.events.append(Event(kind, name, line=self._submission_line(), **fields))
 
     def of(self, kind):
         return [e for e in self.events if e.kind == kind]

@@ -7,6 +7,7 @@ import types
 
 import torch
 
+from grader.bounded import first_line, name_of
 from grader.contract import SHAPES
 
 
@@ -57,11 +58,10 @@ def call(what, func, *args, **kwargs):
 def explain(error, path):
     if isinstance(error, SystemExit):
         return "SystemExit (tamper-suspected: a submission must not exit the grader)"
-    kind = type(error).__name__
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    kind, message = name_of(error), first_line(error)
     lines = [f.lineno for f in traceback.extract_tb(error.__traceback__) if f.filename == path]
     where = f" (line {lines[-1]})" if lines else ""
-    return f"{kind}: {first_line}{where}" if first_line else f"{kind}{where}"
+    return f"{kind}: {message}{where}" if message else f"{kind}{where}"
 
 
 def locate(model):
@@ -91,5 +91,5 @@ def require_layers(model, what="SimpleMPModel"):
 def exact(value, kind, what):
     """Refuse a subclass: placement is read from the runtime, never from a class the submission wrote."""
     if type(value) is not kind:
-        raise StudentError(f"{what} is a {type(value).__name__}, not a plain torch {kind.__name__}: "
+        raise StudentError(f"{what} is a {name_of(value)}, not a plain torch {kind.__name__}: "
                            "the grader accepts only torch's own tensor and parameter types")

@@ -15,15 +15,17 @@ import torch
 
 from grader import facts as F
 from grader import inputs
+from grader.bounded import name_of, quote
 from grader.contract import BATCH, LARGE_BATCH, LR, PIPELINE_BATCH, PROFILE_BATCHES, PROFILE_KEYS, SEEDS, SPLIT, STEPS
 from grader.devices import real_gpus
 from grader.runner import own_math
 from grader.runner.loader import StudentError, call, contract, exact, load, locate, require_layers
 from grader.runner.snapshot import Snapshot
-from grader.trace import Printed, Trace
+from grader.trace import EVENT_CAP, Printed, Trace
 from grader.virtual import virtual_gpus
 
 CUDA0, CUDA1 = own_math.CUDA0, own_math.CUDA1
+LOSSES_CAP = 1000  # values train() may return: one a step
 
 
 def quiet():
@@ -84,16 +86,21 @@ class Probe:
 def run(name, source, path, mode):
     """(facts as JSON, blobs) of probe `name` on the submission `source`; StudentError when it
     fails whole."""
+    observe = PROBES[name]  # bound before the submission runs: nothing it does can swap a probe
     trace = Trace(sources=[path])
     with virtual_gpus(2, trace) if mode == "virtual" else real_gpus(trace):
         snapshot = Snapshot()  # taken with the runtime's own patches in place
         try:
             probe = Probe(load(source, path), trace, mode)
-            facts = PROBES[name](probe)
+            facts = observe(probe)
         except Exception:
             snapshot.check()  # tampering explains any failure, the grader's own included, best
             raise
         snapshot.check()
+        if trace.overflow:
+            raise StudentError(f"your code made {EVENT_CAP + trace.overflow:,} GPU calls, copies, waits, clock "
+                               f"reads and prints in {F.DESCRIPTIONS[name]}'s probe; the grader records at most "
+                               f"{EVENT_CAP:,}: far more than the lab needs (a loop left running?)")
         return facts.to_json(), probe.blobs
 
 
@@ -103,7 +110,7 @@ def construct(probe):
     for role, (name, param) in locate(model).items():
         plain = type(param) is torch.nn.Parameter
         layers[role] = F.Placement(name, probe.device(param) if plain else None,
-                                   None if plain else type(param).__name__)
+                                   None if plain else name_of(param))
     return F.Construct(layers)
 
 
@@ -116,7 +123,7 @@ def forward(probe):
         retry, out = probe.attempt("model(x) with x on cuda:0", model, probe.watched(x, "x", CUDA0))
     if out is not None:
         if type(out) is not torch.Tensor:
-            output = F.Output(type(out).__name__, None, None)
+            output = F.Output(name_of(out), None, None)
         else:
             output = F.Output(None, probe.device(out), probe.blob("output", out))
     verbose_x = probe.watched(x, "x", CUDA0 if retry else "cpu")
@@ -152,16 +159,19 @@ def train(probe):
 def _losses(probe, values):
     """The returned losses as floats (str for non-finite ones), or what is wrong with them."""
     if not isinstance(values, (list, tuple)):
-        return F.Losses(None, f"a {type(values).__name__}, not a list", False)
+        return F.Losses(None, f"a {name_of(values)}, not a list", False)
+    if len(values) > LOSSES_CAP:
+        return F.Losses(None, f"a list of {len(values):,} values, not one a step", False)
     out, tensors, computed = [], False, True
     with probe.trace.paused():
         for v in values:
             if type(v) is torch.Tensor and v.numel() == 1:
                 tensors, computed = True, computed and v.grad_fn is not None
                 v = v.detach().item()
-            if not isinstance(v, (int, float)) or isinstance(v, bool):
-                return F.Losses(None, f"a list holding {type(v).__name__}", False)
-            out.append(float(v) if math.isfinite(v) else str(v))
+            if type(v) not in (int, float):
+                return F.Losses(None, f"a list holding {name_of(v)}", False)
+            v = _number(v)
+            out.append(v if v is not None and math.isfinite(v) else str(v))
     return F.Losses(out, "tensors, not floats (use loss.item())" if tensors else None, tensors, computed)
 
 
@@ -186,8 +196,11 @@ def _number(value):
     """A float, or None when `value` is not a number."""
     if type(value) is torch.Tensor and value.numel() == 1:
         value = value.detach().item()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    if type(value) in (int, float):
+        try:
+            return float(value)
+        except OverflowError:  # an int past any float: no figure
+            return None
     return None
 
 
@@ -225,16 +238,17 @@ def profile(probe):
 def _figures(figures):
     """(Figures, None), or (None, what is wrong with what profile_stages returned)."""
     if type(figures) is not dict:
-        return None, f"a {type(figures).__name__}, not a dict"
+        return None, f"a {name_of(figures)}, not a dict"
     numbers = {}
     for key in PROFILE_KEYS:
         value = _number(figures.get(key))
         if value is None or not math.isfinite(value):
-            return None, f"{key}={figures.get(key)!r}, not a finite number"
+            return None, f"{key}={quote(figures.get(key))}, not a finite number"
         numbers[key] = value
     memory = figures.get("memory_bytes")
-    if type(memory) is not dict or not all(type(memory.get(d)) is int for d in ("cuda:0", "cuda:1")):
-        return None, f"memory_bytes={memory!r}, not {{'cuda:0': int, 'cuda:1': int}}"
+    if type(memory) is not dict or not all(type(memory.get(d)) is int and 0 <= memory[d] < 2**63
+                                           for d in ("cuda:0", "cuda:1")):
+        return None, f"memory_bytes={quote(memory)}, not {{'cuda:0': int, 'cuda:1': int}}"
     return F.Figures(**numbers, memory_bytes={d: memory[d] for d in ("cuda:0", "cuda:1")}), None
 
 

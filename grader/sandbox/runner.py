@@ -16,6 +16,7 @@ import threading
 import time
 
 from grader import procs, wire
+from grader.bounded import shorten
 from grader.contract import probe_seconds, wall_seconds
 from grader.facts import DESCRIPTIONS, PROBES, Malformed
 from grader.sandbox import isolation as isolations
@@ -288,7 +289,7 @@ def _outcome(name, header, blobs):
                                             isinstance(header.get("failure"), str)):
         raise wire.Unreadable("it holds neither facts nor a failure")
     if "failure" in header:
-        return Outcome(failure=header["failure"])
+        return Outcome(failure=shorten(header["failure"]))
     try:
         return Outcome(facts=PROBES[name].facts.from_json(header["facts"]), blobs=blobs)
     except Malformed as error:
