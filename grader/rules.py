@@ -1,15 +1,20 @@
 """The static rules: what a submission may write, checked on its syntax tree, by the trusted side,
 before any of it runs.
 
-These rules raise the bar; they are not the trust boundary (the sandbox is). They are an
-allowlist of the lab's needs: the modules rubric.yaml allows, attribute access that stays on the
-public surface of those modules and of the student's own objects (`self._x` is theirs), and no
-builtin that reaches the interpreter itself. Each refusal names its line and says what to do. An
-honest mistake (an unused `import numpy`) is worded neutrally; only constructs that reach past
-the contract (the interpreter, files, processes, the grader) are called tamper-suspected.
+These rules raise the bar; they are not the trust boundary (the sandbox is). They say what is
+allowed, not what is not: the modules rubric.yaml allows; attribute names from torch's public API,
+the allowed modules' public names, the methods of Python's built-in types and the names the file
+itself defines (`self._x` where the file sets it), less those that reach the interpreter, files,
+processes or attributes by string; and no builtin that reaches the interpreter itself. Each
+refusal names its line and says what to do. An honest mistake (an unused `import numpy`, an
+attribute the lab does not use) is worded neutrally; only constructs that reach past the contract
+(the interpreter, files, processes, the grader) are called tamper-suspected.
 """
 import ast
+import functools
 import importlib
+import inspect
+import string
 import types
 
 from grader.contract import TAMPER
@@ -45,6 +50,23 @@ TORCH_DENIED = frozenset({
     "profiler", "tensorboard", "utils", "tofile", "export_chrome_trace", "export_stacks", "export_memory_timeline",
 })
 TORCH_DENIED_ANYWHERE = TORCH_DENIED - {"utils"}  # nn.utils is harmless; torch.utils is checked by resolution
+# The allowed modules' ways to read or write an attribute named by a string, or to evaluate text.
+GADGETS = frozenset({
+    "update_wrapper", "wraps", "WRAPPER_ASSIGNMENTS", "WRAPPER_UPDATES", "singledispatch", "singledispatchmethod",
+    "get_type_hints", "ForwardRef", "attrgetter", "methodcaller", "itemgetter", "cell_contents", "format_map",
+})
+DENIED_ATTRIBUTES = FRAME_ATTRIBUTES | POWERFUL_MODULES | TORCH_DENIED_ANYWHERE | GADGETS
+# Instance attributes torch documents that no class of a CPU build declares.
+DOCUMENTED = frozenset("""param_groups state defaults last_epoch base_lrs optimizer training device device_index
+    device_type cuda_stream stream_id priority event_id cuda_event name major minor total_memory multi_processor_count
+    is_integrated is_multi_gpu_board L2_cache_size max_threads_per_multi_processor warp_size regs_per_multiprocessor
+    uuid saved_tensors needs_input_grad grad_fn requires_grad is_leaf""".split())
+BUILTIN_TYPES = (object, type, str, bytes, bytearray, int, float, complex, bool, list, tuple, dict, set, frozenset,
+                 range, slice, BaseException, property, classmethod, staticmethod, super, enumerate, zip, map, filter,
+                 reversed)
+# Special methods a submission may define: none is called by the grader's machinery on its behalf.
+DUNDER_DEFINITIONS = frozenset({"__init__", "__repr__", "__str__", "__len__", "__iter__", "__next__", "__getitem__",
+                                "__contains__", "__enter__", "__exit__", "__call__", "__post_init__"})
 
 
 class Refusal(Exception):
@@ -83,10 +105,100 @@ def read_checked(path, allowed_imports, within=None):
 def check(source, allowed_imports):
     """Raise the first Refusal of the submission `source`; SyntaxError is the loader's to report."""
     tree = ast.parse(source)
-    checker = _Checker(frozenset(allowed_imports))
-    for node in tree.body:
-        if not _is_main_block(node):  # the demo block never runs under the grader
-            checker.visit(node)
+    body = [node for node in tree.body if not _is_main_block(node)]  # the demo block never runs here
+    checker = _Checker(frozenset(allowed_imports), body)
+    for node in body:
+        checker.visit(node)
+
+
+@functools.cache
+def vocabulary(allowed_imports):
+    """(public, private) attribute names of the lab's surface. Public: torch's API (each module's
+    `__all__`, or the names it defines itself; its classes' attributes, annotations and
+    constructor arguments), the allowed modules' public names and their classes', the methods of
+    Python's built-in types, less the denied ones. Private: the `_x` names found on that surface,
+    which a submission's own `self._x` may not borrow (`self._sys` read off a module). Read from
+    the real modules on the trusted side, never from the virtual runtime's stand-ins."""
+    public, private, seen = set(DOCUMENTED), set(), set()
+    for kind in BUILTIN_TYPES:
+        _names_of(kind, public, private)
+    for name in sorted(allowed_imports - {"__future__"}):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        _walk(module, public, private, seen, depth=4 if name == "torch" else 1)
+    return frozenset(public - DENIED_ATTRIBUTES), frozenset(private)
+
+
+def _walk(module, public, private, seen, depth):
+    """Add what `module` offers, and its own submodules' (down to `depth`), to the vocabulary."""
+    if module.__name__ in seen:
+        return
+    seen.add(module.__name__)
+    root = module.__name__.split(".")[0]
+    listed = getattr(module, "__all__", None)
+    for name in dir(module):
+        if name.startswith("_"):
+            if not name.endswith("__"):
+                private.add(name)
+            continue
+        try:
+            value = getattr(module, name)
+        except Exception:  # noqa: BLE001 - a lazy attribute that cannot load here: not the lab's
+            continue
+        home = getattr(value, "__module__", None) or getattr(value, "__name__", "")
+        if isinstance(value, types.ModuleType):
+            parts = value.__name__.split(".")
+            if parts[0] == root and not any(p.startswith("_") or p in TORCH_DENIED for p in parts[1:]):
+                public.add(name)
+                if depth:
+                    _walk(value, public, private, seen, depth - 1)
+            continue
+        if listed is not None and name not in listed and not str(home).startswith(root):
+            continue  # imported into the module, not its own (functools.wraps in a torch module)
+        if listed is None and callable(value) and not str(home).startswith((root, "builtins")):
+            continue
+        public.add(name)
+        if isinstance(value, type):
+            _names_of(value, public, private)
+
+
+def _names_of(kind, public, private):
+    """A class's attribute names: its own and its bases', its annotations and constructor arguments."""
+    for cls in kind.__mro__:
+        for name in [*vars(cls), *getattr(cls, "__annotations__", {})]:
+            if not name.startswith("_"):
+                public.add(name)
+            elif not name.endswith("__"):
+                private.add(name)
+    try:
+        public.update(p for p in inspect.signature(kind.__init__).parameters if not p.startswith("_"))
+    except (TypeError, ValueError):
+        pass
+
+
+def _defined(body):
+    """(every name the file binds, the `_x` of each `self._x` it assigns)."""
+    names, own = set(), set()
+    for node in (n for top in body for n in ast.walk(top)):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+            if isinstance(node.value, ast.Name) and node.value.id == "self":
+                own.add(node.attr)
+    return names, own
+
+
+def _arguments(args):
+    return [*args.posonlyargs, *args.args, *args.kwonlyargs, *filter(None, [args.vararg, args.kwarg])]
 
 
 def _is_main_block(node):
@@ -97,9 +209,11 @@ def _is_main_block(node):
 
 
 class _Checker(ast.NodeVisitor):
-    def __init__(self, allowed):
+    def __init__(self, allowed, body):
         self.allowed = allowed
         self.aliases = {}  # name bound by an import -> the module or object it names
+        self.public, self.private = vocabulary(allowed)
+        self.defined, self.own = _defined(body)
 
     def refuse(self, node, reason, tamper=True):
         raise Refusal(getattr(node, "lineno", 0), reason, tamper)
@@ -124,6 +238,8 @@ class _Checker(ast.NodeVisitor):
                 self.refuse(node, f"imports torch's {alias.name}, which reads or writes files or runs code")
             value = getattr(module, alias.name, None) if module is not None else None
             self.judge_value(node, value, f"{node.module}.{alias.name}")
+            if node.module != "__future__":
+                self.attribute(node, alias.name)
             self.aliases[alias.asname or alias.name] = value
 
     def module(self, node, name):
@@ -155,17 +271,73 @@ class _Checker(ast.NodeVisitor):
             self.refuse(node, f"uses {node.id}, which reaches the interpreter; the lab never needs it")
 
     def visit_Attribute(self, node):
-        name = node.attr
-        if name.startswith("__") and name.endswith("__") and name not in DUNDERS_ALLOWED:
-            self.refuse(node, f"uses .{name}, which reaches past the lab's contract")
-        if name.startswith("_") and name not in DUNDERS_ALLOWED and not (isinstance(node.value, ast.Name)
-                                                                         and node.value.id == "self"):
-            self.refuse(node, f"uses .{name}, a private attribute of something that is not yours (only self._x is)")
+        self.generic_visit(node)  # the innermost step first: `torch.fx.x` is refused for torch.fx
+        self.resolve(node)
+        self.attribute(node, node.attr, node.value)
+        if node.attr in ("format", "format_map"):
+            self.format_call(node)
+
+    def attribute(self, node, name, owner=None):
+        """Refuse the attribute `name` (read off `owner`, an expression, when known) unless allowed."""
+        if name.startswith("__") and name.endswith("__"):
+            if name not in DUNDERS_ALLOWED:
+                self.refuse(node, f"uses .{name}, which reaches past the lab's contract")
+            return
+        if name.startswith("_"):
+            on_self = isinstance(owner, ast.Name) and owner.id == "self"
+            if not on_self or name not in self.own or name in self.private:
+                self.refuse(node, f"uses .{name}, a private attribute of something that is not yours (only the "
+                                  "self._x your own code sets are)")
+            return
         if name in FRAME_ATTRIBUTES:
             self.refuse(node, f"uses .{name}, which reaches the interpreter's frames")
-        if name in POWERFUL_MODULES or name in TORCH_DENIED_ANYWHERE:
-            self.refuse(node, f"uses .{name}, which reaches files, processes or the interpreter")
-        self.resolve(node)
+        if name in DENIED_ATTRIBUTES:
+            self.refuse(node, f"uses .{name}, which reaches files, processes, the interpreter or attributes by name")
+        if name not in self.public and name not in self.defined:
+            self.refuse(node, f"uses .{name}, which is neither torch's API, a method of Python's built-in types nor "
+                              "a name your file defines; the lab never needs it", tamper=False)
+
+    def format_call(self, node):
+        """`"{0.attr}".format(x)` reads attributes by the text's names: the text must be a literal,
+        and each attribute it names allowed."""
+        if not (isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+            self.refuse(node, f"uses .{node.attr} on text that is not written in the file; use an f-string",
+                        tamper=False)
+        for _, field, _, _ in string.Formatter().parse(node.value.value):
+            for part in (field or "").replace("[", ".[").split(".")[1:]:
+                if not part.startswith("["):
+                    self.attribute(node, part)
+
+    def visit_Match(self, node):
+        for pattern in (n for case in node.cases for n in ast.walk(case.pattern)):
+            for name in getattr(pattern, "kwd_attrs", []):  # `case object(__self__=b)` reads attributes
+                self.attribute(node, name)
+        self.refuse(node, "uses a match statement, which the grader does not allow; use if/elif", tamper=False)
+
+    def visit_FunctionDef(self, node):
+        if node.name.startswith("__") and node.name.endswith("__") and node.name not in DUNDER_DEFINITIONS:
+            self.refuse(node, f"defines {node.name}, a special method the grader does not allow (only "
+                              f"{', '.join(sorted(DUNDER_DEFINITIONS))})", tamper=False)
+        for annotation in [node.returns, *(a.annotation for a in _arguments(node.args))]:
+            self.annotation(annotation)
+        self.generic_visit(node)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_AnnAssign(self, node):
+        self.annotation(node.annotation)
+        self.generic_visit(node)
+
+    def annotation(self, annotation):
+        """A string annotation is code the rules cannot see, which typing's helpers would evaluate."""
+        for part in ast.walk(annotation) if annotation is not None else ():
+            if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                self.refuse(part, "uses a string as a type annotation; write the type itself", tamper=False)
+
+    def visit_ClassDef(self, node):
+        if node.keywords:
+            self.refuse(node, f"passes {node.keywords[0].arg}= to class {node.name}; the lab's classes need no "
+                              "metaclass or class keywords", tamper=False)
         self.generic_visit(node)
 
     def resolve(self, node):

@@ -15,12 +15,54 @@ LEGAL = [
     "from torch import nn, optim\nimport torch.nn.functional as F\nfrom collections import OrderedDict\n",
     "import time\nstart = time.perf_counter_ns()\n",
     "if __name__ == '__main__':\n    import os\n    os.system('demo')\n",  # the demo block never runs here
+    (ROOT / "starter" / "model.py").read_text(),
+    (ROOT / "tests" / "handout" / "parts_1_to_4.py").read_text(),
+    # Honest styles, each on the API's public surface (the allowlist must know every name they use).
+    "import time\nt = time.time_ns() - time.monotonic_ns()\n",
+    "import itertools\nimport functools\nflat = list(itertools.chain.from_iterable([[1]]))\n"
+    "say = functools.partial(print, end='')\n",
+    "import dataclasses\n@dataclasses.dataclass\nclass C:\n    x: int = dataclasses.field(default=0)\n",
+    "from typing import Optional\ndef f(x: Optional[int] = None) -> list[int]:\n    return [x]\n",
+    "print('Step {}, Loss: {:.4f}'.format(1, 2.0))\n",
+    "import torch\ne = torch.cuda.Event(enable_timing=True)\ne.record()\ns = torch.cuda.current_stream(1)\n"
+    "s.synchronize()\ns.wait_stream(torch.cuda.default_stream(0))\ntorch.accelerator.synchronize()\n"
+    "total = torch.cuda.get_device_properties(0).total_memory\n",
+    "class M:\n    def __init__(self):\n        self._cache = {}\n    def get(self):\n        return self._cache\n",
+    "from collections import defaultdict\nd = defaultdict(list)\nd['a'].append(1)\n",
+    "import torch\nx = torch.zeros(2)\nx.cuda(1).cpu().tolist()\ntorch.stack([x]).tolist()\n"
+    "opt = torch.optim.SGD([x], lr=0.1)\nlr = opt.param_groups[0]['lr']\nopt.zero_grad(set_to_none=True)\n",
+    "import torch\nwith torch.no_grad(), torch.cuda.device(1), torch.cuda.stream(torch.cuda.Stream(1)):\n    pass\n",
 ]
 REFUSED = [  # (source, words in the reason, tamper-suspected)
     ("from torch import os", "reaches the module os", True),
     ("import torch\ngetattr(torch, 'o' + 's')", "uses getattr", True),
-    ("import collections\ncollections._sys", "uses ._sys", True),
+    ("import collections\ncollections._sys", "through collections._sys", True),
     ("p = print.__self__", "uses .__self__", True),
+    # A private name is the file's own only where it sets self._x, and never one the modules use.
+    ("import collections\nclass M:\n    def f(self):\n        return self._sys\nM.f(collections)", "uses ._sys", True),
+    ("class M:\n    def __init__(self):\n        self._sys = 0\n    def f(self):\n        return self._sys\n",
+     "uses ._sys", True),
+    # Attribute names by string: pattern keywords, wrappers' attribute lists, format fields, hints.
+    ("match print:\n    case object(__self__=b):\n        pass", "uses .__self__", True),
+    ("match 1:\n    case 1:\n        pass", "match statement", False),
+    ("import functools\nfunctools.update_wrapper(len, print, assigned=('__self__',))", "uses .update_wrapper", True),
+    ("import functools\n@functools.wraps(print)\ndef f():\n    pass", "uses .wraps", True),
+    ("from functools import wraps", "uses .wraps", True),
+    ("import functools\nfunctools.singledispatch(print)", "uses .singledispatch", True),
+    ("import typing\ntyping.get_type_hints(print)", "uses .get_type_hints", True),
+    ("def f(x: \"__import__('os')\"):\n    pass", "string as a type annotation", False),
+    ("import typing\ny: typing.List['os'] = []", "string as a type annotation", False),
+    ("print('{0.__init__.__globals__}'.format(print))", "uses .__globals__", True),
+    ("t = '{0}'\nt.format(print)", "text that is not written in the file", False),
+    ("import torch\nprint('{0.gpus}'.format(torch.cuda.Event))", "uses .gpus", False),
+    # The runtime's own attributes are no API: neutral, and refused.
+    ("import torch\ntorch.cuda.Event.gpus.trace.add('sync')", "uses .gpus", False),
+    ("def f(c):\n    return c.cell_contents", "uses .cell_contents", True),
+    # Special methods that the grader's own code would call on the submission's behalf.
+    ("class X:\n    def __getattr__(self, name):\n        return 1", "defines __getattr__", False),
+    ("class X:\n    def __del__(self):\n        pass", "defines __del__", False),
+    ("class X:\n    def __torch_function__(self):\n        pass", "defines __torch_function__", False),
+    ("class M(type):\n    pass\nclass X(metaclass=M):\n    pass", "passes metaclass=", False),
     ("try:\n    1 / 0\nexcept Exception as e:\n    e.__traceback__", "uses .__traceback__", True),
     ("def g():\n    yield\ng().gi_frame", "uses .gi_frame", True),
     ("import torch\ntorch.load('x', weights_only=False)", "uses .load", True),
@@ -28,7 +70,7 @@ REFUSED = [  # (source, words in the reason, tamper-suspected)
     ("import torch\ntorch.fx.graph_module", "torch.fx", True),
     ("import typing\ntyping.operator.attrgetter", "typing.operator", True),
     ("from torch.hub import json", "torch.hub", True),
-    ("x = ().__class__.__subclasses__()", "uses .__subclasses__", True),
+    ("x = ().__class__.__subclasses__()", "uses .__class__", True),
     ("import torch\nu = torch.utils", "torch.utils", True),
     ("from torch import load", "imports torch's load", True),
     ("import os", "imports os, which reaches past the lab", True),
