@@ -135,6 +135,8 @@ def test_a_missing_model_or_a_link_is_a_reason_not_a_grade(released, tmp_path):
     (folder / "starter" / "model.py").symlink_to(ROOT / "solutions" / "model.py")
     result, body, status, _ = autograde(released, folder)
     assert result["score"] == 0 and status == "failure" and "no starter/model.py" in body
+    assert "No timeline of a training step: cannot draw the timeline of model.py" in body  # no folder of ours
+    assert "/tmp/" not in body and str(tmp_path) not in body
 
 
 def test_no_grade_is_still_a_valid_result_that_says_why_and_publishes_nothing(tmp_path):
