@@ -42,12 +42,12 @@ def model_copy(work):
     return work / "class" / STUDENT / "model.py"
 
 
-def grade(work, unisolated=False):
-    """grader.batch's result, in virtual mode, for the student of `work` ({student, status, reason,
-    grade, ...}, as in results/NAME.json), with no folder of this machine in it; None when the batch
-    wrote none. `unisolated`: grade even where no isolation is available (the grade records it)."""
+def grade(work, mode="virtual", unisolated=False):
+    """grader.batch's result, in `mode`, for the student of `work` ({student, status, reason, grade,
+    ...}, as in results/NAME.json), with no folder of this machine in it; None when the batch wrote
+    none. `unisolated`: grade even where no isolation is available (the grade records it)."""
     subprocess.run([sys.executable, "-m", "grader.batch", str(work / "class"), "--out", str(work / "out"),
-                    "--grader-mode", "virtual", "-j", "1", *(["--no-isolation"] if unisolated else [])],
+                    "--grader-mode", mode, "-j", "1", *(["--no-isolation"] if unisolated else [])],
                    cwd=ROOT, check=False)
     produced = work / "out" / "results" / f"{STUDENT}.json"
     return without_paths(json.loads(produced.read_text()), work) if produced.exists() else None

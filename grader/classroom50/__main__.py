@@ -1,6 +1,7 @@
 """`python -m grader.classroom50 [--checkout DIR]`: grade a Classroom 50 submission, DIR/starter/model.py
-and DIR/starter/answers.yaml, with this copy of the grader (never the checkout's), and write what
-Classroom 50's runner publishes: DIR/result.json (schema classroom50/result/v1), DIR/release-body.md,
+and DIR/starter/answers.yaml, with this copy of the grader (never the checkout's; in real mode
+where two GPUs are visible, else virtual), and write what Classroom 50's runner publishes:
+DIR/result.json (schema classroom50/result/v1), DIR/release-body.md,
 DIR/classroom50-release-assets/timeline.svg, and `status=` and `summary=` lines in $GITHUB_OUTPUT.
 
 Scores are whole numbers, in half points, a bonus counted in both totals (grader.report.classroom50).
@@ -47,7 +48,9 @@ def graded(checkout):
     from grader import rubric
 
     with hosted.private_copy(checkout, MODEL) as work:
-        outcome = hosted.grade(work, unisolated=True)  # student code runs in this job anyway
+        # auto: real mode on a self-hosted runner with two GPUs. Unisolated where the runner has no
+        # isolation: student code runs in this job anyway, and the TA's batch regrades.
+        outcome = hosted.grade(work, "auto", unisolated=True)
         if outcome is None:
             return None
         notes = [f"Status: {outcome['status']}: {outcome['reason']}"] if outcome["reason"] else []
@@ -64,7 +67,7 @@ def timeline(work, assets):
     drawn = work / "timeline"
     try:
         done = subprocess.run([sys.executable, "-m", "grader.timeline", "--submission", str(hosted.model_copy(work)),
-                               "--out", str(drawn), "--grader-mode", "virtual"], cwd=ROOT, capture_output=True,
+                               "--out", str(drawn), "--grader-mode", "auto"], cwd=ROOT, capture_output=True,
                               text=True, timeout=TIMELINE_SECONDS, check=False)
         why = (done.stderr.strip().splitlines() or ["it drew nothing"])[-1] if done.returncode else None
     except subprocess.TimeoutExpired:
@@ -111,7 +114,7 @@ def write_outputs(status, summary):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m grader.classroom50", description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--checkout", type=pathlib.Path, default=pathlib.Path.cwd(),
+    parser.add_argument("--checkout", type=pathlib.Path, default=pathlib.Path.cwd(), metavar="DIR",
                         help="the student's checkout (default: the current folder, where the runner starts "
                              "autograder.py)")
     parser.add_argument("--not-graded", metavar="REASON",
