@@ -178,7 +178,7 @@ def classroom50(graded: Grade, rubric: Rubric) -> dict:
     tests = []
     for c in graded["checks"]:
         item = rubric.items[c["id"]]
-        most = item.points if item.bonus else c["max_points"] if c["status"] != NOT_GRADED else 0.0
+        most = 0.0 if c["status"] == NOT_GRADED else item.points if item.bonus else c["max_points"]
         tests.append({"test-name": f"{c['id']}: {c['title']}", "passed": c["status"] in ("passed", NOT_GRADED),
                       "score": _units(c["points"]), "max-score": _units(most)})
     return {"score": sum(t["score"] for t in tests), "max-score": sum(t["max-score"] for t in tests), "tests": tests}
@@ -194,8 +194,8 @@ def _units(points):
 def classroom50_body(graded: Grade, scores: dict, notes: typing.Sequence[str] = ()) -> str:
     """The Release body: the score line, what Classroom 50's numbers mean, `notes`, then one row
     per item with every reason; cut to BODY_CAP characters."""
-    units = f"{scores['score']} / {scores['max-score']} in Classroom 50 is {scores['score'] / UNITS:g} / " \
-            f"{scores['max-score'] / UNITS:g} points (it counts half points; a bonus counts in both totals)."
+    units = (f"{scores['score']} / {scores['max-score']} in Classroom 50 is {scores['score'] / UNITS:g} / "
+             f"{scores['max-score'] / UNITS:g} points (it counts half points; a bonus counts in both totals).")
     text = summary(graded).replace("\n", f"\n\n{units}\n" + "".join(f"\n{n}\n" for n in notes), 1)
     cut = "\n\n(cut here: the rest is in the grading step's log)\n"
     return text if len(text) <= BODY_CAP else text[:BODY_CAP - len(cut)] + cut
