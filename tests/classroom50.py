@@ -8,6 +8,8 @@
   `output_has_status` and `derive_status_and_summary` (an autograder's `status=` line in
   $GITHUB_OUTPUT is used as is, the last one counting; else success exactly when every test
   passed), `validate_release_asset_paths`, `_looks_like_result_document` and the RELEASE_ASSETS_* limits;
+- schemas/result-v1.schema.json, stricter than the code (what non-CLI clients validate with): no
+  top-level key beyond its list, `datetime` as YYYY-MM-DDTHH:MM:SSZ;
 - skeleton/dotgithub/workflows/autograde-runner.yaml: a result whose status is error publishes no
   Release; the summary is a commit status's description;
 - GitHub's own limits on those: a Release body of at most 125,000 characters, a commit status
@@ -24,6 +26,9 @@ ASSETS_MAX_BYTES = 104_857_600
 ASSET_BASENAME = re.compile(r"^[A-Za-z0-9_-](?:[A-Za-z0-9._-]{0,253}[A-Za-z0-9_-])?$", re.ASCII)
 STAMPED = {"owner": "student", "assignment_type": "individual", "datetime": "2026-12-01T12:00:00Z",
            "graded_at": "2026-12-01T12:00:00Z"}  # what the runner writes over, before it validates
+KEYS = {"schema", "classroom", "assignment", "assignment_type", "owner", "submission", "commit", "release", "review",
+        "datetime", "graded_at", "score", "max-score", "tests", "submitted_by"}
+DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d:[0-5]\dZ$")
 BUNDLE_MAX_BYTES = 10 * 1024 * 1024  # runner.py's MAX_FETCH_BYTES, for the packed bundle
 
 
@@ -32,9 +37,12 @@ def _count(value):
 
 
 def invalid(result, classroom, assignment):
-    """Why the runner would refuse `result` (stamped as it stamps it), or None: validate_result."""
+    """Why the runner (validate_result, on `result` stamped as it stamps it) or the schema would
+    refuse `result`, or None."""
     if not isinstance(result, dict):
         return "not a JSON object"
+    if set(result) - KEYS or ("datetime" in result and not DATETIME.match(str(result["datetime"]))):
+        return f"keys {sorted(set(result) - KEYS)} or datetime {result.get('datetime')!r} outside the schema"
     result = {**result, **STAMPED}
     if result.get("schema") != SCHEMA:
         return f"schema is {result.get('schema')!r}"
