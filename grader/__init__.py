@@ -12,6 +12,7 @@ The folders show the architecture, untrusted side first:
   rubric.py                       the points, from rubric.yaml only
   report.py, conftest.py          the table, the score and the files a grading run reports (pytest wiring)
   batch.py, release.py, gradescope/, timeline/  a whole class; the student template; Gradescope; timelines
+  hosted.py, classroom50/         one student's copied files through the batch; Classroom 50's bundle
   selftest.py                     checks the grader on this machine's GPUs, before a term
 """
 import pathlib

@@ -167,6 +167,42 @@ def runner_id(item_id: str) -> str:
     return "".join(ch for ch in item_id.lower() if ch.isalnum())
 
 
+UNITS = 2  # Classroom 50 scores in whole numbers: its unit is half a point (the questions' step)
+BODY_CAP = 120_000  # characters of a Release body (GitHub refuses one over 125,000)
+SUMMARY_CAP = 140  # characters of a commit status's description (GitHub refuses more)
+
+
+def classroom50(graded: Grade, rubric: Rubric) -> dict:
+    """Classroom 50's scores (`score`, `max-score`, `tests`), which must be whole numbers with no
+    score above its maximum: one test per rubric item, in half points (UNITS per point). A bonus
+    item's maximum is its points, counted in both totals (so 120 / 110 reads 240 / 240); an item not
+    graded here is 0 / 0. A test passes when its item lost nothing."""
+    tests = []
+    for c in graded["checks"]:
+        item = rubric.items[c["id"]]
+        most = 0.0 if c["status"] == NOT_GRADED else item.points if item.bonus else c["max_points"]
+        tests.append({"test-name": f"{c['id']}: {c['title']}", "passed": c["status"] in ("passed", NOT_GRADED),
+                      "score": _units(c["points"]), "max-score": _units(most)})
+    return {"score": sum(t["score"] for t in tests), "max-score": sum(t["max-score"] for t in tests), "tests": tests}
+
+
+def _units(points):
+    units = round(points * UNITS)
+    if units != points * UNITS:
+        raise ValueError(f"{points:g} points is not a whole number of Classroom 50's units (1/{UNITS} point)")
+    return units
+
+
+def classroom50_body(graded: Grade, scores: dict, notes: typing.Sequence[str] = ()) -> str:
+    """The Release body: the score line, what Classroom 50's numbers mean, `notes`, then one row
+    per item with every reason; cut to BODY_CAP characters."""
+    units = (f"{scores['score']} / {scores['max-score']} in Classroom 50 is {scores['score'] / UNITS:g} / "
+             f"{scores['max-score'] / UNITS:g} points (it counts half points; a bonus counts in both totals).")
+    text = summary(graded).replace("\n", f"\n\n{units}\n" + "".join(f"\n{n}\n" for n in notes), 1)
+    cut = "\n\n(cut here: the rest is in the grading step's log)\n"
+    return text if len(text) <= BODY_CAP else text[:BODY_CAP - len(cut)] + cut
+
+
 def summary(graded: Grade) -> str:
     """The Markdown the Classroom workflow shows on the run's page: one row per item, the score."""
     rows = ["| item | points | status | reason |", "|---|---|---|---|"]

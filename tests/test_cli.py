@@ -9,13 +9,14 @@ from helpers import python_m
 HELP = {
     "grader.batch": ["--out", "--grader-mode", "--isolation", "--no-isolation", "--timeout", "--gradescope",
                      "--rubric", "--force", "--only NAME", "--shard K/N", "--roster", "merge --help"],
-    "grader.release": ["the folder to write the template into"],
+    "grader.release": ["the folder to write the template into", "--classroom50 BUNDLE"],
     "grader.timeline": ["--submission", "--out DIR", "build/timeline", "what torch.profiler measured."],
     "grader.selftest": ["--rubric", "two or more", "exactly one"],
     "grader.virtual": ["the Python file to run", "its own arguments", "--memory GIB", "out-of-memory error"],
     "grader.runner": ["--socket-fd", "--preload", "--private-tmp", "--fresh"],
     "grader.classroom": ["GITHUB_ENV", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "one runner, `grader`"],
     "grader.gradescope": ["--root", "any depth"],
+    "grader.classroom50": ["--checkout", "--not-graded REASON", "in half points", "status=", "SUBMISSION_TAG"],
 }
 
 
@@ -36,6 +37,8 @@ def test_help(module, tmp_path):
     (["grader.batch", "nowhere", "--out", "out"], "nowhere is not a folder of submissions"),
     (["grader.batch", "tests/submissions", "--out", "out", "--rubric", "nowhere.yaml"], "invalid rubric"),
     (["grader.release", "README.md"], "README.md exists and is not an empty folder"),
+    (["grader.release", "nowhere", "--classroom50", "README.md"], "README.md exists and is not an empty folder"),
+    (["grader.release", "nowhere", "--classroom50", "nowhere/bundle"], "neither inside the other"),
     (["grader.timeline", "--submission", "nowhere.py"], "cannot draw the timeline of nowhere.py: "),
     (["grader.timeline", "--out", "README.md/inside"], "cannot write into README.md/inside"),
     (["grader.virtual", "nowhere.py"], "nowhere.py is not a file"),

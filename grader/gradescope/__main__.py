@@ -3,18 +3,16 @@ ROOT/submission and write ROOT/results/results.json, whatever happens.
 
 The upload's model.py may sit at any depth (a "Download ZIP" of the student's repository puts
 everything in one top-level folder); answers.yaml is read beside it. Two model.py files is a clear
-reason, not a guess. The submission is graded by grader.batch (the sandbox, the pristine grader),
-and no message names a folder of the grading machine.
+reason, not a guess. The submission is graded by grader.hosted (a private copy, grader.batch: the
+sandbox, the pristine grader), and no message names a folder of the grading machine.
 """
 import argparse
 import json
 import pathlib
-import shutil
-import subprocess
 import sys
-import tempfile
+import time
 
-from grader import ROOT
+from grader import ROOT, hosted, report
 
 SKIPPED = ("__MACOSX", ".git")  # what archivers and clones add beside a student's files
 
@@ -41,14 +39,6 @@ def find_model(upload):
     return found[0]
 
 
-def results_without_paths(results, folder):
-    """Gradescope's results with every mention of the grading machine's folders taken out."""
-    text = json.dumps(results)
-    for prefix in (f"{folder}/class/submission/", f"{folder}/class/", str(folder)):
-        text = text.replace(prefix, "")
-    return json.loads(text)
-
-
 def failed(reason, rubric_max):
     return {"score": 0.0, "max_score": rubric_max, "output": f"Not graded: {reason}", "visibility": "visible",
             "tests": []}
@@ -60,24 +50,16 @@ def grade(root):
 
     lab = rubric.load(ROOT / "rubric.yaml")
     upload = root / "submission"
-    with tempfile.TemporaryDirectory(prefix="grading-") as work:
-        work = pathlib.Path(work)
-        try:
-            model = find_model(upload)
-        except Unusable as reason:
-            results = failed(str(reason), lab.max_score)
-        else:
-            student = work / "class" / "submission"
-            student.mkdir(parents=True)
-            for name in ("model.py", "answers.yaml"):
-                source = upload / model.parent / name
-                if source.is_file() and not source.is_symlink():
-                    shutil.copyfile(source, student / name)
-            subprocess.run([sys.executable, "-m", "grader.batch", str(work / "class"), "--out", str(work / "out"),
-                            "--grader-mode", "virtual", "--gradescope", "-j", "1"], cwd=ROOT, check=False)
-            produced = work / "out" / "gradescope" / "submission.json"
-            results = (results_without_paths(json.loads(produced.read_text()), work) if produced.exists()
-                       else failed("the grader could not grade this upload; please tell your TA", lab.max_score))
+    try:
+        model = find_model(upload)
+    except Unusable as reason:
+        results = failed(str(reason), lab.max_score)
+    else:
+        started = time.monotonic()
+        with hosted.private_copy(upload, model) as work:
+            result = hosted.grade(work)
+        results = (report.gradescope(result["grade"], time.monotonic() - started) if result
+                   else failed("the grader could not grade this upload; please tell your TA", lab.max_score))
     (root / "results").mkdir(parents=True, exist_ok=True)
     (root / "results" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
