@@ -34,7 +34,7 @@ PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER, PR_S
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 REPORTED = 86  # a probe's exit status once its frame is written: any other ending is the session's to report
 CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
-MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 1 << 14, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 1 << 12, 1 << 14, 1 << 18
 REQUEST_CAP = 1 << 20  # a request carries the submission's text (capped at 256 KiB by the grader)
 TMP_BYTES = 64 * 2**20  # each student's /tmp and /dev/shm
 GRACE = 1.0  # seconds between a probe's wall-clock backstop and its kill
@@ -54,6 +54,8 @@ def main(argv=None):
     parser.add_argument("--private-tmp", action="store_true", help="/tmp and /dev/shm are this sandbox's own")
     parser.add_argument("--fresh", action="store_true", help="each session gets IPC and mount namespaces and an "
                         "empty /tmp and /dev/shm of its own (needs CAP_SYS_ADMIN here: root, or bubblewrap's)")
+    parser.add_argument("--hide", action="append", default=[], metavar="PATH", help="with --fresh: a file or folder "
+                        "that does not exist for student code (an empty one stands in its place); repeatable")
     args = parser.parse_args(argv)
     sock = socket.socket(fileno=args.socket_fd)
     for name in filter(None, args.preload.split(",")):  # a student's identity may not read them later
@@ -79,7 +81,7 @@ def main(argv=None):
             return 0
         _reap()
         if request["op"] == "grade":
-            reply = {"session": _fork_session(fds, sock, args.fresh)}
+            reply = {"session": _fork_session(fds, sock, args.hide if args.fresh else None)}
         else:
             reply = {"killed": _clean(args.private_tmp)}
         for fd in fds:
@@ -87,26 +89,26 @@ def main(argv=None):
         wire.send(sock, reply)
 
 
-def _fork_session(fds, sock, fresh):
+def _fork_session(fds, sock, hide):
     pid = os.fork()
     if pid:
         return pid
     try:
         sock.close()  # the submission must never reach the zygote's socket
-        _session(fds[0], fds[1], fds[2:], fresh)
+        _session(fds[0], fds[1], fds[2:], hide)
     finally:
         os._exit(0)
 
 
-def _session(request_fd, output, results, fresh):
+def _session(request_fd, output, results, hide):
     """Read this student's request, then run its probes, side by side (virtual GPUs) or one at a
     time (real GPUs, whose timings must not disturb each other), and speak for any that ended
-    without its result."""
+    without its result. `hide`: None, or the paths to hide in namespaces of the session's own."""
     os.setsid()
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     try:
-        if fresh:
-            _fresh_namespaces()
+        if hide is not None:
+            _fresh_namespaces(hide)
     except OSError as error:
         for fd in results:
             _write(fd, {"failure": f"internal grader error, please report it: the sandbox could not give this "
@@ -162,16 +164,21 @@ def _cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
-def _fresh_namespaces():
+def _fresh_namespaces(hide):
     """IPC and mount namespaces of this session's own, with an empty /tmp and /dev/shm: what the
     student leaves there (files, System V segments) dies with the session, and no later student
-    sees it."""
+    sees it. Each path of `hide` gets an empty file or folder mounted over it."""
     if LIBC.unshare(CLONE_NEWNS | CLONE_NEWIPC) != 0:
         raise OSError(ctypes.get_errno(), "unshare(IPC, mount) failed")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing mounted here propagates back
     for folder in ("/tmp", "/dev/shm"):
         if os.path.isdir(folder):
             _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, f"size={TMP_BYTES},mode=1777")
+    for path in hide:
+        if os.path.isdir(path):
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k,mode=0555")
+        elif os.path.exists(path):
+            _mount("/dev/null", path, None, MS_BIND)
 
 
 def _mount(source, target, kind, flags, data=None):

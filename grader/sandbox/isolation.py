@@ -25,6 +25,11 @@ from grader import ROOT
 from grader.sandbox.cgroups import SlotGroup
 
 PACKAGE = ROOT / "grader"
+# What of the package the sandbox runs: the runtime, the probes and what they import. The rest (the
+# grader's references, checks, rubric, reports, applications) does not exist there.
+SANDBOX_PART = frozenset({"__init__.py", "bounded.py", "contract.py", "costs.py", "devices.py", "facts.py",
+                          "inputs.py", "patching.py", "procs.py", "trace.py", "wire.py", "runner", "virtual",
+                          "__pycache__"})
 # The project's folders no sandbox may show, whatever binds them: the solutions and the tests' corpus.
 SECRETS = (ROOT / "solutions", ROOT / "tests")
 KINDS = ("auto", "bwrap", "uid", "none")
@@ -124,13 +129,20 @@ def _bwrap_options(root):
     return None
 
 
+def judge_side():
+    """The package's files and folders the sandbox must not hold (see SANDBOX_PART)."""
+    return sorted(str(path) for path in PACKAGE.iterdir() if path.name not in SANDBOX_PART)
+
+
 def zygote_command(isolation, socket_fd, preload, hidden=()):
     """The argv that starts the zygote under `isolation`. `hidden`: paths that must not exist in
-    the sandbox even where a bound folder holds them (the answer key, the submissions, results)."""
+    the sandbox even where a bound folder holds them (the answer key, the submissions, results);
+    the judge's side of the package never does either."""
     python = [sys.executable, "-B", "-s", "-m", "grader.runner", "--socket-fd", str(socket_fd),
               "--preload", ",".join(sorted(preload))]
-    if isolation.kind == "uid":
-        return python + ["--fresh"]
+    if isolation.kind == "uid":  # each session hides them in a mount namespace of its own
+        paths = [p for p in map(os.path.realpath, hidden) if os.path.exists(p)] + judge_side()
+        return python + ["--fresh", *[a for p in paths for a in ("--hide", p)]]
     if isolation.kind != "bwrap":
         return python
     namespaces, sized = _bwrap_options(isolation.root)
@@ -145,19 +157,30 @@ def zygote_command(isolation, socket_fd, preload, hidden=()):
         args += ["--perms", "1777", *(["--size", str(TMP_BYTES)] if sized else []), "--tmpfs", folder]
     for device in sorted(glob.glob("/dev/nvidia*")):  # real mode's GPUs (none on most machines)
         args += ["--dev-bind", device, device]
-    made, bound = set(), ["/usr", "/etc", "/sys"]
-    for path in sorted(_python_folders() | {str(PACKAGE)}):
-        if not any(path == p or path.startswith(p + os.sep) for p in ("/usr", "/etc", "/sys")):
-            args += _folders_above(path, made) + ["--ro-bind", path, path]
-            bound.append(path)
-    for path in map(os.path.realpath, hidden):  # only where a bound folder holds it; elsewhere it is absent
-        if any(path.startswith(p + os.sep) for p in bound):
-            args += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
-    args += ["--ro-bind", str(PACKAGE), str(PACKAGE)]  # again, in case a hidden folder held it
+    args += _bound_folders(hidden)
     env = {"PATH": "/usr/bin:/bin", "TMPDIR": "/tmp", "LANG": "C.UTF-8", **_python_environment(str(ROOT))}
     env.update({k: v for k, v in os.environ.items() if k.startswith(("CUDA_", "NVIDIA_"))})
     args += ["--clearenv", *[a for k, v in env.items() for a in ("--setenv", k, v)], "--chdir", "/tmp"]
     return args + python + ["--private-tmp", "--fresh"]
+
+
+def _bound_folders(hidden):
+    """bwrap options that bind Python's folders and the package's sandbox part, read-only, and
+    put an empty file or folder over each `hidden` path a bound folder holds (elsewhere it is
+    absent anyway) and over the package's judge side."""
+    def cover(path):
+        return ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
+
+    args, made, bound = [], set(), ["/usr", "/etc", "/sys"]
+    for path in sorted(_python_folders() | {str(PACKAGE)}):
+        if not any(path == p or path.startswith(p + os.sep) for p in ("/usr", "/etc", "/sys")):
+            args += _folders_above(path, made) + ["--ro-bind", path, path]
+            bound.append(path)
+    for path in map(os.path.realpath, hidden):
+        if any(path.startswith(p + os.sep) for p in bound):
+            args += cover(path)
+    args += ["--ro-bind", str(PACKAGE), str(PACKAGE)]  # again, in case a hidden folder held it
+    return args + [a for path in judge_side() for a in cover(path)]
 
 
 def environment():
