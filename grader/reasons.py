@@ -12,7 +12,7 @@ _QUOTED = re.compile(r"""(?<!\w)'[^'\n]*'(?!\w)|(?<!\w)"[^"\n]*"(?!\w)""")  # a 
 _SHAPE = re.compile(r"\b\d+(?:x\d+)+\b")  # 32x1000
 # A number standing alone: not part of a name (W1, layer2, float64) nor a device's index (cuda:1).
 _NUMBER = re.compile(r"(?<![\w:.])[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?(?![\w.])", re.IGNORECASE)
-_RUN = re.compile(r"(?:#|'…')(?:\s*,\s*(?:#|'…'))+")  # a list of numbers or strings, of any length
+_RUN = re.compile(r"(#|'…')(?:\s*,\s*\1)+")  # a list of numbers, or of strings, of any length: one
 
 
 def cause(message: str, student: str = "") -> str:
@@ -24,7 +24,7 @@ def cause(message: str, student: str = "") -> str:
     text = _QUOTED.sub("'…'", text)
     text = _SHAPE.sub("#", text)
     text = _NUMBER.sub("#", text)
-    return _RUN.sub("…", text)
+    return _RUN.sub(r"\1", text)
 
 
 @dataclasses.dataclass(frozen=True)
