@@ -95,6 +95,8 @@ def _item(item: Item, n: int, feedback: dict[str, str | None]) -> str:
               f'{f" and {g.unlisted} more" if g.unlisted else ""}</div></details>' for g in item.reasons]
     if item.other:
         groups.append(f"<p>{item.other} more students, for other reasons (see their feedback)</p>")
+    if item.flagged:
+        groups.append(f'<p>{item.flagged} flagged students, not graded: see <a href="#flagged">below</a></p>')
     return head + "".join(groups) + "</div>"
 
 
@@ -104,12 +106,12 @@ def _names(names, feedback):
 
 def _flagged(flagged: list[Student]) -> list[str]:
     if not flagged:
-        return ["<h2>Flagged students</h2>", "<p>None: every submission was graded.</p>"]
+        return ['<h2 id="flagged">Flagged students</h2>', "<p>None: every submission was graded.</p>"]
     rows = "".join(f"<tr><td>{_e(s.name)}</td><td>{_e(s.status)}</td><td>{_e(reasons.shorten(s.reason))}</td>"
                    f"<td>{_link(s.log, 'log') if s.log else 'no log (nothing ran)'}</td></tr>" for s in flagged)
     table = f"<table><tr><th>student</th><th>status</th><th>reason</th><th>log</th></tr>{rows}</table>"
     opened = " open" if len(flagged) <= FLAGGED_OPEN else ""
-    return [f"<h2>Flagged students ({len(flagged)})</h2>",
+    return [f'<h2 id="flagged">Flagged students ({len(flagged)})</h2>',
             f"<details{opened}><summary>timeout, crashed, tamper-suspected, invalid or no submission</summary>"
             f"{table}</details>"]
 

@@ -8,7 +8,7 @@ import pathlib
 import statistics
 
 from grader import reasons
-from grader.rows import Row
+from grader.rows import NOT_JUDGED, Row
 
 GROUPS_PER_ITEM = 8  # the largest causes of an item; the rest are counted together
 NICE_WIDTHS = (1, 2, 5, 10, 20, 25, 50, 100, 200, 500, 1000)
@@ -38,6 +38,7 @@ class Item:
     mean: float  # points per student of the class; not graded counts 0
     reasons: tuple[reasons.Group, ...]  # why the others did not earn it, largest cause first
     other: int  # students whose causes are past GROUPS_PER_ITEM
+    flagged: int  # students who did not earn it because nothing of theirs was judged (their status says why)
 
     def missed(self, students: int) -> int:
         return students - self.earned
@@ -84,7 +85,7 @@ class ClassView:
                              "earned": i.earned, "mean": i.mean,
                              "reasons": [{"reason": g.reason, "count": g.count, "students": list(g.students)}
                                          for g in i.reasons],
-                             "other_reasons": i.other} for i in self.items},
+                             "other_reasons": i.other, "flagged": i.flagged} for i in self.items},
             "flagged": [{"student": s.name, "status": s.status, "reason": reasons.shorten(s.reason), "log": s.log}
                         for s in self.flagged],
             "grader": list(self.graders), "mode": list(self.modes), "isolation": list(self.isolations),
@@ -132,13 +133,13 @@ def _item(item_id, rows):
     marks = {row.student: next((m for m in row.marks if m.id == item_id), None) for row in rows}
     known = [m for m in marks.values() if m is not None]
     passed = [m for m in known if m.status == "passed"]
-    lost = {row.student: (row.reason if marks[row.student] is None
-                          else marks[row.student].message or marks[row.student].status.replace("_", " "))
-            for row in rows if marks[row.student] is None or marks[row.student].status != "passed"}
+    missed = [row for row in rows if marks[row.student] is None or marks[row.student].status != "passed"]
+    lost = {row.student: marks[row.student].message or marks[row.student].status.replace("_", " ")
+            for row in missed if row.status not in NOT_JUDGED}
     groups, other = reasons.group(lost, GROUPS_PER_ITEM)
     return Item(item_id, known[0].title, max([known[0].max_points, *(m.points for m in passed)]), known[0].bonus,
                 sum(m.graded for m in known), len(passed), sum(m.points for m in known) / max(1, len(rows)),
-                tuple(groups), other)
+                tuple(groups), other, len(missed) - len(lost))
 
 
 def _distinct(values):

@@ -7,9 +7,8 @@ import dataclasses
 import io
 import pathlib
 
-from grader.rows import NOT_ON_ROSTER, Row
+from grader.rows import NOT_ON_ROSTER, UNGRADED, Row
 
-UNGRADED = ("timeout", "crashed")  # the grader made no grade: the TA decides
 CANVAS_KEYS = ("SIS Login ID", "SIS User ID", "Login ID", "Email", "ID")  # a student's names in Canvas
 
 

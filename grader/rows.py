@@ -11,6 +11,8 @@ COLUMNS = ("student", "identifier", "score", "max")  # then one per rubric item,
 TAIL = ("mode", "isolation", "status", "reason", "grader")
 NOT_ON_ROSTER = "(not on the roster)"
 ABSENT = "on the roster, but no submission was found"
+UNGRADED = ("timeout", "crashed")  # the grader made no grade (its failure, not the student's)
+NOT_JUDGED = (*UNGRADED, "no-submission", "invalid-submission")  # every item lost for the row's one reason
 
 
 @dataclasses.dataclass(frozen=True)
