@@ -9,15 +9,15 @@ from grader import reasons
 from grader.classview import ClassView, Item, Student
 
 POLICY = "default-src 'none'; style-src 'unsafe-inline'"
-FLAGGED_OPEN = 20  # a longer list of flagged students starts collapsed
+OPEN_UP_TO = 20  # a longer list of students starts collapsed
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;padding:0 1em;color:#222}
 h1{margin-bottom:.2em} h2{margin-top:1.6em;border-bottom:1px solid #ddd}
 .meta{color:#555} .figures span{margin-right:1.5em} .figures b{font-size:1.3em}
 table{border-collapse:collapse;width:100%} td,th{text-align:left;padding:2px 8px;border-bottom:1px solid #eee}
-td.n{text-align:right;font-variant-numeric:tabular-nums}
 .item{margin:1em 0;padding:.4em .8em;border-left:4px solid #c33;background:#fafafa}
-.item.ok{border-color:#3a3} .count{font-weight:bold;margin-right:.4em} .reason{font-family:monospace;font-size:13px}
+.item.ok{border-color:#3a3} .item p{margin:.3em 0} .count{font-weight:bold;margin-right:.4em}
+.reason{font-family:monospace;font-size:13px} .reason,td{overflow-wrap:anywhere}
 details>summary{cursor:pointer} .names{margin:.3em 0 .6em 1.5em}
 svg text{font:11px system-ui,sans-serif;fill:#333} .bar{fill:#4a7ebb} .miss{fill:#e3b3b3}
 """
@@ -107,22 +107,31 @@ def _names(names, feedback):
 def _flagged(flagged: list[Student]) -> list[str]:
     if not flagged:
         return ['<h2 id="flagged">Flagged students</h2>', "<p>None: every submission was graded.</p>"]
-    rows = "".join(f"<tr><td>{_e(s.name)}</td><td>{_e(s.status)}</td><td>{_e(reasons.shorten(s.reason))}</td>"
-                   f"<td>{_link(s.log, 'log') if s.log else 'no log (nothing ran)'}</td></tr>" for s in flagged)
-    table = f"<table><tr><th>student</th><th>status</th><th>reason</th><th>log</th></tr>{rows}</table>"
-    opened = " open" if len(flagged) <= FLAGGED_OPEN else ""
+    rows = [(_e(s.name), _e(s.status), _e(reasons.shorten(s.reason)),
+             _link(s.log, "log") if s.log else "no log (nothing ran)") for s in flagged]
     return [f'<h2 id="flagged">Flagged students ({len(flagged)})</h2>',
-            f"<details{opened}><summary>timeout, crashed, tamper-suspected, invalid or no submission</summary>"
-            f"{table}</details>"]
+            _collapsed("timeout, crashed, tamper-suspected, invalid or no submission", len(flagged),
+                       _table(("student", "status", "reason", "log"), rows))]
 
 
 def _students(students: tuple[Student, ...]) -> list[str]:
-    rows = "".join(f'<tr><td>{_e(s.name)}</td><td>{_e(s.identifier)}</td><td class="n">{s.score:g}</td>'
-                   f'<td class="n">{"" if s.max_score is None else f"{s.max_score:g}"}</td><td>{_e(s.status)}</td>'
-                   f"<td>{_link(s.feedback, 'feedback') if s.feedback else ''}</td></tr>" for s in students)
+    rows = [(_e(s.name), _e(s.identifier), f"{s.score:g}", "" if s.max_score is None else f"{s.max_score:g}",
+             _e(s.status), _link(s.feedback, "feedback") if s.feedback else "") for s in students]
     return [f"<h2>Every student ({len(students)})</h2>",
-            f"<details><summary>the table: score and feedback of each student</summary><table><tr><th>student</th>"
-            f"<th>identifier</th><th>score</th><th>max</th><th>status</th><th>feedback</th></tr>{rows}</table></details>"]
+            _collapsed("the table: score and feedback of each student", len(students),
+                       _table(("student", "identifier", "score", "max", "status", "feedback"), rows))]
+
+
+def _collapsed(summary, count, body):
+    """`body` under `summary`, shown at once for a short list."""
+    return f"<details{' open' if count <= OPEN_UP_TO else ''}><summary>{summary}</summary>{body}</details>"
+
+
+def _table(headers, rows):
+    """A table of cells already in HTML."""
+    head = "".join(f"<th>{h}</th>" for h in headers)
+    return f"<table><tr>{head}</tr>" + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
+                                              for row in rows) + "</table>"
 
 
 def _link(path: str | None, text: str) -> str:
