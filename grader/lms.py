@@ -9,7 +9,8 @@ import pathlib
 
 from grader.rows import NOT_ON_ROSTER, UNGRADED, Row
 
-CANVAS_KEYS = ("SIS Login ID", "SIS User ID", "Login ID", "Email", "ID")  # a student's names in Canvas
+# A student's names in Canvas. Not its "ID": Canvas's own number, which a student number may equal.
+CANVAS_KEYS = ("SIS Login ID", "SIS User ID", "Login ID", "Email")
 
 
 class ExportError(Exception):
@@ -42,15 +43,17 @@ def canvas(rows: list[Row], gradebook: pathlib.Path, column: str, bonus: bool) -
         raise ExportError(f"{gradebook} has {'no' if not where else 'more than one'} column {column!r}; "
                           f"its columns: {shown}")
     target, keys = where[0], [n for n, name in enumerate(header) if name.strip() in CANVAS_KEYS]
+    canvas_id = next((n for n, name in enumerate(header) if name.strip() == "ID"), None)
     if not keys:
         raise ExportError(f"{gradebook} has none of Canvas's student columns ({', '.join(CANVAS_KEYS)})")
     filled, empty, used = 0, [], set()
     for line in table[1:]:
         names = {line[n].strip().lower() for n in keys if n < len(line) and line[n].strip()}
-        if not names or line[0].strip() == "Points Possible" or target >= len(line):
+        student = names or (canvas_id is not None and canvas_id < len(line) and line[canvas_id].strip())
+        if not student or line[0].strip() == "Points Possible" or target >= len(line):
             continue  # a header row: Points Possible, muted or posting policy
         found = [row for row in rows if names & _names(row)]
-        who = line[0].strip() or sorted(names)[0]
+        who = line[0].strip() or ", ".join(sorted(names)) or f"ID {line[canvas_id]}"
         if len(found) != 1:
             line[target] = ""
             empty.append(f"{who}: {'no row in the gradebook' if not found else 'matches ' + _both(found)}")

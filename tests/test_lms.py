@@ -12,6 +12,7 @@ CANVAS = [
     ["", "", "", "", "", "", "Manual Posting", ""],
     ["Alice A", "11", "", "s0", "A", "91", "", "80"],  # the login: the roster identifier's user
     ["Bob B", "12", "s1@uni.edu", "bob.b", "A", "72", "", "60"],  # the SIS id: the roster identifier
+    ["Mallory M", "s4", "", "", "B", "81", "", "70"],  # no login: Canvas's own ID is not erin's s4@uni.edu
     ["Carol C", "13", "", "carol", "B", "63", "", "50"],  # the login: her GitHub name
     ["Gina G", "14", "", "gina", "B", "54", "", "40"],  # timed out: no grade
     ["Ivan I", "15", "", "ivan", "B", "45", "", "30"],  # on the roster, no submission: 0
@@ -57,7 +58,8 @@ def test_canvas_gets_the_labs_column_and_nothing_else_changes(out, bonus):
         "Alice A": points("alice"), "Bob B": points("bob"), "Carol C": points("carol"), "Ivan I": 0}
     assert points("alice") == (120 if bonus else 110)
     assert filled["Gina G"] == "" and filled["Zed Z"] == ""  # never zero
-    assert "Gina G: timeout" in said and "Zed Z: no row in the gradebook" in said
+    assert filled["Mallory M"] == ""
+    assert "Gina G: timeout" in said and "Zed Z: no row in the gradebook" in said and "Mallory M: no row" in said
     assert "  dave" in said.split("not in this file:")[1]  # graded, but not in Canvas
 
 
