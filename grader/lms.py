@@ -46,13 +46,13 @@ def canvas(rows: list[Row], gradebook: pathlib.Path, column: str, bonus: bool) -
     canvas_id = next((n for n, name in enumerate(header) if name.strip() == "ID"), None)
     if not keys:
         raise ExportError(f"{gradebook} has none of Canvas's student columns ({', '.join(CANVAS_KEYS)})")
-    filled, empty, used = 0, [], set()
+    filled, empty, used, known = 0, [], set(), [(row, _names(row)) for row in rows]
     for line in table[1:]:
         names = {line[n].strip().lower() for n in keys if n < len(line) and line[n].strip()}
         student = names or (canvas_id is not None and canvas_id < len(line) and line[canvas_id].strip())
         if not student or line[0].strip() == "Points Possible" or target >= len(line):
             continue  # a header row: Points Possible, muted or posting policy
-        found = [row for row in rows if names & _names(row)]
+        found = [row for row, its in known if names & its]
         who = line[0].strip() or ", ".join(sorted(names)) or f"ID {line[canvas_id]}"
         if len(found) != 1:
             line[target] = ""
