@@ -96,13 +96,14 @@ class ClassView:
 def summarise(rows: list[Row], folder: pathlib.Path, date: str) -> ClassView:
     """The view of `rows`, a gradebook in `folder` (where each student's feedback and log are)."""
     students = tuple(_student(row, pathlib.Path(folder)) for row in sorted(rows, key=lambda r: r.student))
-    scores = [row.score for row in rows] or [0.0]
+    scores = [row.score for row in rows]
+    figures = scores or [0.0]  # an empty class: its figures are 0
     max_score = max((row.max_score for row in rows if row.max_score is not None), default=0.0)
     statuses = collections.Counter(row.status for row in rows)
     return ClassView(
         students=students, statuses=dict(sorted(statuses.items(), key=lambda kv: (-kv[1], kv[0]))),
-        mean=statistics.fmean(scores), median=statistics.median(scores), lowest=min(scores), highest=max(scores),
-        max_score=max_score, histogram=histogram(scores, max(max_score, max(scores))),
+        mean=statistics.fmean(figures), median=statistics.median(figures), lowest=min(figures),
+        highest=max(figures), max_score=max_score, histogram=histogram(scores, max(max_score, *figures)),
         items=tuple(_item(item_id, rows) for item_id in _item_ids(rows)),
         graders=_distinct(row.grader for row in rows), modes=_distinct(row.mode for row in rows),
         isolations=_distinct(row.isolation for row in rows), date=date)

@@ -201,3 +201,11 @@ def test_a_batch_writes_the_class_view(batch):
     assert view["items"]["part4.clock_after_sync"]["reasons"][0]["students"] == ["dave"]
     page = Page((batch / "report.html").read_text())
     assert all(f"feedback/{n}.md" in page.links for n in ("alice", "bob", "carol", "dave"))
+
+
+def test_an_empty_class_has_no_one_in_its_histogram(tmp_path):
+    from grader import classpage, classview
+
+    view = classview.summarise([], tmp_path, "today")
+    assert view.as_json()["students"] == 0 and sum(b.count for b in view.histogram) == 0
+    assert "Class report: 0 students" in classpage.page(view)
