@@ -16,7 +16,7 @@ import pytest
 from corpus import ROOT, SOLUTION, write
 from helpers import ABSENT, MISTAKES, STATUSES, fast_rubric, python_m, synthetic_class
 
-from grader import reasons
+from grader import classpage, classview, reasons
 
 EVERYONE = sorted([*MISTAKES, *STATUSES, ABSENT])
 
@@ -204,8 +204,6 @@ def test_a_batch_writes_the_class_view(batch):
 
 
 def test_an_empty_class_has_no_one_in_its_histogram(tmp_path):
-    from grader import classpage, classview
-
     view = classview.summarise([], tmp_path, "today")
     assert view.as_json()["students"] == 0 and sum(b.count for b in view.histogram) == 0
     assert "Class report: 0 students" in classpage.page(view)
