@@ -365,7 +365,8 @@ def _roster(parser, path):
 
 def merge_main(argv):
     parser = argparse.ArgumentParser(prog="python -m grader.batch merge",
-                                     description="join the gradebooks of a class graded in shards into one")
+                                     description="join the gradebooks of a class graded in shards into one "
+                                                 "(grades.csv, grades.json, class.json, report.html)")
     parser.add_argument("shards", type=pathlib.Path, nargs="+", help="the --out folders of the shards")
     parser.add_argument("--out", type=pathlib.Path, required=True, help="the folder for the joined gradebook")
     parser.add_argument("--roster", type=pathlib.Path, help=ROSTER_HELP)
