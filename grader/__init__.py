@@ -11,6 +11,8 @@ The folders show the architecture, untrusted side first:
   checks/                         judge the facts (the pytest tests, one file per lab part)
   rubric.py                       the points, from rubric.yaml only
   report.py, conftest.py          the table, the score and the files a grading run reports (pytest wiring)
+  gradebook.py, rows.py           a class's gradebook: results, reruns, merges, the typed rows of grades.csv
+  reasons.py, classview.py, classpage.py, lms.py  the class at a glance (class.json, report.html); the LMS files
   batch.py, release.py, gradescope/, timeline/  a whole class; the student template; Gradescope; timelines
   hosted.py, classroom50/         one student's copied files through the batch; Classroom 50's bundle
   selftest.py                     checks the grader on this machine's GPUs, before a term

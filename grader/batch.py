@@ -13,6 +13,8 @@ code, the rubric, the answer key), and says how many it kept, regraded and added
 
 `python -m grader.batch merge OUT_1 ... OUT_N --out DIR` joins the gradebooks of a class graded in
 shards (`--shard K/N`, one per machine) into the one a single batch would have written.
+`python -m grader.batch export DIR --canvas GRADEBOOK.csv --column NAME` (or `--moodle`) writes the
+grades in a file the course's LMS imports.
 """
 import argparse
 import dataclasses
@@ -34,7 +36,7 @@ import pytest_timeout  # noqa: F401 - the one plugin workers load
 import torch  # the workers' reference math, imported once here
 
 import grader.conftest  # the pristine grader, in memory before any student is read
-from grader import ROOT, gradebook, reference, report
+from grader import ROOT, gradebook, lms, reference, report, rows
 from grader import rubric as rubrics
 from grader.contract import MODE_CHOICES, MODE_HELP, TAMPER, probe_seconds
 from grader.devices import choose_mode
@@ -366,7 +368,8 @@ def _roster(parser, path):
 
 def merge_main(argv):
     parser = argparse.ArgumentParser(prog="python -m grader.batch merge",
-                                     description="join the gradebooks of a class graded in shards into one")
+                                     description="join the gradebooks of a class graded in shards into one "
+                                                 "(grades.csv, grades.json, class.json, report.html)")
     parser.add_argument("shards", type=pathlib.Path, nargs="+", help="the --out folders of the shards")
     parser.add_argument("--out", type=pathlib.Path, required=True, help="the folder for the joined gradebook")
     parser.add_argument("--roster", type=pathlib.Path, help=ROSTER_HELP)
@@ -379,6 +382,46 @@ def merge_main(argv):
     return 0
 
 
+def export_main(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m grader.batch export",
+        description="write a gradebook's grades in a file the LMS imports: the lab's column of a Canvas gradebook "
+                    "export filled in, or Moodle's grade-import CSV. Students without a grade are left empty "
+                    "(never zero) and listed.")
+    parser.add_argument("gradebook", type=pathlib.Path, metavar="DIR", help="a batch's --out folder (grades.csv)")
+    lms_choice = parser.add_mutually_exclusive_group(required=True)
+    lms_choice.add_argument("--canvas", type=pathlib.Path, metavar="GRADEBOOK.csv",
+                            help="Canvas's gradebook export (Grades > Export); its other columns and rows are kept")
+    lms_choice.add_argument("--moodle", action="store_true", help="Moodle's grade import: identifier, grade")
+    parser.add_argument("--column", help="the lab's column: Canvas's assignment (with or without its ' (id)'), "
+                                         "or the name of Moodle's grade column (default: grade)")
+    parser.add_argument("--bonus", action=argparse.BooleanOptionalAction, default=True,
+                        help="count the bonus items' points, as the rubric does (extra credit in the score)")
+    parser.add_argument("--to", type=pathlib.Path, metavar="FILE",
+                        help="where to write (default: DIR/canvas.csv or DIR/moodle.csv)")
+    args = parser.parse_args(argv)
+    if args.canvas and not args.column:
+        parser.error("--canvas needs --column NAME, the lab's assignment column")
+    try:
+        table = rows.read(args.gradebook)
+    except (OSError, ValueError, KeyError):
+        parser.error(f"{args.gradebook} is not a batch's gradebook (no readable grades.csv and grades.json)")
+    try:
+        made = (lms.canvas(table, args.canvas, args.column, args.bonus) if args.canvas
+                else lms.moodle(table, args.column or "grade", args.bonus))
+        target = args.to or args.gradebook / ("canvas.csv" if args.canvas else "moodle.csv")
+        gradebook.write_atomically(target, made.text)
+    except lms.ExportError as error:
+        parser.error(str(error))
+    except OSError as error:
+        parser.error(f"cannot write {target}: {error.strerror}")
+    print(f"{target}: {made.filled} grades{'' if args.bonus else ' (bonus not counted)'}")
+    for title, names in (("left empty, no grade", made.empty), ("in the gradebook, not in this file", made.unmatched)):
+        if names:
+            print(f"{len(names)} {title}:", *(f"  {name}" for name in names), sep="\n")
+    return 0
+
+
 ROSTER_HELP = ("GitHub Classroom's roster CSV (identifier, github_username): each row of grades.csv gets the "
                "student's identifier, and roster students without a submission get a row")
 
@@ -387,8 +430,11 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["merge"]:
         return merge_main(argv[1:])
+    if argv[:1] == ["export"]:
+        return export_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m grader.batch", description=__doc__.split("\n\n")[0],
-                                     epilog="python -m grader.batch merge --help: joining shards")
+                                     epilog="python -m grader.batch merge --help: joining shards; "
+                                            "python -m grader.batch export --help: grades into Canvas or Moodle")
     parser.add_argument("submissions", type=pathlib.Path, help="one folder per student, or NAME.py + NAME.yaml")
     parser.add_argument("--out", type=pathlib.Path, required=True, help="where grades, feedback and logs go")
     parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,

@@ -1,6 +1,6 @@
 """A class's gradebook on disk, and what decides it: results/NAME.json (one per student, with the
-hashes of what produced it), grades.csv and grades.json made from them, the roster beside them,
-and shards of a class joined into one gradebook.
+hashes of what produced it), grades.csv, grades.json, class.json and report.html made from them,
+the roster beside them, and shards of a class joined into one gradebook.
 
 A result is current when both hashes still hold: the student's files (model.py, answers.yaml) and
 the grader (its code, the rubric and the answer key). A rerun grades exactly the students whose
@@ -8,6 +8,7 @@ result is missing or not current.
 """
 import csv
 import dataclasses
+import datetime
 import hashlib
 import io
 import json
@@ -15,12 +16,10 @@ import os
 import pathlib
 import shutil
 
-from grader import ROOT, report
+from grader import ROOT, classpage, classview, rows
 from grader.sandbox import files
 
 FOLDERS = ("results", "feedback", "logs", "gradescope")  # per student, NAME.<ext> in each
-COLUMNS = ("student", "identifier", "score", "max")  # then one per rubric item, then TAIL
-TAIL = ("mode", "isolation", "status", "reason", "grader")
 
 
 class GradebookError(Exception):
@@ -117,30 +116,28 @@ class Roster:
 
 
 def publish(out: pathlib.Path, rubric_ids: list[str], roster: Roster | None = None) -> None:
-    """grades.csv and grades.json from every result in `out`, each replaced in one step. With a
-    roster, each row carries the student's identifier, a submission not on the roster says so, and
-    each roster student without a submission gets a row of their own."""
+    """grades.csv, grades.json, class.json and report.html from every result in `out`, each
+    replaced in one step. With a roster, each row carries the student's identifier, a submission
+    not on the roster says so, and each roster student without a submission gets a row of its own."""
     out = pathlib.Path(out)
     results = [json.loads(p.read_text()) for p in sorted((out / "results").glob("*.json"))]
-    rows = io.StringIO()
-    writer = csv.writer(rows, lineterminator="\n")
-    writer.writerow([*COLUMNS, *rubric_ids, *TAIL])
-    seen = set()
+    table, seen = [], set()
     for r in results:
-        grade = r["grade"]
-        points = {c["id"]: f"{c['points']:g}" if c["status"] in report.GRADED else "" for c in grade["checks"]}
         username = roster.username(r["student"]) if roster else None
         seen.add(username)
-        identifier = "" if roster is None else roster.identifiers[username] if username else "(not on the roster)"
-        writer.writerow([r["student"], identifier, f"{grade['score']:g}", f"{grade['max_score']:g}",
-                         *(points.get(i, "") for i in rubric_ids), grade["mode"], grade.get("isolation", ""),
-                         r["status"], r["reason"], r.get("grader", "")])
-    for username, identifier in sorted((roster.identifiers if roster else {}).items()):
-        if username not in seen:
-            writer.writerow([username, identifier, "0", "", *("" for _ in rubric_ids), "", "", "no-submission",
-                             "on the roster, but no submission was found", ""])
-    write_atomically(out / "grades.csv", rows.getvalue())
+        identifier = "" if roster is None else roster.identifiers[username] if username else rows.NOT_ON_ROSTER
+        table.append(rows.from_result(r, identifier))
+    table += [rows.absent(username, identifier) for username, identifier
+              in sorted((roster.identifiers if roster else {}).items()) if username not in seen]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(rows.header(rubric_ids))
+    writer.writerows(row.cells(rubric_ids) for row in table)
+    write_atomically(out / "grades.csv", text.getvalue())
     write_atomically(out / "grades.json", json.dumps(results, indent=2) + "\n")
+    view = classview.summarise(table, out, datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    write_atomically(out / "class.json", json.dumps(view.as_json(), indent=2) + "\n")
+    write_atomically(out / "report.html", classpage.page(view))
 
 
 def merge(shards: list[pathlib.Path], out: pathlib.Path, roster: Roster | None = None) -> int:
@@ -173,5 +170,5 @@ def merge(shards: list[pathlib.Path], out: pathlib.Path, roster: Roster | None =
 
 def write_atomically(path: pathlib.Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)

@@ -8,7 +8,8 @@ from helpers import python_m
 # module -> words its --help must show (its options and what it is for)
 HELP = {
     "grader.batch": ["--out", "--grader-mode", "--isolation", "--no-isolation", "--timeout", "--gradescope",
-                     "--rubric", "--force", "--only NAME", "--shard K/N", "--roster", "merge --help"],
+                     "--rubric", "--force", "--only NAME", "--shard K/N", "--roster", "merge --help",
+                     "export --help"],
     "grader.release": ["the folder to write the template into", "--classroom50 BUNDLE"],
     "grader.timeline": ["--submission", "--out DIR", "build/timeline", "what torch.profiler measured."],
     "grader.selftest": ["--rubric", "two or more", "exactly one"],

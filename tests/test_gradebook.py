@@ -27,6 +27,13 @@ def outcome(result):
     return result["student"], result["status"], result["grader"], result["submission"], checks
 
 
+def grouped(view):
+    """class.json without its date and the words of its reasons (one student's, as a representative)."""
+    items = {i: (item["earned"], item["mean"], [g["students"] for g in item["reasons"]])
+             for i, item in view["items"].items()}
+    return {k: v for k, v in view.items() if k not in ("date", "items")}, items
+
+
 def rows(out):
     return {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
 
@@ -69,6 +76,8 @@ def test_shards_merge_into_the_gradebook_of_one_batch(klass, tmp_path):
     assert (tmp_path / "merged" / "grades.csv").read_text() == (tmp_path / "whole" / "grades.csv").read_text()
     merged, whole = (json.loads((tmp_path / f / "grades.json").read_text()) for f in ("merged", "whole"))
     assert [outcome(r) for r in merged] == [outcome(r) for r in whole]  # the wording of a timing may differ
+    merged, whole = (json.loads((tmp_path / f / "class.json").read_text()) for f in ("merged", "whole"))
+    assert grouped(merged) == grouped(whole) and (tmp_path / "merged" / "report.html").is_file()
     assert "kept" in batch(klass, "--out", shards[0], "--rubric", rubric, "--shard", "1/3")  # a rerun resumes
 
 
