@@ -219,7 +219,8 @@ def test_a_neighbours_spinners_do_not_starve_the_classmate_beside_it(runner):
 def test_the_graders_own_side_is_not_in_the_sandbox(runner, judge):
     """The references, checks and rubric are the judge's: student code can neither import nor read them."""
     body = (f"    import sys, grader\n    grader_dir = grader.__path__[0]\n"
-            f"    sys.modules.pop('grader.reference', None)\n    try:\n        {judge}\n    except (ImportError, OSError, SyntaxError) as error:\n"
+            f"    sys.modules.pop('grader.reference', None)\n    try:\n        {judge}\n"
+            f"    except (ImportError, OSError, SyntaxError) as error:\n"
             f"        raise RuntimeError('absent') from error\n    raise RuntimeError('present')\n")
     outcome, _ = train_outcome(runner, with_train(body))
     assert "RuntimeError: absent" in outcome.failure, outcome.failure
