@@ -95,7 +95,7 @@ BUGS = {
     "exit_in_train": Bug((("    optimizer = optim.SGD", "    import os\n    os._exit(0)\n    optimizer = optim.SGD"),),
                          MODEL, f"tamper-suspected: line {TRAIN_START + 1} uses ._exit", ("os",)),
     "reaches_torch_os": Bug((("    optimizer = optim.SGD", "    torch.os._exit(0)\n    optimizer = optim.SGD"),),
-                            MODEL, f"tamper-suspected: line {TRAIN_START} uses ."),
+                            MODEL, f"tamper-suspected: line {TRAIN_START} reaches the module os through torch.os"),
     "exit_at_import": Bug((("device0 = ", "raise SystemExit(3)\ndevice0 = "),), MODEL, "SystemExit (tamper-suspected"),
     "imports_os": Bug((("import time\n", "import os\nimport time\n"),), MODEL, f"tamper-suspected: line {IMPORTS} imports os"),
     "imports_solution": Bug((("import time\n", "import time\nfrom solutions.model import train as _reference\n"),),

@@ -25,8 +25,9 @@ HOSTILE = {
     "clock_many": ((TIME_FORWARD, "    for _ in range(9000):\n        start = time.perf_counter()\n"
                                   "    model(x)\n    for _ in range(9000):\n        time.perf_counter()\n"), (), ""),
     # A one-line 40 MB message, raised by the constructor that every probe calls.
-    "huge_message": (("        self.layer1 = nn.Linear(1000, 2000).to(device0)\n",
-                      "        raise RuntimeError('x' * 40_000_000)\n"), None, "RuntimeError: xxx"),
+    "huge_message": (("        self.relu1 = nn.ReLU().to(device0)\n",
+                      "        self.relu1 = nn.ReLU().to(device0)\n        raise RuntimeError('x' * 40_000_000)\n"),
+                     None, "RuntimeError: xxx"),
     # A 2 MB string where a figure goes.
     "huge_figure": ((FIGURES, '    figures["idle_fraction"] = "9" * 2_000_000\n'),
                     ("part5.figures_measured", "part5.figures_consistent", "part5.memory_split"),
