@@ -62,7 +62,7 @@ BUGS = {
     "pipeline_synced": Bug((("            outputs.append(self.relu2(self.layer2(moved)))  # queued on cuda:1 ...\n",
                              "            outputs.append(self.relu2(self.layer2(moved)))\n"
                              "            torch.cuda.synchronize(device1)\n"),),
-                           ("part6.pipelined",), "barely work at once"),  # forward waits for cuda:1
+                           ("part6.pipelined",), "barely compute at once"),  # forward waits for cuda:1
     "pipeline_reordered": Bug((("return torch.cat(outputs)", "return torch.cat(outputs[::-1])"),),
                               ("part6.pipelined",), "differs from relu(W2 relu(W1 x + b1) + b2)"),
     "host_round_trip": Bug((("x = x.to(device1)", "x = x.cpu().to(device1)"),), ("part1.single_transfer",)),
