@@ -78,10 +78,18 @@ class Timing:
         self.first_op, self.last_op = self.ops[0], self.ops[-1]
         self.order, self.flow = Order(self.events), Flow(self.events)
         self.waits = [(i, device) for i, clock in self.order.waits if i > self.last_op
-                      for device in sorted({self.events[j].device for j in self.ops})
-                      if Order.covers(clock, self.events, [j for j in self.ops if self.events[j].device == device])]
+                      for device in self._covered(i, clock)]
         self.starts = [i for i in readings if i < self.first_op and self.events[i].kind == "clock"]
         self.ends = [i for i in readings if i > self.last_op]
+
+    def _covered(self, index, clock):
+        """The GPUs whose work in the pass the wait at `index` covers; its own GPU too, where the
+        pass did nothing (a misplaced layer is Part 1's finding, not the wait's)."""
+        used = {self.events[j].device for j in self.ops}
+        e = self.events[index]
+        covered = {d for d in used
+                   if Order.covers(clock, self.events, [j for j in self.ops if self.events[j].device == d])}
+        return sorted(covered | ({e.source if e.kind == "transfer" else e.device} - used))
 
     @staticmethod
     def is_reading(event):

@@ -80,7 +80,10 @@ def test_figures_consistent(probe):
     """Judged on measured figures only: figures made up agree with anything."""
     for run in _runs(probe):
         f, batch = run.figures, run.batch
-        unmeasured = _unmeasured(run) if gpu_ops(trace(run.events).events) else ["every figure"]
+        expect(gpu_ops(trace(run.events).events),
+               f"profile_stages() ran no forward pass on the GPUs at a batch of {batch}, so none of its figures is "
+               f"measured and their consistency cannot be judged ({HINT})")
+        unmeasured = _unmeasured(run)
         expect(not unmeasured,
                f"at a batch of {batch}, {', '.join(unmeasured)} {'is' if len(unmeasured) == 1 else 'are'} not "
                f"measured (part5.figures_measured says where), so the figures' consistency cannot be judged ({HINT})")
