@@ -205,7 +205,7 @@ def _record_cuda_waits(trace, patcher):
     numbers = iter(range(1, 1 << 62))  # events are numbered as recorded, as on virtual GPUs
 
     def synchronize(device=None):
-        trace.add("sync", "synchronize", device=f"cuda:{cuda_index(device, cuda.current_device())}")
+        trace.add("sync", "synchronize", device=_gpu(device))
         return real_synchronize(device)
 
     def stream_synchronize(self):
@@ -258,7 +258,13 @@ def _answered(trace, name, real):
     """torch.cuda's `name` (a GPU's allocated bytes), each answer recorded (Part 5 reports them)."""
     def answer(device=None):
         value = real(device)
-        trace.add("memory", name, device=f"cuda:{cuda_index(device, torch.cuda.current_device())}", value=value)
+        trace.add("memory", name, device=_gpu(device), value=value)
         return value
 
     return answer
+
+
+def _gpu(device):
+    """The real GPU a device argument names (the current one asked for only when it is meant)."""
+    index = cuda_index(device, None)
+    return f"cuda:{torch.cuda.current_device() if index is None else index}"
