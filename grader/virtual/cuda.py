@@ -44,7 +44,7 @@ class VirtualCuda:
         self.numbers = itertools.count(1)  # each stream made is numbered, on any GPU
         self.defaults = [self.Stream(index) for index in range(gpus.count)]
         for default in self.defaults:
-            default.number = 0  # each GPU's default stream, as torch's stream_id 0
+            default._number = 0  # each GPU's default stream, as torch's stream_id 0
         self._selected = threading.local()  # per thread: GPU index -> the stream selected there
         gpus.cuda = self
 
@@ -203,12 +203,13 @@ def _stream_class(cuda):
         def __init__(self, device=None, priority=0, **kwargs):
             self.device = cuda.gpus.gpu(device)
             self.priority = priority
-            self.number = next(cuda.numbers)
+            self._number = next(cuda.numbers)
             self._entered = []  # the selections `with stream:` made, innermost last
 
         @property
-        def queue(self):
-            return self.device.index, self.number
+        def number(self):
+            """Its number in the trace (0: its GPU's default stream); read-only, as a real stream's id."""
+            return self._number
 
         def synchronize(self):
             cuda.gpus.wait_for(self.device.index, "stream.synchronize", stream=self.number)
@@ -216,7 +217,7 @@ def _stream_class(cuda):
         def wait_stream(self, other):
             """Work queued here from now on waits for the work queued on `other` so far."""
             clocks = cuda.gpus.clocks
-            clocks.queue_after(self.queue, clocks.done(other.queue))
+            clocks.queue_after(_queue(self), clocks.done(_queue(other)))
             cuda.gpus.trace.add("cuda_event", "wait_stream", device=str(self.device), stream=self.number,
                                 source=str(other.device), source_stream=other.number)
 
@@ -231,7 +232,7 @@ def _stream_class(cuda):
         def query(self):
             """Whether the work queued here is done by now, on its GPU's clock."""
             clocks = cuda.gpus.clocks
-            return clocks.done(self.queue) <= clocks.host()
+            return clocks.done(_queue(self)) <= clocks.host()
 
         def is_capturing(self):
             return False  # no CUDA graph is ever being captured (optimizers ask)
@@ -248,6 +249,11 @@ def _stream_class(cuda):
             return f"<torch.cuda.Stream device={self.device} (virtual)>"
 
     return Stream
+
+
+def _queue(stream):
+    """The clocks' queue of a stream: (its GPU, its number)."""
+    return stream.device.index, stream.number
 
 
 class _Properties:
@@ -306,7 +312,7 @@ class _Event:
             raise RuntimeError(f"Event device {self.device.index} does not match recording stream's device "
                                f"{device.index}.")
         self.device = device
-        self.time = self.gpus.clocks.record(stream.queue)
+        self.time = self.gpus.clocks.record(_queue(stream))
         self.number = self.gpus.record_event()
         self.gpus.trace.add("cuda_event", "record", device=str(self.device), stream=stream.number, value=self.time,
                             ids=[self.number])
@@ -328,7 +334,7 @@ class _Event:
         """Work queued on `stream` from now on waits for this event (nothing, if never recorded)."""
         stream = stream if stream is not None else self.gpus.cuda.current_stream()
         if self.number is not None:
-            self.gpus.clocks.queue_after(stream.queue, self.time)
+            self.gpus.clocks.queue_after(_queue(stream), self.time)
             self.gpus.trace.add("cuda_event", "wait", device=str(stream.device), stream=stream.number,
                                 ids=[self.number])
 

@@ -126,7 +126,7 @@ class VirtualGPUs(DeviceMode):
         self.wait_for(device.index, name, stream=self.stream(device), **fields)
 
     def stream(self, device):
-        return self.cuda.current_stream(device.index).number if device.type == "cuda" else None
+        return self.queue(device.index)[1] if device.type == "cuda" else None
 
     def queue(self, index):
         """The queue work for GPU `index` goes to now: (GPU, the current stream's number)."""
