@@ -1,8 +1,10 @@
 """The checks: pytest tests that judge a probe's facts. Each awards exactly one rubric item and,
 when it fails, says what was expected, what the submission did, and where to look."""
+import bisect
+
 import pytest
 
-from grader.checks.flow import Flow, Order
+from grader.checks.flow import Flow, Order, queue_of
 from grader.trace import Trace, seconds_between
 
 
@@ -77,6 +79,10 @@ class Timing:
         self.ops = [i for i in ops if i > begin]
         self.first_op, self.last_op = self.ops[0], self.ops[-1]
         self.order, self.flow = Order(self.events), Flow(self.events)
+        self._layer1 = self.flow.uses("w1")
+        self._last = {}  # GPU -> {queue: the pass's last op there}: ops on one queue run in order
+        for i in self.ops:
+            self._last.setdefault(self.events[i].device, {})[queue_of(self.events[i])] = i
         self.waits = [(i, device) for i, clock in self.order.waits if i > self.last_op
                       for device in self._covered(i, clock)]
         self.starts = [i for i in readings if i < self.first_op and self.events[i].kind == "clock"]
@@ -85,11 +91,9 @@ class Timing:
     def _covered(self, index, clock):
         """The GPUs whose work in the pass the wait at `index` covers; its own GPU too, where the
         pass did nothing (a misplaced layer is Part 1's finding, not the wait's)."""
-        used = {self.events[j].device for j in self.ops}
         e = self.events[index]
-        covered = {d for d in used
-                   if Order.covers(clock, self.events, [j for j in self.ops if self.events[j].device == d])}
-        return sorted(covered | ({e.source if e.kind == "transfer" else e.device} - used))
+        covered = {d for d, last in self._last.items() if all(clock.get(q, -1) >= i for q, i in last.items())}
+        return sorted(covered | ({e.source if e.kind == "transfer" else e.device} - set(self._last)))
 
     @staticmethod
     def is_reading(event):
@@ -106,7 +110,7 @@ class Timing:
 
     def passes(self, start, end):
         """How many forward passes ran between two events: the times layer1's weight was used."""
-        return max(1, sum(1 for i in self.flow.uses("w1") if start < i < end))
+        return max(1, bisect.bisect_left(self._layer1, end) - bisect.bisect_right(self._layer1, start))
 
     def interval(self, event):
         """(start record, end record, GPU, ms) of an elapsed_time reading, or None. The ms are the

@@ -12,6 +12,11 @@ def _queue(device, stream):
     return device, stream or 0
 
 
+def queue_of(event):
+    """The queue ((GPU, stream)) an op or a record went to."""
+    return _queue(event.device, event.stream)
+
+
 def _join(*clocks):
     """The latest index of each queue over `clocks` ({queue: index of its last op ordered before})."""
     joined = {}
@@ -67,41 +72,51 @@ class Order:
     @staticmethod
     def covers(clock, events, ops):
         """Whether `clock` is ordered after every op (indices into `events`) of `ops`."""
-        return all(clock.get(_queue(events[i].device, events[i].stream), -1) >= i for i in ops)
+        return all(clock.get(queue_of(events[i]), -1) >= i for i in ops)
 
 
 class Flow:
-    """Where each event's inputs came from: the labels of the grader's watched tensors ("x", "y",
-    "w1"...) and the indices of the copies they passed through, followed storage by storage."""
+    """Where each event's inputs came from, followed storage by storage: the labels of the
+    grader's watched tensors ("x", "y", "w1"...) they descend from, and which events fed which."""
 
     def __init__(self, events):
         self.events = events
-        self.inputs = []  # per event: the roots of what it read
-        roots = {}  # storage number -> the roots of its data
+        self.inputs = []  # per event: the labels its inputs descend from
+        labels = {}  # storage number -> the labels its data descends from
+        self._writers = {}  # storage number -> the events that wrote it, in order
         for i, e in enumerate(events):
-            came = set(e.reads or ())
-            for storage in e.args or ():
-                came |= roots.get(storage, frozenset())
-            self.inputs.append(frozenset(came))
-            if e.kind in ("op", "transfer") and e.out:
-                made = came | {i} if e.kind == "transfer" else came
-                for storage in e.out:
-                    roots[storage] = roots.get(storage, frozenset()) | made
+            came = frozenset(e.reads or ()).union(*(labels.get(s, ()) for s in e.args or ()))
+            self.inputs.append(came)
+            if e.kind in ("op", "transfer"):
+                for storage in e.out or ():
+                    labels[storage] = labels.get(storage, frozenset()) | came
+                    self._writers.setdefault(storage, []).append(i)
 
     def uses(self, label):
         """The ops that read the watched tensor `label` itself (a layer's weight: the layer ran)."""
         return [i for i, e in enumerate(self.events) if e.kind == "op" and label in (e.reads or ())]
 
+    def feeding(self, targets):
+        """The events whose output the events `targets` read, directly or through other events."""
+        fed, stack = set(), list(targets)
+        while stack:
+            reader = stack.pop()
+            for storage in self.events[reader].args or ():
+                for writer in self._writers.get(storage, ()):
+                    if writer < reader and writer not in fed:
+                        fed.add(writer)
+                        stack.append(writer)
+        return fed
+
     def activation_copies(self):
-        """The copies that carry layer1's output to layer2: their data came out of an op that read
-        w1, and an op that read w2 consumed it (directly, or through ops after the copy)."""
-        consumed = set().union(*(self.inputs[i] for i in self.uses("w2")))
-        return [i for i, e in enumerate(self.events)
-                if e.kind == "transfer" and "w1" in self.inputs[i] and i in consumed]
+        """The copies that carry layer1's output to layer2: their data descends from an op that
+        read w1, and an op that read w2 consumed it (directly, or through ops after the copy)."""
+        return sorted(i for i in self.feeding(self.uses("w2"))
+                      if self.events[i].kind == "transfer" and "w1" in self.inputs[i])
 
     def read_values(self, needs=frozenset()):
         """The values read into Python, in order (each element of a tensor read at once), from data
-        that came from all of `needs`."""
+        that descends from all of `needs`."""
         values = []
         for e, came in zip(self.events, self.inputs):
             if e.kind in ("sync", "value") and needs <= came:
