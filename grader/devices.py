@@ -209,12 +209,12 @@ def _record_cuda_waits(trace, patcher):
         return real_synchronize(device)
 
     def stream_synchronize(self):
-        trace.add("sync", "stream.synchronize", device=f"cuda:{self.device_index}", stream=self.stream_id)
+        trace.add("sync", "stream.synchronize", device=str(self.device), stream=self.stream_id)
         return real_stream_synchronize(self)
 
     def wait_stream(self, other):
-        trace.add("cuda_event", "wait_stream", device=f"cuda:{self.device_index}", stream=self.stream_id,
-                  source=f"cuda:{other.device_index}", source_stream=other.stream_id)
+        trace.add("cuda_event", "wait_stream", device=str(self.device), stream=self.stream_id,
+                  source=str(other.device), source_stream=other.stream_id)
         return real_wait_stream(self, other)
 
     class Event(real_event):
@@ -230,7 +230,7 @@ def _record_cuda_waits(trace, patcher):
             stream = stream if stream is not None else cuda.current_stream()
             super().wait(stream)
             if self.number is not None:
-                trace.add("cuda_event", "wait", device=f"cuda:{stream.device_index}", stream=stream.stream_id,
+                trace.add("cuda_event", "wait", device=str(stream.device), stream=stream.stream_id,
                           ids=[self.number])
 
         def synchronize(self):

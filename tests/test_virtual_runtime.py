@@ -675,7 +675,7 @@ def test_each_stream_is_a_queue_of_its_own(virtual_gpus, no_collection):
     side.synchronize()
     assert done.query()
     waits = [e.waits_for() for e in virtual_gpus.trace.of("sync")]
-    assert waits[0] == ("stream", ("cuda:1", side.number)) and waits[1][0] == "event" and side.number > 0
+    assert waits[0] == ("stream", ("cuda:1", side.stream_id)) and waits[1][0] == "event" and side.stream_id > 0
     assert {e.stream for e in virtual_gpus.trace.of("op")} == {0}
 
 
@@ -690,7 +690,7 @@ def test_real_gpus_record_every_wait_virtual_gpus_record(monkeypatch):
     for owner, name in ((torch.cuda, "synchronize"), (torch.cuda.Stream, "synchronize"),
                         (torch.cuda.Stream, "wait_stream")):
         monkeypatch.setattr(owner, name, lambda *args, **kwargs: None)
-    side, default = SimpleNamespace(device_index=1, stream_id=3), SimpleNamespace(device_index=1, stream_id=0)
+    side, default = (SimpleNamespace(device=torch.device("cuda", 1), stream_id=n) for n in (3, 0))
     trace = Trace()
     with real_gpus(trace):
         torch.cuda.Stream.synchronize(side)

@@ -207,19 +207,18 @@ def _stream_class(cuda):
             self._entered = []  # the selections `with stream:` made, innermost last
 
         @property
-        def number(self):
-            """Its number in the trace (0: its GPU's default stream); read-only, as a real stream's id."""
+        def stream_id(self):
+            """Its number, as torch names a real stream's (0: its GPU's default stream); read-only."""
             return self._number
-
         def synchronize(self):
-            cuda.gpus.wait_for(self.device.index, "stream.synchronize", stream=self.number)
+            cuda.gpus.wait_for(self.device.index, "stream.synchronize", stream=self.stream_id)
 
         def wait_stream(self, other):
             """Work queued here from now on waits for the work queued on `other` so far."""
             clocks = cuda.gpus.clocks
             clocks.queue_after(_queue(self), clocks.done(_queue(other)))
-            cuda.gpus.trace.add("cuda_event", "wait_stream", device=str(self.device), stream=self.number,
-                                source=str(other.device), source_stream=other.number)
+            cuda.gpus.trace.add("cuda_event", "wait_stream", device=str(self.device), stream=self.stream_id,
+                                source=str(other.device), source_stream=other.stream_id)
 
         def wait_event(self, event):
             event.wait(self)
@@ -253,7 +252,7 @@ def _stream_class(cuda):
 
 def _queue(stream):
     """The clocks' queue of a stream: (its GPU, its number)."""
-    return stream.device.index, stream.number
+    return stream.device.index, stream.stream_id
 
 
 class _Properties:
@@ -314,7 +313,7 @@ class _Event:
         self.device = device
         self.time = self.gpus.clocks.record(_queue(stream))
         self.number = self.gpus.record_event()
-        self.gpus.trace.add("cuda_event", "record", device=str(self.device), stream=stream.number, value=self.time,
+        self.gpus.trace.add("cuda_event", "record", device=str(self.device), stream=stream.stream_id, value=self.time,
                             ids=[self.number])
 
     def query(self):
@@ -335,7 +334,7 @@ class _Event:
         stream = stream if stream is not None else self.gpus.cuda.current_stream()
         if self.number is not None:
             self.gpus.clocks.queue_after(_queue(stream), self.time)
-            self.gpus.trace.add("cuda_event", "wait", device=str(stream.device), stream=stream.number,
+            self.gpus.trace.add("cuda_event", "wait", device=str(stream.device), stream=stream.stream_id,
                                 ids=[self.number])
 
     def synchronize(self):

@@ -130,7 +130,7 @@ class VirtualGPUs(DeviceMode):
 
     def queue(self, index):
         """The queue work for GPU `index` goes to now: (GPU, the current stream's number)."""
-        return index, self.cuda.current_stream(index).number
+        return index, self.cuda.current_stream(index).stream_id
 
     def common_device(self, tensors):
         """The device an op runs on, refusing mixed devices with PyTorch's own words."""
