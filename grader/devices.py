@@ -14,6 +14,7 @@ from torch.overrides import TorchFunctionMode
 from grader.contract import HOST_READS
 from grader.costs import flops
 from grader.patching import Patcher
+from grader.trace import VALUES_CAP
 
 # Calls that reshape, name or inspect a tensor without computing anything: they are not ops in
 # the trace, so `x.view(-1, 1000)` before `.to(device0)` does not count as computing on the CPU.
@@ -98,16 +99,21 @@ class DeviceMode(TorchFunctionMode):
         return func(*args)
 
     def host_read(self, name, tensor):
-        """Reading a GPU value waits for its GPU (a `sync`); a scalar's value is kept either way."""
+        """Reading a GPU value waits for its GPU's current stream (a `sync`); what was read (a
+        scalar, or a small tensor's elements) is kept either way."""
         device = self.placement(tensor)
-        value = _scalar(tensor)
+        fields = {**_read(tensor), "args": self.trace.flow([tensor]).get("args")}
         if device.type == "cuda":
-            self.wait(name, device, value)
-        elif value is not None:
-            self.trace.add("value", name, device=str(device), value=value)
+            self.wait(name, device, **fields)
+        elif fields["value"] is not None or fields["values"] is not None:
+            self.trace.add("value", name, device=str(device), **fields)
 
-    def wait(self, name, device, value=None):
-        self.trace.add("sync", name, device=str(device), value=value)
+    def wait(self, name, device, **fields):
+        self.trace.add("sync", name, device=str(device), stream=self.stream(device), **fields)
+
+    def stream(self, device):
+        """The number of the stream work on `device` goes to now (None off the GPUs)."""
+        return torch.cuda.current_stream(device).stream_id if device.type == "cuda" else None
 
     def transfer(self, func, name, args, kwargs):
         if name == "copy_":
@@ -116,14 +122,15 @@ class DeviceMode(TorchFunctionMode):
         else:
             source = args[0]
             out = destination = func(*args, **kwargs)
-        self.record_transfer(self.placement(source), self.placement(destination), source)
+        self.record_transfer(self.placement(source), self.placement(destination), source, destination)
         return out
 
-    def record_transfer(self, source, destination, tensor):
+    def record_transfer(self, source, destination, tensor, out):
         if source != destination:
             nbytes = tensor.numel() * tensor.element_size()
             self.trace.add("transfer", "to", device=str(destination), source=str(source), nbytes=nbytes,
-                           reads=self.trace.labels([tensor]))
+                           stream=self.stream(destination), source_stream=self.stream(source),
+                           **self.trace.flow([tensor], [out]))
 
     def compute(self, func, name, args, kwargs):
         out = func(*args, **kwargs)
@@ -131,8 +138,9 @@ class DeviceMode(TorchFunctionMode):
             inputs = tensors_in(args, kwargs)
             involved = inputs or tensors_in(out)
             if involved:
-                self.trace.add("op", name, device=str(self.placement(involved[0])),
-                               flops=flops(name, inputs, tensors_in(out)), reads=self.trace.labels(inputs))
+                device = self.placement(involved[0])
+                self.trace.add("op", name, device=str(device), stream=self.stream(device),
+                               flops=flops(name, inputs, tensors_in(out)), **self.trace.flow(inputs, tensors_in(out)))
         return out
 
 
@@ -173,33 +181,57 @@ def _in_every_thread(mode, patcher):
 
 def real_gpus(trace, namespaces=()):
     """Record a submission's work on real CUDA GPUs: ops, transfers, synchronizes, events, clocks."""
-    return active(DeviceMode(trace), lambda patcher: _record_cuda_sync(trace, patcher), namespaces)
+    return active(DeviceMode(trace), lambda patcher: _record_cuda_waits(trace, patcher), namespaces)
 
 
-def _scalar(tensor):
-    """The value of a one-element tensor (read with the mode off: we are inside its handler)."""
+def _read(tensor):
+    """{value: a one-element tensor's value, values: a small one's elements} (read with the mode
+    off: we are inside its handler), None where not a small real tensor."""
     try:
-        return float(tensor.detach().item()) if tensor.numel() == 1 and not tensor.is_complex() else None
+        if tensor.is_complex() or not 0 < tensor.numel() <= VALUES_CAP:
+            return {"value": None, "values": None}
+        values = [float(v) for v in tensor.detach().reshape(-1).tolist()]
     except (RuntimeError, TypeError, ValueError):
-        return None
+        return {"value": None, "values": None}
+    return {"value": values[0] if len(values) == 1 else None, "values": values if len(values) > 1 else None}
 
 
-def _record_cuda_sync(trace, patcher):
+def _record_cuda_waits(trace, patcher):
+    """Real CUDA's waits, stream edges and events, recorded as virtual GPUs record them (what a
+    wait waits for: grader.trace.Event.waits_for)."""
     cuda = torch.cuda
-    real_synchronize, real_event = cuda.synchronize, cuda.Event
+    real_synchronize, real_event, stream = cuda.synchronize, cuda.Event, cuda.Stream
+    real_stream_synchronize, real_wait_stream = stream.synchronize, stream.wait_stream
     numbers = iter(range(1, 1 << 62))  # events are numbered as recorded, as on virtual GPUs
 
     def synchronize(device=None):
-        trace.add("sync", "synchronize", device=f"cuda:{cuda_index(device, cuda.current_device())}")
+        trace.add("sync", "synchronize", device=_gpu(device))
         return real_synchronize(device)
+
+    def stream_synchronize(self):
+        trace.add("sync", "stream.synchronize", device=str(self.device), stream=self.stream_id)
+        return real_stream_synchronize(self)
+
+    def wait_stream(self, other):
+        trace.add("cuda_event", "wait_stream", device=str(self.device), stream=self.stream_id,
+                  source=str(other.device), source_stream=other.stream_id)
+        return real_wait_stream(self, other)
 
     class Event(real_event):
         number = None
 
         def record(self, stream=None):
+            stream = stream if stream is not None else cuda.current_stream()
             super().record(stream)
             self.number = next(numbers)
-            trace.add("cuda_event", "record", device=str(self.device), ids=[self.number])
+            trace.add("cuda_event", "record", device=str(self.device), stream=stream.stream_id, ids=[self.number])
+
+        def wait(self, stream=None):
+            stream = stream if stream is not None else cuda.current_stream()
+            super().wait(stream)
+            if self.number is not None:
+                trace.add("cuda_event", "wait", device=str(stream.device), stream=stream.stream_id,
+                          ids=[self.number])
 
         def synchronize(self):
             trace.add("sync", "event.synchronize", device=str(self.device), ids=[self.number])
@@ -211,5 +243,28 @@ def _record_cuda_sync(trace, patcher):
                       ids=[self.number, getattr(end_event, "number", None)])
             return ms
 
+    for name in ("memory_allocated", "max_memory_allocated"):
+        for module in (cuda, cuda.memory):
+            patcher.setattr(module, name, _answered(trace, name, getattr(cuda.memory, name)))
     patcher.setattr(cuda, "synchronize", synchronize)
-    patcher.setattr(cuda, "Event", Event)
+    patcher.setattr(torch.accelerator, "synchronize", synchronize)
+    patcher.setattr(stream, "synchronize", stream_synchronize)
+    patcher.setattr(stream, "wait_stream", wait_stream)
+    for module in (cuda, cuda.streams):  # Stream.record_event() makes torch.cuda.streams.Event
+        patcher.setattr(module, "Event", Event)
+
+
+def _answered(trace, name, real):
+    """torch.cuda's `name` (a GPU's allocated bytes), each answer recorded (Part 5 reports them)."""
+    def answer(device=None):
+        value = real(device)
+        trace.add("memory", name, device=_gpu(device), value=value)
+        return value
+
+    return answer
+
+
+def _gpu(device):
+    """The real GPU a device argument names (the current one asked for only when it is meant)."""
+    index = cuda_index(device, None)
+    return f"cuda:{torch.cuda.current_device() if index is None else index}"

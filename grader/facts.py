@@ -142,7 +142,7 @@ class Train(Facts):
     events: list[Event]
     cpu_target_error: str | None  # what train() raised with y on the CPU, if it had to be retried
     losses: Losses
-    grads: dict[str, str | None]  # role -> the device of its gradient
+    grads: dict[str, str | None]  # role -> the device of the gradient backward made for it (None: none)
     params: dict[str, str]  # role -> the device of the parameter
 
 

@@ -138,8 +138,8 @@ def separation_row(devices):
 
 
 def recorder_rows():
-    """One GPU: the real-mode recorder sees a move, an op, a synchronize and events on cuda:0, and
-    reads an event's time only after waiting for it."""
+    """One GPU: the real-mode recorder sees a move, an op, a device's and a stream's synchronize and
+    events on cuda:0, and reads an event's time only after waiting for it."""
     import torch
 
     from grader.devices import real_gpus
@@ -154,10 +154,12 @@ def recorder_rows():
         layer(x)
         end.record()
         torch.cuda.synchronize(0)
+        torch.cuda.current_stream(0).synchronize()
         ms = start.elapsed_time(end)
     seen = [(e.kind, e.name, e.device) for e in trace.events]
     wanted = [("transfer", "to", "cuda:0"), ("op", "linear", "cuda:0"), ("sync", "synchronize", "cuda:0"),
-              ("cuda_event", "record", "cuda:0"), ("cuda_event", "elapsed_time", "cuda:0")]
+              ("sync", "stream.synchronize", "cuda:0"), ("cuda_event", "record", "cuda:0"),
+              ("cuda_event", "elapsed_time", "cuda:0")]
     missing = [w for w in wanted if w not in seen]
     return [Row("real-mode recorder on cuda:0", "move, op, synchronize, events recorded",
                 "all recorded" if not missing else f"missing {missing}", not missing),

@@ -6,6 +6,7 @@ mode produced it. Events are plain data: a child process sends them to the grade
 import contextlib
 import dataclasses
 import functools
+import itertools
 import sys
 import time
 import typing
@@ -14,11 +15,13 @@ import weakref
 CLOCKS = ("time", "perf_counter", "monotonic", "time_ns", "perf_counter_ns", "monotonic_ns")
 # op: computed on a device; transfer: a copy between devices; sync: the host waited for a GPU (a
 # synchronize, or reading a GPU value); value: a CPU scalar read into Python; clock: a clock read;
-# cuda_event: an event recorded or timed; print: text written to stdout.
-Kind = typing.Literal["op", "transfer", "sync", "value", "clock", "cuda_event", "print"]
+# cuda_event: an event recorded or timed; print: text written to stdout; memory: a GPU's allocated
+# bytes (value) as torch.cuda.memory_allocated or max_memory_allocated answered.
+Kind = typing.Literal["op", "transfer", "sync", "value", "clock", "cuda_event", "print", "memory"]
 KINDS = frozenset(typing.get_args(Kind))
 TEXT_CAP = 4096  # characters of one print kept in the trace
 EVENT_CAP = 20_000  # events one probe records: far past the lab's needs; past it, the probe fails
+VALUES_CAP = 64  # elements of a tensor read at once (`.tolist()`) whose values are kept
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,21 +31,40 @@ class Event:
     device: str | None = None  # op: where it ran; transfer: destination; sync, cuda_event: the GPU
     source: str | None = None  # transfer: where the data came from
     nbytes: int = 0  # transfer: bytes moved
-    value: float | None = None  # clock: the reading; sync or value: the scalar read; elapsed_time: ms
+    value: int | float | None = None  # clock: the reading (an _ns clock's stays an int, exact); sync or value:
+    # the scalar read; elapsed_time: ms; record (virtual GPUs): the event's time on its GPU's clock, in seconds
+    values: list[float] | None = None  # sync or value: the elements of a small tensor read at once (.tolist())
     flops: int | None = None  # op: its floating-point operations under grader.costs
     line: int | None = None  # the submission's line that caused it, when known
     ids: list[int | None] | None = None  # cuda_event: [its number]; elapsed_time: [start, end]; event.synchronize: [n]
     reads: list[str] | None = None  # op, transfer: the watched inputs (the grader's batch) it consumed
     text: str | None = None  # print: what was written to stdout
+    stream: int | None = None  # the stream on `device` it was queued on or waited for (0: the default one)
+    source_stream: int | None = None  # transfer between GPUs, wait_stream: the stream on `source`
+    args: list[int] | None = None  # op, transfer, sync, value: the storages it read (numbered by the trace)
+    out: list[int] | None = None  # op, transfer: the storages it wrote
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown event kind {self.kind!r}")
 
-    @property
-    def seconds(self):
-        """A clock reading in seconds, whichever clock function produced it."""
-        return self.value / 1e9 if self.name.endswith("_ns") else self.value
+    def waits_for(self):
+        """What a `sync` waited for, the one definition both runtimes record and the checks read:
+        ("event", its number) for an event's synchronize; ("stream", (GPU, stream)) for a stream's
+        synchronize or a host read on that stream; ("gpu", GPU) for a device synchronize, which
+        waits for every stream of the GPU."""
+        if self.ids:
+            return "event", self.ids[0]
+        if self.stream is not None:
+            return "stream", (self.device, self.stream)
+        return "gpu", self.device
+
+
+def seconds_between(start, end):
+    """Seconds from one clock reading to another, subtracted before scaling, so that the integers
+    of the _ns clocks stay exact (1.8e18 ns as a float has 256 ns steps)."""
+    difference = end.value - start.value
+    return difference / 1e9 if end.name.endswith("_ns") else difference
 
 
 class Trace:
@@ -51,7 +73,9 @@ class Trace:
         self.sources = {str(s) for s in sources}  # files whose line numbers events report
         self._paused = 0
         self.overflow = 0  # events past EVENT_CAP, not recorded
-        self._watched = weakref.WeakKeyDictionary()  # storage -> label ("x", "y"): the grader's batch
+        self._watched = weakref.WeakKeyDictionary()  # storage -> label ("x", "y", "w1"...): the grader's tensors
+        self._numbers = weakref.WeakKeyDictionary()  # storage -> its number in events' args and out
+        self._counter = itertools.count(1)
 
     def watch(self, tensor, label):
         """Mark `tensor`'s storage, so that every op or copy reading it says so (`Event.reads`)."""
@@ -70,6 +94,28 @@ class Trace:
             if label is not None and label not in found:
                 found.append(label)
         return found or None
+
+    def flow(self, inputs, outputs=()):
+        """The fields that let the checks follow data from op to op: the watched labels among
+        `inputs` (`reads`), and the numbers of the storages read (`args`) and written (`out`). Kept
+        only while the trace watches the grader's tensors (a probe's), so the runtime alone pays
+        nothing for them."""
+        if not self._watched:
+            return {}
+        return {"reads": self.labels(inputs), "args": self._storages(inputs), "out": self._storages(outputs)}
+
+    def _storages(self, tensors):
+        numbers = []
+        for tensor in tensors:
+            try:
+                storage = tensor.untyped_storage()
+            except (RuntimeError, NotImplementedError, TypeError):
+                continue
+            number = self._numbers.get(storage)
+            if number is None:
+                number = self._numbers[storage] = next(self._counter)
+            numbers.append(number)
+        return numbers or None
 
     def add(self, kind, name, **fields):
         if self._paused:

@@ -55,14 +55,14 @@ BUGS = {
                                 '"stage1_ms": 1.0, "wall_ms": 2.2, "idle_fraction": 1 - 2.0 / 4.4, "memory_bytes": '
                                 '{str(d): torch.cuda.memory_allocated(d) for d in (device0, device1)}}\n'
                                 '    timing = {name: torch.cuda.Event'),),
-                              ("part5.figures_measured",), "ran no forward pass"),
+                              PART5[:2], "ran no forward pass"),
     "profile_no_sync": Bug((("        timing[\"stage1_end\"].record()\n    torch.cuda.synchronize(device0)\n"
                              "    torch.cuda.synchronize(device1)\n", "        timing[\"stage1_end\"].record()\n"),),
                            PART5, "device not ready"),
     "pipeline_synced": Bug((("            outputs.append(self.relu2(self.layer2(moved)))  # queued on cuda:1 ...\n",
                              "            outputs.append(self.relu2(self.layer2(moved)))\n"
                              "            torch.cuda.synchronize(device1)\n"),),
-                           ("part6.pipelined",), "barely work at once"),  # forward waits for cuda:1
+                           ("part6.pipelined",), "barely compute at once"),  # forward waits for cuda:1
     "pipeline_reordered": Bug((("return torch.cat(outputs)", "return torch.cat(outputs[::-1])"),),
                               ("part6.pipelined",), "differs from relu(W2 relu(W1 x + b1) + b2)"),
     "host_round_trip": Bug((("x = x.to(device1)", "x = x.cpu().to(device1)"),), ("part1.single_transfer",)),
@@ -130,15 +130,15 @@ BUGS = {
     "nan_weights": Bug((("    return losses\n", "    with torch.no_grad():\n        model.layer1.weight.fill_(float('nan'))\n"
                                               "    return losses\n"),), ("part2.loss_decreases", "part2.matches_sgd")),
     "profile_host_clock": Bug((('        "stage0_ms": timing["stage0_start"].elapsed_time(timing["stage0_end"]),',
-                                '        "stage0_ms": wall_ms / 2,'),), ("part5.figures_measured",), "stage0_ms"),
+                                '        "stage0_ms": wall_ms / 2,'),), PART5[:2], "stage0_ms"),
     "profile_events_on_cuda0": Bug((("    with torch.cuda.device(device1):\n        timing[\"transfer_start\"]",
                                      "    with torch.cuda.device(device0):\n        timing[\"transfer_start\"]"),),
-                                   ("part5.figures_measured",), "transfer_ms, stage1_ms"),
+                                   PART5[:2], "transfer_ms, stage1_ms"),
     "profile_made_up": Bug((('    timing = {name: torch.cuda.Event', '    b = x.shape[0] / 32\n    return {"stage0_ms": b, '
                              '"transfer_ms": 0.1 * b, "stage1_ms": b, "wall_ms": 2.2 * b, "idle_fraction": 1 - 2 / 4.4, '
                              '"memory_bytes": {str(d): torch.cuda.memory_allocated(d) for d in (device0, device1)}}\n'
                              '    timing = {name: torch.cuda.Event'),),
-                           ("part5.figures_measured",), "ran no forward pass"),
+                           PART5[:2], "ran no forward pass"),
     "event_before_forward": Bug(((TIMED, "    done = torch.cuda.Event()\n    with torch.cuda.device(device1):\n"
                                          "        done.record()\n    start = time.perf_counter()\n    model(x)\n"
                                          "    done.synchronize()\n    return time.perf_counter() - start\n"),),
@@ -197,6 +197,61 @@ BUGS = {
                            "defines no `profile_stages` (did you mean to name `profile_stage` `profile_stages`?)"),
     "imports_numpy": Bug((("import time\n", "import time\nimport numpy\n"),), MODEL,
                          "imports numpy, which this lab does not allow; remove it"),
+}
+
+
+PROFILED = ('        timing["transfer_start"].record()\n        h = h.to(device1)\n        timing["transfer_end"].record()\n')
+TRAINED = "        losses.append(loss.item())\n    return losses\n"
+BUGS |= {
+    # Points without the work (issue 20): each waits for, moves, overlaps or measures nothing.
+    "fresh_stream_sync": Bug(((TIMED, TIMED.replace("torch.cuda.synchronize(device1)",
+                                                    "torch.cuda.Stream(device1).synchronize()")),), PART4[:2]),
+    "side_stream_event": Bug(((TIMED, TIMED.replace("    torch.cuda.synchronize(device1)\n",
+                                                    "    done = torch.cuda.Stream(device1).record_event()\n"
+                                                    "    done.synchronize()\n")),), PART4[:2]),
+    "token_move": Bug((("nn.Linear(2000, 1000).to(device1)", "nn.Linear(2000, 1000).to(device0)"),
+                       ("nn.ReLU().to(device1)", "nn.ReLU().to(device0)"),
+                       ("x = x.to(device1)", "x[:1, :1].to(device1)"), ("y = y.to(device1)", "y = y.to(device0)")),
+                      ("part1.layer2_on_cuda1", "part1.output_on_cuda1", "part1.single_transfer",
+                       "part3.prints_devices", *PART5, "part6.pipelined")),
+    "transfer_token": Bug(((PROFILED, PROFILED.replace("h = h.to(device1)", "h[:1, :1].to(device1)")
+                            + "        h = h.to(device1)\n"),), PART5[:2], "transfer_ms"),
+    "pipeline_layer1_only": Bug((("        chunks = iter(x.to(device0).split(self.split_size))",
+                                  "        hidden = [self.relu1(self.layer1(c)).to(device1) for c in "
+                                  "x.to(device0).split(self.split_size)]\n"
+                                  "        return self.relu2(self.layer2(torch.cat(hidden)))\n"
+                                  "        chunks = iter(x.to(device0).split(self.split_size))"),),
+                                ("part6.pipelined",), "layer2 1 time(s)"),
+    "memory_by_hand": Bug((("{str(d): torch.cuda.memory_allocated(d) for d in (device0, device1)}",
+                            '{"cuda:0": 8008000, "cuda:1": 8004000}'),), ("part5.memory_split",),
+                          "no torch.cuda.memory_allocated(device) call answered"),
+    "event_times_written": Bug((("    wall_ms = (time.perf_counter() - start) * 1000\n",
+                                 "    wall_ms = (time.perf_counter() - start) * 1000\n"
+                                 "    for stage in (\"stage0\", \"transfer\", \"stage1\"):\n"
+                                 "        begin, end = timing[stage + \"_start\"], timing[stage + \"_end\"]\n"
+                                 "        end.time = begin.time + 0.9 * (end.time - begin.time)\n"),),
+                               PART5[:2], "stage0_ms, transfer_ms, stage1_ms"),
+    # Two grades for one submission (issue 20): the loss of a random target falls, or not, by luck.
+    "random_target": Bug((("loss = loss_fn(model(x), y)", "loss = loss_fn(model(x), torch.randn(32, 1000).to(device1))"),),
+                         ("part2.loss_decreases", "part2.matches_sgd")),
+    # Honest styles (issue 20): each is correct, and loses nothing.
+    "warmup_synced": Bug(((TIMED, "    model(x)\n    torch.cuda.synchronize(device0)\n    torch.cuda.synchronize(device1)\n"
+                                  + TIMED),), ()),
+    "warmup_unsynced": Bug(((TIMED, "    model(x)\n" + TIMED),), ()),
+    "mean_of_passes": Bug(((TIMED, "    start = time.perf_counter()\n    for _ in range(5):\n        model(x)\n"
+                                   "        torch.cuda.synchronize(device1)\n    return (time.perf_counter() - start) / 5\n"),),
+                          ()),
+    "profile_warmup": Bug((("    x = x.to(device0)\n    torch.cuda.synchronize(device0)\n",
+                            "    x = x.to(device0)\n    model(x)\n    torch.cuda.synchronize(device0)\n"),), ()),
+    "time_ns": Bug(((TIMED, TIMED.replace("time.perf_counter()", "time.time_ns()")
+                     .replace("return time.time_ns() - start", "return (time.time_ns() - start) / 1e9")),), ()),
+    "losses_stacked": Bug(((TRAINED, "        losses.append(loss.detach())\n    return torch.stack(losses).tolist()\n"),), ()),
+    "losses_cpu_tolist": Bug(((TRAINED, "        losses.append(loss.detach())\n"
+                                        "    return torch.stack(losses).cpu().tolist()\n"),), ()),
+    "grads_cleared_after_step": Bug((("        optimizer.zero_grad()\n        loss.backward()\n        optimizer.step()\n",
+                                      "        loss.backward()\n        optimizer.step()\n"
+                                      "        optimizer.zero_grad(set_to_none=True)\n"),), ()),
+    "float_loss": Bug((("losses.append(loss.item())", "losses.append(float(loss))"),), ()),
 }
 
 

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 from corpus import ALL, BONUS, BUGS, FULL, POINTS, ROOT, write
-from helpers import failed, fast_rubric, grade, pytest_grader, python_m, rubric_file
+from helpers import failed, fast_rubric, grade, pytest_grader, python_m, rubric_file, submitted
 
 CORRECT = ROOT / "tests" / "submissions"  # correct solutions written in other styles
 
@@ -44,7 +44,7 @@ def test_starter_scores_zero_with_its_cause_said_once(tmp_path):
 def test_correct_solution_in_another_style_scores_full_marks(path, tmp_path):
     run, graded = grade(tmp_path, "--submission", str(path), "--answers", "solutions/answers.yaml")
     assert failed(graded) == [], [(c["id"], c["message"]) for c in graded["checks"] if c["status"] != "passed"]
-    assert graded["score"] == FULL and run.returncode == 0
+    assert graded["score"] == FULL and run.returncode == 0 and graded["warnings"] == []
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +78,21 @@ def test_submission_loses_exactly_its_mistakes(name, corpus):
                for c in lost)
     assert all(bug.reason in c["message"] for c in lost)
     assert graded["score"] == FULL - sum(POINTS[c["id"]] for c in lost)
+    assert not any(str(ROOT) in text for text in graded["warnings"] + [c["message"] for c in lost])  # no grader file
+    assert bug.loses or name == "prints_fake_score" or graded["warnings"] == []  # torch's warnings are not its prints
     scores = [line for line in feedback.splitlines() if line.startswith("Score: ")]
     required = graded["score"] - graded["bonus"]
     assert scores[-1].startswith(f"Score: {required:g} / {graded['max_score']:g} required")  # the grader's, last
+
+
+def test_a_regrade_gives_the_same_grade(tmp_path):
+    """A submission drawing unseeded random numbers (a fresh target every step) graded three times:
+    every probe starts from the same random state, so the grades are the same, row for row."""
+    path = write("random_target", tmp_path)
+    grades = [grade(tmp_path, *submitted(path))[1] for _ in range(3)]
+    rows = [[(c["id"], c["status"], c["points"], c["message"]) for c in g["checks"]] for g in grades]
+    assert rows[0] == rows[1] == rows[2]
+    assert failed(grades[0]) == sorted(BUGS["random_target"].loses)
 
 
 def test_a_lost_required_point_fails_the_run_and_a_lost_bonus_does_not(tmp_path):

@@ -657,3 +657,48 @@ def test_a_clock_read_before_waiting_sees_little_of_the_gpus_work(virtual_gpus, 
     unwaited, cuda0_only = timed(lambda: None), timed(torch.cuda.synchronize)
     torch.cuda.synchronize(D1)
     assert unwaited < 0.3 * waited and cuda0_only < 0.3 * waited, (waited, unwaited, cuda0_only)
+
+
+def test_each_stream_is_a_queue_of_its_own(virtual_gpus, no_collection):
+    """A fresh stream's synchronize waits for none of the default stream's work, and an event
+    recorded on a fresh stream is not ordered after it: the trace says which stream each op, event
+    and wait was on, and the clocks run each stream's queue on its own."""
+    a = torch.randn(600, 600, device=D1)
+    for _ in range(3):
+        a = a @ a / 600
+    done = torch.cuda.current_stream(1).record_event()
+    side = torch.cuda.Stream(device=1)
+    side.synchronize()
+    side.record_event().synchronize()
+    assert not done.query()  # the host did not wait for the default stream
+    side.wait_stream(torch.cuda.current_stream(1))
+    side.synchronize()
+    assert done.query()
+    waits = [e.waits_for() for e in virtual_gpus.trace.of("sync")]
+    assert waits[0] == ("stream", ("cuda:1", side.stream_id)) and waits[1][0] == "event" and side.stream_id > 0
+    assert {e.stream for e in virtual_gpus.trace.of("op")} == {0}
+
+
+def test_real_gpus_record_every_wait_virtual_gpus_record(monkeypatch):
+    """Real mode's recorder (read here without GPUs: torch's own calls stubbed) records a stream's
+    synchronize, torch.accelerator's and a stream's wait as the virtual runtime does, so that
+    either trace means the same to the checks."""
+    from types import SimpleNamespace
+
+    from grader.devices import real_gpus
+
+    for owner, name in ((torch.cuda, "synchronize"), (torch.cuda.Stream, "synchronize"),
+                        (torch.cuda.Stream, "wait_stream")):
+        monkeypatch.setattr(owner, name, lambda *args, **kwargs: None)
+    side, default = (SimpleNamespace(device=torch.device("cuda", 1), stream_id=n) for n in (3, 0))
+    trace = Trace()
+    with real_gpus(trace):
+        torch.cuda.Stream.synchronize(side)
+        torch.accelerator.synchronize(1)
+        torch.cuda.synchronize(0)
+        torch.cuda.Stream.wait_stream(side, default)
+    waits = [e.waits_for() for e in trace.of("sync")]
+    assert waits == [("stream", ("cuda:1", 3)), ("gpu", "cuda:1"), ("gpu", "cuda:0")]
+    [edge] = trace.of("cuda_event")
+    assert (edge.name, edge.device, edge.stream, edge.source, edge.source_stream) == ("wait_stream", "cuda:1", 3,
+                                                                                      "cuda:1", 0)

@@ -1,11 +1,11 @@
 """The checks: pytest tests that judge a probe's facts. Each awards exactly one rubric item and,
 when it fails, says what was expected, what the submission did, and where to look."""
+import bisect
+
 import pytest
 
-from grader.contract import HOST_READS
-from grader.trace import Trace
-
-MATRIX_OPS = frozenset({"linear", "matmul", "mm", "addmm", "__matmul__", "__rmatmul__", "bmm"})
+from grader.checks.flow import Flow, Order, queue_of
+from grader.trace import Trace, seconds_between
 
 
 class NotAttempted(pytest.skip.Exception):
@@ -58,13 +58,15 @@ def gpu_ops(events, device=None):
 
 
 class Timing:
-    """One call of a timing function, in the order things happened: its ops, the host's waits
-    for the GPUs, and its clock readings.
+    """One call of a timing function, in the order things happened: its timed pass, the host's
+    waits that cover it, its clock readings and its CUDA events.
 
-    A wait for a GPU comes after the forward and covers all of the forward's work there: a device
-    or stream synchronize, a host read of that GPU's data (`.item()`, `.cpu()`, `.to("cpu")`,
-    `.tolist()`), or the synchronize of an event recorded after the forward's last op on that GPU.
-    An event recorded before the forward waits for nothing of it.
+    The timed pass is the GPU work after the last clock reading before its last op (a warm-up
+    comes before that reading, and is not timed). A wait covers the pass on a GPU when every op of
+    the pass there is ordered before it, as CUDA orders streams (grader.checks.flow.Order): a
+    synchronize of that GPU, of a stream or an event the work is ordered before, or a host read of
+    data on such a stream. A fresh stream's synchronize, or an event recorded before the pass or
+    on a stream that never waited for it, covers nothing.
     """
 
     def __init__(self, events, what):
@@ -72,30 +74,26 @@ class Timing:
         ops = gpu_ops(self.events)
         if not ops:
             fail(f"{what} ran no forward pass on the GPUs: call the model between the two clock readings")
-        self.first_op, self.last_op = ops[0], ops[-1]
-        self.last_on = {}
-        for i in ops:
-            self.last_on[self.events[i].device] = i
-        self.recorded = {e.ids[0]: (i, e.device) for i, e in enumerate(self.events)
-                         if e.kind == "cuda_event" and e.name == "record" and e.ids}
-        self.waits = list(self._waits())  # (index, GPU) of each wait that covers the forward there
         readings = [i for i, e in enumerate(self.events) if self.is_reading(e)]
-        self.starts = [i for i in readings if i < self.first_op]
+        begin = max([i for i in readings if i < ops[-1] and self.events[i].kind == "clock"], default=-1)
+        self.ops = [i for i in ops if i > begin]
+        self.first_op, self.last_op = self.ops[0], self.ops[-1]
+        self.order, self.flow = Order(self.events), Flow(self.events)
+        self._layer1 = self.flow.uses("w1")
+        self._last = {}  # GPU -> {queue: the pass's last op there}: ops on one queue run in order
+        for i in self.ops:
+            self._last.setdefault(self.events[i].device, {})[queue_of(self.events[i])] = i
+        self.waits = [(i, device) for i, clock in self.order.waits if i > self.last_op
+                      for device in self._covered(i, clock)]
+        self.starts = [i for i in readings if i < self.first_op and self.events[i].kind == "clock"]
         self.ends = [i for i in readings if i > self.last_op]
 
-    def _waits(self):
-        for i, e in enumerate(self.events):
-            if e.kind == "sync" and e.name == "event.synchronize":
-                at, device = self.recorded.get((e.ids or [None])[0], (-1, e.device))
-                covered = at
-            elif e.kind == "sync" and (e.name in ("synchronize", "stream.synchronize") or e.name in HOST_READS):
-                device, covered = e.device, i
-            elif e.kind == "transfer" and e.device == "cpu" and e.source and e.source.startswith("cuda"):
-                device, covered = e.source, i
-            else:
-                continue
-            if i > self.last_op and covered > self.last_on.get(device, self.first_op):
-                yield i, device
+    def _covered(self, index, clock):
+        """The GPUs whose work in the pass the wait at `index` covers; its own GPU too, where the
+        pass did nothing (a misplaced layer is Part 1's finding, not the wait's)."""
+        e = self.events[index]
+        covered = {d for d, last in self._last.items() if all(clock.get(q, -1) >= i for q, i in last.items())}
+        return sorted(covered | ({e.source if e.kind == "transfer" else e.device} - set(self._last)))
 
     @staticmethod
     def is_reading(event):
@@ -110,9 +108,45 @@ class Timing:
     def waited_before(self, index, device=None):
         return [d for i, d in self.waits if i < index and (device is None or d == device)]
 
-    def bracketing(self, event):
-        """Whether an elapsed_time reading's two events bracket the whole forward on the GPU of its
-        last op."""
-        start, end = (self.recorded.get(n, (None, None)) for n in (event.ids or [None, None]))
-        return (start[0] is not None and end[0] is not None and start[0] < self.first_op
-                and end[0] > self.last_op and end[1] == self.events[self.last_op].device)
+    def passes(self, start, end):
+        """How many forward passes ran between two events: the times layer1's weight was used."""
+        return max(1, bisect.bisect_left(self._layer1, end) - bisect.bisect_right(self._layer1, start))
+
+    def interval(self, event):
+        """(start record, end record, GPU, ms) of an elapsed_time reading, or None. The ms are the
+        difference of the times the runtime recorded (virtual GPUs), not what the events hold now."""
+        found = [self.order.recorded.get(n) for n in (event.ids or [None, None])]
+        if len(found) != 2 or None in found or found[0][1] != found[1][1]:
+            return None
+        (start, device, _), (end, _, _) = found
+        first, last = self.events[start], self.events[end]
+        ms = event.value if first.value is None or last.value is None else (last.value - first.value) * 1000
+        return start, end, device, ms
+
+    def ordered_before(self, op, record):
+        """Whether the GPU work `op` (an index) is ordered before the event recorded at `record`."""
+        number = self.events[record].ids[0]
+        return Order.covers(self.order.recorded[number][2], self.events, [op])
+
+    def bracketed(self, event):
+        """The seconds per forward of an elapsed_time reading whose two events, on one GPU, bracket
+        whole forward passes: both layers' work between them, the last of it on that GPU and
+        ordered before the end event. None otherwise."""
+        found = self.interval(event)
+        if found is None:
+            return None
+        start, end, device, ms = found
+        inside = [i for i in gpu_ops(self.events) if start < i < end]
+        whole = {"w1", "w2"} <= {label for i in inside for label in self.events[i].reads or ()}
+        if not inside or not whole or self.events[inside[-1]].device != device:
+            return None
+        return ms / 1000 / self.passes(start, end) if self.ordered_before(inside[-1], end) else None
+
+    def clock_differences(self, wait_for=None):
+        """The seconds per forward of each start-to-end clock difference around the timed pass
+        (the end read after a wait covering `wait_for`'s work, if given): end - start, or a mean
+        (end - start) / k of k passes."""
+        return [seconds_between(self.events[s], self.events[e]) / k
+                for s in self.starts for e in self.ends if self.events[e].kind == "clock"
+                and (wait_for is None or self.waited_before(e, wait_for))
+                for k in {1, self.passes(s, e)}]

@@ -1,6 +1,7 @@
 """Part 1: the model split across two GPUs, and its forward pass."""
 from grader import reference
 from grader.checks import at_line, expect, fail, rubric, trace
+from grader.checks.flow import Flow
 from grader.contract import BATCH, HOST_READS, SEEDS
 
 HINT = "handout Part 1"
@@ -84,13 +85,16 @@ def test_forward_math(probe, grading):
 
 @rubric("part1.single_transfer")
 def test_single_transfer(probe):
-    events = trace(_completed(probe("forward")).events)
-    copies = [e for e in events.of("transfer") if e.source != "cpu"]  # the input's move from the host is free
-    moves = [f"{e.source}->{e.device}{at_line(e)}" for e in copies]
-    reads = [f"{e.name} of a {e.device} tensor{at_line(e)}" for e in events.of("sync") if e.name in HOST_READS]
+    events = trace(_completed(probe("forward")).events).events
+    copies = [i for i, e in enumerate(events) if e.kind == "transfer" and e.source != "cpu"]  # (from the host: free)
+    moves = [f"{events[i].source}->{events[i].device}{at_line(events[i])}" for i in copies]
+    reads = [f"{e.name} of a {e.device} tensor{at_line(e)}" for e in events
+             if e.kind == "sync" and e.name in HOST_READS]
     expect(
-        [(e.source, e.device) for e in copies] == [("cuda:0", "cuda:1")] and not reads,
+        [(events[i].source, events[i].device) for i in copies] == [("cuda:0", "cuda:1")]
+        and Flow(events).activation_copies() == copies and not reads,
         f"one forward made the copies [{', '.join(moves) or 'none'}]"
         + (f" and read GPU values on the host ({'; '.join(reads)})" if reads else "")
-        + f"; expected exactly one: the activation, cuda:0->cuda:1, between the layers ({HINT}: x.to(device1))",
+        + f"; expected exactly one: the activation, layer1's output that layer2 reads, cuda:0->cuda:1, between the "
+        f"layers ({HINT}: x.to(device1))",
     )

@@ -6,6 +6,7 @@ import math
 
 from grader import reference
 from grader.checks import expect, fail, rubric, trace
+from grader.checks.flow import Flow
 from grader.contract import BATCH, DEFAULT_LR, LR, SEEDS, SHAPES, STEPS
 
 HINT = "handout Part 2"
@@ -21,13 +22,14 @@ def _losses(facts):
     return losses.values
 
 
-def _measured(facts):
+def _measured(facts, needs=frozenset()):
     """Whether the returned losses are values train() itself computed: each one read from a tensor
-    (`.item()`, `float()`) during train(), in order, or tensors that autograd produced."""
+    (`.item()`, `float()`, or all at once with `.tolist()`) during train(), in order, from data
+    that came from all of `needs` ("x", "y": the batch given); or tensors that autograd produced."""
     losses = facts.losses
-    if losses.tensors:
+    if losses.tensors:  # (losses_returned fails them: not floats)
         return losses.computed
-    read = [e.value for e in trace(facts.events).events if e.kind in ("sync", "value") and e.value is not None]
+    read = Flow(trace(facts.events).events).read_values(frozenset(needs))
     position = 0
     for value in losses.values:
         while position < len(read) and not (isinstance(value, float) and read[position] == value):
@@ -73,6 +75,9 @@ def test_loss_decreases(probe, grading):
     losses = [v for v in _losses(facts) if not isinstance(v, str)]
     expect(_measured(facts), "the losses train() returned are not the ones it computed, so the grader cannot "
                              "see the loss fall: return loss.item() of each step")
+    expect(_measured(facts, {"x", "y"}),
+           "the losses train() returned were not computed from the model's output on the x it was given against the "
+           f"y it was given: compute each step's loss as loss_fn(model(x), y) on that batch ({HINT})")
     before = reference.loss(SEEDS["train"], BATCH, reference.weights(SEEDS["train"]))
     after = reference.loss(SEEDS["train"], BATCH, _final_weights(grading))
     expect(after < before,
@@ -140,4 +145,4 @@ def test_target_on_last_gpu(probe):
     wrong = [f"{role} on {facts.params[role]} has its gradient on {device}"
              for role, device in facts.grads.items() if device is not None and device != facts.params[role]]
     expect(not wrong, "; ".join(wrong))
-    expect(any(facts.grads.values()), "after train() no parameter has a gradient: was backward() called?")
+    expect(any(facts.grads.values()), "train() made no gradient for any parameter: was backward() called?")

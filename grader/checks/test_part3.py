@@ -1,5 +1,7 @@
-"""Part 3: seeing the transfer. The prints are read from the trace, in order with the copy."""
+"""Part 3: seeing the transfer. The prints are read from the trace, in order with the copy of the
+activation: the tensor layer1 produced that layer2 consumes, followed storage by storage."""
 from grader.checks import expect, fail, rubric, trace
+from grader.checks.flow import Flow
 
 HINT = "handout Part 3"
 
@@ -29,12 +31,11 @@ def test_prints_devices(probe):
     events = trace(verbose.events).events
     lines = _lines(events)
     printed = [text for text, _ in lines]
-    first = next((i for i, e in enumerate(events) if e.kind == "transfer" and e.source == "cuda:0"), None)
-    last = next((i for i, e in enumerate(events) if e.kind == "transfer" and e.device == "cuda:1"
-                 and first is not None and i >= first), None)
-    if last is None:
-        fail(f"forward(x, verbose=True) printed {printed} but never moved the activation from cuda:0 to cuda:1; "
-             f"the lines must surround that move ({HINT})")
+    moves = Flow(events).activation_copies()  # what carried layer1's output to layer2, followed by storage
+    if not moves:
+        fail(f"forward(x, verbose=True) printed {printed} but never moved the activation, layer1's output that "
+             f"layer2 reads, from cuda:0 to cuda:1; the lines must surround that move ({HINT})")
+    first, last = moves[0], moves[-1]
     expected = [f"Before move: {events[first].source}", f"After move: {events[last].device}"]
     before = [text for text, at in lines if at < first and text.startswith("Before move:")]
     after = [text for text, at in lines if at > last and text.startswith("After move:")]

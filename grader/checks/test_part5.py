@@ -1,9 +1,10 @@
 """Part 5: seeing the idle GPU, in profile_stages' own figures. A figure counts as measured only
 when the trace shows where it came from: the elapsed time of two CUDA events recorded on the
-docstring's GPU around the right work, or (wall_ms) a clock difference around the forward."""
+docstring's GPU around the right work, or (wall_ms) a clock difference around the forward; the
+memory figures, what torch.cuda.memory_allocated answered. No point rests on a figure unmeasured."""
 import math
 
-from grader.checks import MATRIX_OPS, Timing, expect, fail, gpu_ops, rubric, trace
+from grader.checks import Timing, expect, fail, gpu_ops, rubric, trace
 
 HINT = "Part 5: see profile_stages in starter/model.py"
 
@@ -18,38 +19,31 @@ def _runs(probe):
 
 
 def _stage_sources(timing):
-    """{figure: [ms of each event pair on the right GPU around the right work]}."""
-    events, sources = timing.events, {"stage0_ms": [], "transfer_ms": [], "stage1_ms": []}
-
-    def between(start, end, test):
-        return any(test(e) for e in events[start + 1:end])
-
-    for e in events:
-        if e.name != "elapsed_time" or not e.ids:
+    """{figure: [ms of each event pair on the right GPU around the right work]}: layer1 (an op that
+    read its weight) on cuda:0, the activation's copy and layer2 on cuda:1, each ordered before the
+    end event, the ms as the runtime recorded the events."""
+    flow = timing.flow
+    work = {"stage0_ms": ("cuda:0", flow.uses("w1")), "transfer_ms": ("cuda:1", flow.activation_copies()),
+            "stage1_ms": ("cuda:1", flow.uses("w2"))}
+    sources = {key: [] for key in work}
+    for e in timing.events:
+        found = timing.interval(e) if e.name == "elapsed_time" else None
+        if found is None:
             continue
-        (start, device), (end, device_end) = (timing.recorded.get(n, (None, None)) for n in e.ids)
-        if start is None or end is None or device != device_end:
-            continue
-        if device == "cuda:0" and between(start, end, lambda o: o.kind == "op" and o.device == "cuda:0"
-                                          and o.name in MATRIX_OPS):
-            sources["stage0_ms"].append(e.value)
-        if device == "cuda:1" and between(start, end, lambda o: o.kind == "transfer" and o.source == "cuda:0"
-                                          and o.device == "cuda:1"):
-            sources["transfer_ms"].append(e.value)
-        if device == "cuda:1" and between(start, end, lambda o: o.kind == "op" and o.device == "cuda:1"
-                                          and o.name in MATRIX_OPS):
-            sources["stage1_ms"].append(e.value)
+        start, end, device, ms = found
+        for key, (gpu, done) in work.items():
+            if device == gpu and any(start < i < end and timing.events[i].device == gpu
+                                     and timing.ordered_before(i, end) for i in done):
+                sources[key].append(ms)
     return sources
 
 
 def _wall_sources(timing):
     """wall_ms as measured: a clock difference from before the forward to after a wait for cuda:1,
     or the elapsed time of events around the whole forward on cuda:1."""
-    events = timing.events
-    clocks = [(s, e) for s in timing.starts for e in timing.ends
-              if events[s].kind == "clock" and events[e].kind == "clock" and timing.waited_before(e, "cuda:1")]
-    walls = [(events[e].seconds - events[s].seconds) * 1000 for s, e in clocks]
-    return walls + [e.value for e in events if e.name == "elapsed_time" and timing.bracketing(e)]
+    walls = [seconds * 1000 for seconds in timing.clock_differences(wait_for="cuda:1")]
+    return walls + [m * 1000 for e in timing.events if e.name == "elapsed_time" for m in [timing.bracketed(e)]
+                    if m is not None]
 
 
 def _unmeasured(run):
@@ -83,8 +77,16 @@ def test_figures_measured(probe):
 
 @rubric("part5.figures_consistent")
 def test_figures_consistent(probe):
+    """Judged on measured figures only: figures made up agree with anything."""
     for run in _runs(probe):
         f, batch = run.figures, run.batch
+        expect(gpu_ops(trace(run.events).events),
+               f"profile_stages() ran no forward pass on the GPUs at a batch of {batch}, so none of its figures is "
+               f"measured and their consistency cannot be judged ({HINT})")
+        unmeasured = _unmeasured(run)
+        expect(not unmeasured,
+               f"at a batch of {batch}, {', '.join(unmeasured)} {'is' if len(unmeasured) == 1 else 'are'} not "
+               f"measured (part5.figures_measured says where), so the figures' consistency cannot be judged ({HINT})")
         slack = 1.05 * f.wall_ms + 0.05
         expect(f.stage0_ms + f.stage1_ms <= slack and f.transfer_ms <= slack,
                f"at a batch of {batch} the stages ({f.stage0_ms:.3f} + {f.stage1_ms:.3f} ms) or the transfer "
@@ -93,8 +95,6 @@ def test_figures_consistent(probe):
         expect(abs(f.idle_fraction - implied) <= 0.02,
                f"at a batch of {batch} idle_fraction is {f.idle_fraction:.3f}, but your own figures give "
                f"1 - (stage0 + stage1) / (2 x wall) = {implied:.3f}")
-        if not gpu_ops(trace(run.events).events) or set(_unmeasured(run)) & {"stage0_ms", "stage1_ms", "wall_ms"}:
-            continue  # not measured, or on the wrong GPU or around the wrong work: figures_measured says so, alone
         expect(abs(f.idle_fraction - run.own_idle) <= 0.15,
                f"at a batch of {batch} idle_fraction is {f.idle_fraction:.2f}; the grader measured "
                f"{run.own_idle:.2f} for the same stages ({HINT})")
@@ -102,8 +102,14 @@ def test_figures_consistent(probe):
 
 @rubric("part5.memory_split")
 def test_memory_split(probe):
+    """Each GPU's bytes must be what torch.cuda.memory_allocated answered for it during the call."""
     needed = probe("profile").param_bytes
-    memory = _runs(probe)[-1].figures.memory_bytes
+    run = _runs(probe)[-1]
+    memory = run.figures.memory_bytes
+    answered = {(e.device, e.value) for e in trace(run.events).of("memory")}
+    unread = [f"{d}: {memory[d]} bytes" for d in needed if (d, memory[d]) not in answered]
+    expect(not unread, f"memory_bytes reports {'; '.join(unread)}, which no torch.cuda.memory_allocated(device) "
+                       f"call answered for that GPU during profile_stages: report what it answers ({HINT})")
     short = [f"{d} reports {memory[d]} bytes, less than the {needed[d]} bytes of its own layer's weights"
              for d in needed if memory[d] < needed[d]]
     expect(not short, "; ".join(short) + ": report torch.cuda.memory_allocated(device) for each GPU")

@@ -10,7 +10,10 @@ import contextlib
 import ctypes
 import io
 import math
+import random
+import warnings
 
+import numpy
 import torch
 
 from grader import facts as F
@@ -26,6 +29,21 @@ from grader.virtual import virtual_gpus
 
 CUDA0, CUDA1 = own_math.CUDA0, own_math.CUDA1
 LOSSES_CAP = 1000  # values train() may return: one a step
+RANDOM_SEED = 0  # every probe's random state at its start: a regrade draws the same numbers
+
+
+@contextlib.contextmanager
+def steady():
+    """What every probe starts from, whatever ran before it: a fixed random state (torch's, each
+    GPU's generator, Python's random, numpy's), so the same submission gets the same grade; and
+    torch's own warnings (float() of a tensor that requires grad, say) kept out of what the
+    submission printed: torch raised them, from the grader's files."""
+    torch.manual_seed(RANDOM_SEED)  # the CPU's and every GPU's generator (virtual GPUs: grader/virtual/rng.py)
+    random.seed(RANDOM_SEED)
+    numpy.random.seed(RANDOM_SEED)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def quiet():
@@ -58,6 +76,8 @@ class Probe:
         with self.trace.paused(), torch.no_grad():
             for role, param in params.items():
                 param.copy_(drawn[role])
+        for role, param in params.items():  # the checks follow each layer's work by its weights
+            self.trace.watch(param, role)
         return model, params
 
     def device(self, tensor):
@@ -88,7 +108,7 @@ def run(name, source, path, mode):
     fails whole."""
     observe = PROBES[name]  # bound before the submission runs: nothing it does can swap a probe
     trace = Trace(sources=[path])
-    with virtual_gpus(2, trace) if mode == "virtual" else real_gpus(trace):
+    with virtual_gpus(2, trace) if mode == "virtual" else real_gpus(trace), steady():
         snapshot = Snapshot()  # taken with the runtime's own patches in place
         try:
             probe = Probe(load(source, path), trace, mode)
@@ -141,19 +161,40 @@ def train(probe):
     for x_at, y_at in (("cpu", "cpu"), ("cuda:0", "cpu"), ("cpu", "cuda:1"), ("cuda:0", "cuda:1")):
         model, params = probe.model(SEEDS["train"])
         what = "train(model, x, y)" + ("" if x_at == y_at == "cpu" else f" with x on {x_at}, y on {y_at}")
-        attempt, losses = probe.attempt(what, function, model, probe.watched(x, "x", x_at),
-                                        probe.watched(y, "y", y_at), steps=STEPS, lr=LR)
+        with _gradients(probe, params) as grads:
+            attempt, losses = probe.attempt(what, function, model, probe.watched(x, "x", x_at),
+                                            probe.watched(y, "y", y_at), steps=STEPS, lr=LR)
         if attempt.error is None:
             break
         errors[x_at, y_at] = attempt.error
     else:
         raise StudentError(errors["cpu", "cpu"])
     facts = F.Train(attempt.events, errors.get((x_at, "cpu")), _losses(probe, losses),
-                    {role: None if p.grad is None else probe.device(p.grad) for role, p in params.items()},
-                    {role: probe.device(p) for role, p in params.items()})
+                    {role: grads.get(role) for role in params}, {role: probe.device(p) for role, p in params.items()})
     for role, param in params.items():
         probe.blob(role, param)
     return facts
+
+
+@contextlib.contextmanager
+def _gradients(probe, params):
+    """{role: the device of the first gradient backward made for it}, watched as backward makes
+    them: whatever train() does with them after its step (zero_grad(set_to_none=True)) is its own."""
+    made = {}
+
+    def seen(role):
+        def hook(param):
+            with probe.trace.paused():
+                made.setdefault(role, probe.device(param.grad))
+        return hook
+
+    with probe.trace.paused():
+        handles = [param.register_post_accumulate_grad_hook(seen(role)) for role, param in params.items()]
+    try:
+        yield made
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _losses(probe, values):

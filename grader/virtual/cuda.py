@@ -6,6 +6,7 @@ recorded in the trace (with the GPU it would have waited for), which is what the
 brings the host's clock up to that GPU's (grader/virtual/clocks.py), which events and queries read.
 """
 import contextlib
+import itertools
 import threading
 
 import torch
@@ -40,8 +41,12 @@ class VirtualCuda:
         self.device = _device_class(gpus)
         self.Event = _event_class(gpus)
         self.Stream = _stream_class(self)
+        self.numbers = itertools.count(1)  # each stream made is numbered, on any GPU
         self.defaults = [self.Stream(index) for index in range(gpus.count)]
+        for default in self.defaults:
+            default._number = 0  # each GPU's default stream, as torch's stream_id 0
         self._selected = threading.local()  # per thread: GPU index -> the stream selected there
+        gpus.cuda = self
 
     def install(self, patcher):
         for name in NAMES:
@@ -131,13 +136,23 @@ class VirtualCuda:
 
     def memory_allocated(self, device=None):
         """Bytes of the live tensors on that GPU (real CUDA rounds each block up to 512 bytes)."""
-        return self.gpus.memory.allocated[self.gpus.index(device)]
+        return self._answer("memory_allocated", self.gpus.memory.allocated, device)
 
     def max_memory_allocated(self, device=None):
-        return self.gpus.memory.peak[self.gpus.index(device)]
+        return self._answer("max_memory_allocated", self.gpus.memory.peak, device)
 
     # No caching allocator: what is reserved is what is allocated.
-    memory_reserved, max_memory_reserved = memory_allocated, max_memory_allocated
+    def memory_reserved(self, device=None):
+        return self.gpus.memory.allocated[self.gpus.index(device)]
+
+    def max_memory_reserved(self, device=None):
+        return self.gpus.memory.peak[self.gpus.index(device)]
+
+    def _answer(self, name, counts, device):
+        """A GPU's allocated bytes, recorded in the trace as answered (Part 5 reports them)."""
+        index = self.gpus.index(device)
+        self.gpus.trace.add("memory", name, device=f"cuda:{index}", value=counts[index])
+        return counts[index]
 
     def reset_peak_memory_stats(self, device=None):
         self.gpus.memory.reset_peak(self.gpus.index(device))
@@ -147,7 +162,7 @@ class VirtualCuda:
     def mem_get_info(self, device=None):
         """(free, total) bytes of that virtual GPU."""
         capacity = self.gpus.memory.capacity
-        return capacity - self.memory_allocated(device), capacity
+        return capacity - self.memory_reserved(device), capacity
 
     def set_per_process_memory_fraction(self, fraction, device=None):
         """Allocations past fraction x capacity on that GPU fail with CUDA's out-of-memory error."""
@@ -161,15 +176,15 @@ class VirtualCuda:
     def memory_stats(self, device=None):
         """The statistics of bytes torch's allocator keeps, those a virtual GPU has (no cache, no
         retries, no out-of-memory)."""
-        now, peak = self.memory_allocated(device), self.max_memory_allocated(device)
+        now, peak = self.memory_reserved(device), self.max_memory_reserved(device)
         stats = {f"{kind}_bytes.all.{when}": value for kind in ("allocated", "reserved", "active")
                  for when, value in (("current", now), ("peak", peak))}
         return {**stats, "num_alloc_retries": 0, "num_ooms": 0}
 
     def memory_summary(self, device=None, abbreviated=False):
         index = self.gpus.index(device)
-        return (f"Virtual GPU {index}: {self.memory_allocated(index)} bytes allocated (peak "
-                f"{self.max_memory_allocated(index)}) of {self.gpus.memory.capacity} (no caching allocator: "
+        return (f"Virtual GPU {index}: {self.memory_reserved(index)} bytes allocated (peak "
+                f"{self.max_memory_reserved(index)}) of {self.gpus.memory.capacity} (no caching allocator: "
                 "reserved = allocated)")
 
     def get_device_name(self, device=None):
@@ -182,22 +197,28 @@ class VirtualCuda:
 
 def _stream_class(cuda):
     class Stream:
-        """A CUDA stream of a virtual GPU. Every stream of a GPU runs in order with the others (the
-        GPU computes synchronously), so waits between streams are already satisfied."""
+        """A CUDA stream of a virtual GPU: a queue of its own on its GPU's clock (clocks.py), whose
+        work is ordered after another stream's only by `wait_stream` or `wait_event`."""
 
         def __init__(self, device=None, priority=0, **kwargs):
             self.device = cuda.gpus.gpu(device)
             self.priority = priority
+            self._number = next(cuda.numbers)
             self._entered = []  # the selections `with stream:` made, innermost last
 
+        @property
+        def stream_id(self):
+            """Its number, as torch names a real stream's (0: its GPU's default stream); read-only."""
+            return self._number
         def synchronize(self):
-            cuda.gpus.wait_for(self.device.index, "stream.synchronize")
+            cuda.gpus.wait_for(self.device.index, "stream.synchronize", stream=self.stream_id)
 
         def wait_stream(self, other):
             """Work queued here from now on waits for the work queued on `other` so far."""
             clocks = cuda.gpus.clocks
-            clocks.queue_after(self.device.index, clocks.free[other.device.index])
-            cuda.gpus.trace.add("cuda_event", "wait_stream", device=str(self.device), source=str(other.device))
+            clocks.queue_after(_queue(self), clocks.done(_queue(other)))
+            cuda.gpus.trace.add("cuda_event", "wait_stream", device=str(self.device), stream=self.stream_id,
+                                source=str(other.device), source_stream=other.stream_id)
 
         def wait_event(self, event):
             event.wait(self)
@@ -210,7 +231,7 @@ def _stream_class(cuda):
         def query(self):
             """Whether the work queued here is done by now, on its GPU's clock."""
             clocks = cuda.gpus.clocks
-            return clocks.free[self.device.index] <= clocks.host()
+            return clocks.done(_queue(self)) <= clocks.host()
 
         def is_capturing(self):
             return False  # no CUDA graph is ever being captured (optimizers ask)
@@ -227,6 +248,11 @@ def _stream_class(cuda):
             return f"<torch.cuda.Stream device={self.device} (virtual)>"
 
     return Stream
+
+
+def _queue(stream):
+    """The clocks' queue of a stream: (its GPU, its number)."""
+    return stream.device.index, stream.stream_id
 
 
 class _Properties:
@@ -279,14 +305,16 @@ class _Event:
         self.number = None
 
     def record(self, stream=None):
-        device = stream.device if stream is not None else self.gpus.gpu()
+        stream = stream if stream is not None else self.gpus.cuda.current_stream()
+        device = stream.device
         if self.device is not None and device != self.device:
             raise RuntimeError(f"Event device {self.device.index} does not match recording stream's device "
                                f"{device.index}.")
         self.device = device
-        self.time = self.gpus.clocks.record(device.index)
+        self.time = self.gpus.clocks.record(_queue(stream))
         self.number = self.gpus.record_event()
-        self.gpus.trace.add("cuda_event", "record", device=str(self.device), value=self.time, ids=[self.number])
+        self.gpus.trace.add("cuda_event", "record", device=str(self.device), stream=stream.stream_id, value=self.time,
+                            ids=[self.number])
 
     def query(self):
         """Whether its GPU has reached it by now, on that GPU's clock (an event never recorded
@@ -295,18 +323,19 @@ class _Event:
             return True
         if self.time > self.gpus.clocks.host():
             return False
-        self.gpus.completed[self.device.index] = max(self.gpus.completed[self.device.index], self.number)
+        self.gpus.seen[self.device.index] = max(self.gpus.seen[self.device.index], self.time)
         return True
 
     def completed(self):
-        return self.number is not None and self.number <= self.gpus.completed[self.device.index]
+        return self.number is not None and self.time <= self.gpus.seen[self.device.index]
 
     def wait(self, stream=None):
         """Work queued on `stream` from now on waits for this event (nothing, if never recorded)."""
-        stream = stream if stream is not None else torch.cuda.current_stream()
+        stream = stream if stream is not None else self.gpus.cuda.current_stream()
         if self.number is not None:
-            self.gpus.clocks.queue_after(stream.device.index, self.time)
-            self.gpus.trace.add("cuda_event", "wait", device=str(stream.device), ids=[self.number])
+            self.gpus.clocks.queue_after(_queue(stream), self.time)
+            self.gpus.trace.add("cuda_event", "wait", device=str(stream.device), stream=stream.stream_id,
+                                ids=[self.number])
 
     def synchronize(self):
         if self.number is not None:

@@ -34,7 +34,8 @@ class VirtualGPUs(DeviceMode):
         self.memory = Memory(count, capacity)
         self.pinned = weakref.WeakSet()  # host storages pin_memory() made
         self.events_recorded = 0  # CUDA events are numbered as recorded, on any GPU
-        self.completed = [0] * count  # per GPU: events up to this number have completed, as seen by the host
+        self.seen = [0.0] * count  # per GPU: the host-time second up to which the host has seen its work done
+        self.cuda = None  # the VirtualCuda answering torch.cuda: it knows each thread's current streams
         self.clocks = GPUClocks(count)  # when each GPU would finish its work: the time its events read
         self.random = VirtualRandom(self)  # each GPU's random number generator
 
@@ -109,17 +110,27 @@ class VirtualGPUs(DeviceMode):
         self.events_recorded += 1
         return self.events_recorded
 
-    def wait_for(self, index, name, event=None, value=None):
-        """The host waits for GPU `index`: all its work, or up to `event` (a recorded Event). Only
-        then may it read the times of the CUDA events recorded there, as on real GPUs."""
-        self.trace.add("sync", name, device=f"cuda:{index}", value=value,
-                       ids=None if event is None else [event.number])
-        self.clocks.wait(self.clocks.free[index] if event is None else event.time)
-        self.completed[index] = max(self.completed[index], self.events_recorded if event is None else event.number)
+    def wait_for(self, index, name, stream=None, event=None, **fields):
+        """The host waits for GPU `index`: all its work, the work queued on `stream` (a number), or
+        up to `event` (a recorded Event), as grader.trace.Event.waits_for reads it. Only then may
+        it read the times of the CUDA events its GPU has reached, as on real GPUs."""
+        self.trace.add("sync", name, device=f"cuda:{index}", stream=stream,
+                       ids=None if event is None else [event.number], **fields)
+        until = (event.time if event is not None else self.clocks.free[index] if stream is None
+                 else self.clocks.done((index, stream)))
+        self.clocks.wait(until)
+        self.seen[index] = max(self.seen[index], self.clocks.host())  # what its GPU reached by now is done
 
-    def wait(self, name, device, value=None):
-        """Reading a GPU value: the host waits for that GPU."""
-        self.wait_for(device.index, name, value=value)
+    def wait(self, name, device, **fields):
+        """Reading a GPU value: the host waits for the stream it is read on, the current one."""
+        self.wait_for(device.index, name, stream=self.stream(device), **fields)
+
+    def stream(self, device):
+        return self.queue(device.index)[1] if device.type == "cuda" else None
+
+    def queue(self, index):
+        """The queue work for GPU `index` goes to now: (GPU, the current stream's number)."""
+        return index, self.cuda.current_stream(index).stream_id
 
     def common_device(self, tensors):
         """The device an op runs on, refusing mixed devices with PyTorch's own words."""
@@ -161,7 +172,7 @@ class VirtualGPUs(DeviceMode):
         if name == "copy_":
             source = self.placement(args[1])
             out = self._copy(source, self.placement(args[0]), func, *args, **kwargs)
-            self.record_transfer(source, self.placement(args[0]), args[1])
+            self.record_transfer(source, self.placement(args[0]), args[1], args[0])
             autograd.mark_copy(out, source, first=1)
             return out
         tensor = args[0]
@@ -178,18 +189,19 @@ class VirtualGPUs(DeviceMode):
             **({} if memory_format is None else {"memory_format": memory_format}),
         )
         self.settle(out, destination)
-        self.record_transfer(source, destination, tensor)
+        self.record_transfer(source, destination, tensor, out)
         if out is not tensor:
             autograd.mark_copy(out, source)
         return out
 
     def _copy(self, source, destination, func, *args, **kwargs):
-        """A copy, timed on the GPUs at either end; the host waits for one to or from itself."""
-        gpus = [d.index for d in dict.fromkeys((source, destination)) if d.type == "cuda"]
-        out = self.clocks.run(gpus, func, *args, **kwargs)
+        """A copy, timed on the current streams of the GPUs at either end (as CUDA's copy between
+        GPUs waits for both, and both for it); the host waits for one to or from itself."""
+        queues = [self.queue(d.index) for d in dict.fromkeys((source, destination)) if d.type == "cuda"]
+        out = self.clocks.run(queues, func, *args, **kwargs)
         if CPU in (source, destination):
-            for gpu in gpus:
-                self.clocks.wait_for_gpu(gpu)
+            for queue in queues:
+                self.clocks.wait(self.clocks.done(queue))
         return out
 
     def _parse_move(self, name, args, kwargs):
@@ -219,8 +231,9 @@ class VirtualGPUs(DeviceMode):
             return self._foreach(func, name, args, kwargs)
         if name == "backward":  # autograd runs the backward ops out of sight: recorded as one
             roots = tensors_in(args[:1], kwargs.get("tensors"))  # loss.backward(), or autograd.backward(tensors=)
-            self.trace.add("op", name, device=str(self.placement(roots[0])) if roots else None)
-            return self.clocks.run(range(self.count), func, *args, **kwargs)
+            device = self.placement(roots[0]) if roots else CPU
+            self.trace.add("op", name, device=str(device) if roots else None, stream=self.stream(device))
+            return self.clocks.run([self.queue(g) for g in range(self.count)], func, *args, **kwargs)
         if name in UNCHECKED:
             return func(*args, **kwargs)
         tensors = tensors_in(args, kwargs) if tensors is None else tensors
@@ -239,7 +252,7 @@ class VirtualGPUs(DeviceMode):
             func = functools.partial(self.random.draw, destination.index, func)
         try:
             if computing and destination.type == "cuda":
-                out = self.clocks.run((destination.index,), func, *args, **kwargs)
+                out = self.clocks.run((self.queue(destination.index),), func, *args, **kwargs)
             else:
                 out = func(*args, **kwargs)
         except RuntimeError as error:
@@ -250,8 +263,8 @@ class VirtualGPUs(DeviceMode):
             raise refusals.host_memory(int(asked[1]), destination) from None
         self.settle(out, destination)
         if computing and (tensors or tensors_in(out)):
-            self.trace.add("op", name, device=str(destination), flops=flops(name, tensors, tensors_in(out)),
-                           reads=self.trace.labels(tensors))
+            self.trace.add("op", name, device=str(destination), stream=self.stream(destination),
+                           flops=flops(name, tensors, tensors_in(out)), **self.trace.flow(tensors, tensors_in(out)))
         return out
 
     def _foreach(self, func, name, args, kwargs):
@@ -262,11 +275,12 @@ class VirtualGPUs(DeviceMode):
             return func(*args, **kwargs)
         scalars = tensors_in([a for a in args if not any(a is each for each in lists)], kwargs)
         devices = [self.common_device([each[i] for each in lists] + scalars) for i in range(len(lists[0]))]
-        out = self.clocks.run({d.index for d in devices if d.type == "cuda"}, func, *args, **kwargs)
+        out = self.clocks.run([self.queue(d.index) for d in dict.fromkeys(devices) if d.type == "cuda"],
+                              func, *args, **kwargs)
         for device in dict.fromkeys(devices):
             on_device = [t for each in lists for t, d in zip(each, devices) if d == device]
-            self.trace.add("op", name, device=str(device), flops=flops(name, on_device, []),
-                           reads=self.trace.labels(on_device))
+            self.trace.add("op", name, device=str(device), stream=self.stream(device), flops=flops(name, on_device, []),
+                           **self.trace.flow(on_device))
         if isinstance(out, (list, tuple)):
             for tensor, device in zip(out, devices):
                 self.settle(tensor, device)
@@ -318,7 +332,7 @@ class VirtualGPUs(DeviceMode):
         if indices:
             raise RuntimeError(f"expected device {destination} but got device {source} for value tensor")
         self._copy(source, destination, func, *args, **kwargs)
-        self.record_transfer(source, destination, value)
+        self.record_transfer(source, destination, value, target)
         autograd.mark_copy(target, source, first=1)
 
     def _numpy(self, func, args, kwargs):
