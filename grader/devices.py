@@ -7,6 +7,7 @@ where each tensor lives.
 """
 import contextlib
 import threading
+import weakref
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -217,30 +218,30 @@ def _record_cuda_waits(trace, patcher):
                   source=str(other.device), source_stream=other.stream_id)
         return real_wait_stream(self, other)
 
-    class Event(real_event):
-        number = None
+    recorded = weakref.WeakKeyDictionary()  # Event -> its number: kept here, never on the event
 
+    class Event(real_event):
         def record(self, stream=None):
             stream = stream if stream is not None else cuda.current_stream()
             super().record(stream)
-            self.number = next(numbers)
-            trace.add("cuda_event", "record", device=str(self.device), stream=stream.stream_id, ids=[self.number])
+            recorded[self] = next(numbers)
+            trace.add("cuda_event", "record", device=str(self.device), stream=stream.stream_id, ids=[recorded[self]])
 
         def wait(self, stream=None):
             stream = stream if stream is not None else cuda.current_stream()
             super().wait(stream)
-            if self.number is not None:
+            if self in recorded:
                 trace.add("cuda_event", "wait", device=str(stream.device), stream=stream.stream_id,
-                          ids=[self.number])
+                          ids=[recorded[self]])
 
         def synchronize(self):
-            trace.add("sync", "event.synchronize", device=str(self.device), ids=[self.number])
+            trace.add("sync", "event.synchronize", device=str(self.device), ids=[recorded.get(self)])
             return super().synchronize()
 
         def elapsed_time(self, end_event):
             ms = super().elapsed_time(end_event)
             trace.add("cuda_event", "elapsed_time", device=str(self.device), value=ms,
-                      ids=[self.number, getattr(end_event, "number", None)])
+                      ids=[recorded.get(self), recorded.get(end_event)])
             return ms
 
     for name in ("memory_allocated", "max_memory_allocated"):

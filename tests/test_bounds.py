@@ -21,9 +21,18 @@ HOSTILE = {
                                    "    model(x)\n    for _ in range(60000):\n        time.perf_counter()\n"),
                     ("part4.clock_after_sync", "part4.sync_covers_output_gpu", "part4.seconds_plausible"),
                     "far more than the lab needs"),
-    # 9,000 before and 9,000 after, under the trace's cap: judged (and correct), in linear time.
+    # 9,000 before and 9,000 after, under the trace's cap: judged in linear time (the first reading
+    # after the forward comes before the wait; the value returned is a true difference).
     "clock_many": ((TIME_FORWARD, "    for _ in range(9000):\n        start = time.perf_counter()\n"
-                                  "    model(x)\n    for _ in range(9000):\n        time.perf_counter()\n"), (), ""),
+                                  "    model(x)\n    for _ in range(9000):\n        time.perf_counter()\n"),
+                   ("part4.clock_after_sync",), "is read without first waiting"),
+    # 3,000 streams made to wait: the checks' replay of the streams' order stays bounded.
+    "stream_flood": (("    torch.cuda.synchronize(device1)\n    return time.perf_counter() - start\n",
+                      "    for _ in range(3000):\n"
+                      "        torch.cuda.Stream(device1).wait_stream(torch.cuda.current_stream(device1))\n"
+                      "    torch.cuda.synchronize(device1)\n    return time.perf_counter() - start\n"),
+                     ("part4.clock_after_sync", "part4.sync_covers_output_gpu", "part4.seconds_plausible"),
+                     "streams in one call"),
     # A one-line 40 MB message, raised by the constructor that every probe calls.
     "huge_message": (("        self.relu1 = nn.ReLU().to(device0)\n",
                       "        self.relu1 = nn.ReLU().to(device0)\n        raise RuntimeError('x' * 40_000_000)\n"),

@@ -488,9 +488,11 @@ def test_stream_waits_order_work_across_gpus(virtual_gpus):
     done.record(side)
     done.synchronize()
     side.wait_stream(torch.cuda.current_stream(0))
-    assert start.elapsed_time(done) >= (ready.time - start.time) * 1000 > 0
-    waits = [(e.name, e.device, e.ids, e.source) for e in virtual_gpus.trace.of("cuda_event") if "wait" in e.name]
-    assert waits == [("wait", "cuda:1", [ready.number], None), ("wait_stream", "cuda:1", None, "cuda:0")]
+    events = virtual_gpus.trace.of("cuda_event")
+    (start_at, _), (ready_at, ready_number) = [(e.value, e.ids[0]) for e in events if e.name == "record"][:2]
+    assert start.elapsed_time(done) >= (ready_at - start_at) * 1000 > 0
+    waits = [(e.name, e.device, e.ids, e.source) for e in events if "wait" in e.name]
+    assert waits == [("wait", "cuda:1", [ready_number], None), ("wait_stream", "cuda:1", None, "cuda:0")]
 
 
 def test_data_parallel_replicates_over_both_gpus(virtual_gpus):

@@ -1,6 +1,7 @@
 """The checks: pytest tests that judge a probe's facts. Each awards exactly one rubric item and,
 when it fails, says what was expected, what the submission did, and where to look."""
 import bisect
+import math
 
 import pytest
 
@@ -79,13 +80,20 @@ class Timing:
         self.ops = [i for i in ops if i > begin]
         self.first_op, self.last_op = self.ops[0], self.ops[-1]
         self.order, self.flow = Order(self.events), Flow(self.events)
-        self._layer1 = self.flow.uses("w1")
+        self._gpu_ops, self._uses = ops, {label: self.flow.uses(label) for label in ("w1", "w2")}
+        self._layer1 = self._uses["w1"]
         self._last = {}  # GPU -> {queue: the pass's last op there}: ops on one queue run in order
         for i in self.ops:
             self._last.setdefault(self.events[i].device, {})[queue_of(self.events[i])] = i
         self.waits = [(i, device) for i, clock in self.order.waits if i > self.last_op
                       for device in self._covered(i, clock)]
-        self.starts = [i for i in readings if i < self.first_op and self.events[i].kind == "clock"]
+        self._first_wait = {}  # GPU -> the first wait that covers the pass there
+        for i, device in self.waits:
+            self._first_wait.setdefault(device, i)
+        # A start reading comes after the GPU work before the pass (a warm-up's), so that all of them
+        # count the same passes to any end reading.
+        before = max([i for i in ops if i < self.first_op], default=-1)
+        self.starts = [i for i in readings if before < i < self.first_op and self.events[i].kind == "clock"]
         self.ends = [i for i in readings if i > self.last_op]
 
     def _covered(self, index, clock):
@@ -106,7 +114,8 @@ class Timing:
         return self.ends[0]
 
     def waited_before(self, index, device=None):
-        return [d for i, d in self.waits if i < index and (device is None or d == device)]
+        """The GPUs (`device` alone, if given) whose pass a wait before `index` covers."""
+        return [d for d, i in self._first_wait.items() if i < index and (device is None or d == device)]
 
     def passes(self, start, end):
         """How many forward passes ran between two events: the times layer1's weight was used."""
@@ -128,6 +137,20 @@ class Timing:
         number = self.events[record].ids[0]
         return Order.covers(self.order.recorded[number][2], self.events, [op])
 
+    def by_queue(self, ops):
+        """{queue: its ops, in order} of the GPU work `ops` (indices): what ordered_within reads."""
+        grouped = {}
+        for i in sorted(ops):
+            grouped.setdefault(queue_of(self.events[i]), []).append(i)
+        return grouped
+
+    def ordered_within(self, grouped, start, record):
+        """Whether some op of `grouped` (by_queue) lies between `start` and the event recorded at
+        `record`, and is ordered before that event: an op of a queue is, up to the last op of that
+        queue the record was ordered after."""
+        clock = self.order.recorded[self.events[record].ids[0]][2]
+        return any(_between(ops, start, min(record, clock.get(queue, -1) + 1)) for queue, ops in grouped.items())
+
     def bracketed(self, event):
         """The seconds per forward of an elapsed_time reading whose two events, on one GPU, bracket
         whole forward passes: both layers' work between them, the last of it on that GPU and
@@ -136,17 +159,48 @@ class Timing:
         if found is None:
             return None
         start, end, device, ms = found
-        inside = [i for i in gpu_ops(self.events) if start < i < end]
-        whole = {"w1", "w2"} <= {label for i in inside for label in self.events[i].reads or ()}
-        if not inside or not whole or self.events[inside[-1]].device != device:
+        last = bisect.bisect_left(self._gpu_ops, end) - 1
+        inside = last >= 0 and self._gpu_ops[last] > start
+        whole = all(_between(self._uses[label], start, end) for label in ("w1", "w2"))
+        if not (inside and whole) or self.events[self._gpu_ops[last]].device != device:
             return None
-        return ms / 1000 / self.passes(start, end) if self.ordered_before(inside[-1], end) else None
+        return ms / 1000 / self.passes(start, end) if self.ordered_before(self._gpu_ops[last], end) else None
 
-    def clock_differences(self, wait_for=None):
-        """The seconds per forward of each start-to-end clock difference around the timed pass
-        (the end read after a wait covering `wait_for`'s work, if given): end - start, or a mean
-        (end - start) / k of k passes."""
-        return [seconds_between(self.events[s], self.events[e]) / k
-                for s in self.starts for e in self.ends if self.events[e].kind == "clock"
-                and (wait_for is None or self.waited_before(e, wait_for))
-                for k in {1, self.passes(s, e)}]
+    def measures(self, value, wait_for=None):
+        """Whether `value` is the seconds per forward of a start-to-end clock difference around the
+        timed pass (the end read after a wait covering `wait_for`'s work, if given): end - start,
+        or a mean (end - start) / k of its k passes. Linear in the readings: each end's start is
+        looked up among the same clock's start readings, sorted."""
+        starts = {}  # clock function -> [(its reading, index)], sorted
+        for i in self.starts:
+            starts.setdefault(self.events[i].name, []).append((self.events[i].value, i))
+        for found in starts.values():
+            found.sort()
+        for i in self.ends:
+            end = self.events[i]
+            found = starts.get(end.name) if end.kind == "clock" else None
+            if not found or (wait_for is not None and not self.waited_before(i, wait_for)):
+                continue
+            unit = 1e9 if end.name.endswith("_ns") else 1
+            for k in {1, self.passes(found[0][1], i)}:  # every start counts the same passes (see starts)
+                at = bisect.bisect_left(found, (end.value - value * k * unit, -1))
+                if any(math.isclose(value, seconds_between(self.events[s], end) / k, rel_tol=1e-6, abs_tol=1e-9)
+                       for _, s in found[max(0, at - 1):at + 1]):
+                    return True
+        return False
+
+    def differences(self, wait_for=None, count=3):
+        """A few start-to-end clock differences around the timed pass, to quote in a message."""
+        if not self.starts:
+            return []
+        start = self.events[self.starts[-1]]
+        ends = [self.events[i] for i in self.ends
+                if self.events[i].kind == "clock" and self.events[i].name == start.name
+                and (wait_for is None or self.waited_before(i, wait_for))]
+        return [seconds_between(start, end) for end in ends[:count]]
+
+
+def _between(indices, start, end):
+    """Whether the sorted `indices` hold one strictly between `start` and `end`."""
+    at = bisect.bisect_right(indices, start)
+    return at < len(indices) and indices[at] < end

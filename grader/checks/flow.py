@@ -6,6 +6,9 @@ current streams of both and both wait for it; `wait_stream` and an event's `wait
 after another's work; and a wait (grader.trace.Event.waits_for) covers what its stream, event or
 GPU was ordered after. `Flow` follows storages from op to op, from the grader's watched tensors.
 """
+import pytest
+
+QUEUES_CAP = 64  # the streams the checks follow in one call, all GPUs together: far past the lab's needs
 
 
 def _queue(device, stream):
@@ -36,6 +39,10 @@ class Order:
     the last op of each queue its recording was ordered after."""
 
     def __init__(self, events):
+        queues = {_queue(e.device, e.stream) for e in events if e.kind in ("op", "transfer", "cuda_event")}
+        if len(queues) > QUEUES_CAP:  # each wait's clock holds every queue: the replay would grow with their square
+            pytest.fail(f"the code used {len(queues):,} streams in one call; the grader follows at most {QUEUES_CAP} "
+                        "(the lab needs one or two per GPU)", pytrace=False)
         self.waits = []  # (index of the wait, {queue: index of the last op it covers there})
         self.recorded = {}  # event number -> (index of its record, its GPU, {queue: last op before it})
         clocks = {}

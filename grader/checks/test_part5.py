@@ -22,36 +22,40 @@ def _stage_sources(timing):
     """{figure: [ms of each event pair on the right GPU around the right work]}: layer1 (an op that
     read its weight) on cuda:0, the activation's copy and layer2 on cuda:1, each ordered before the
     end event, the ms as the runtime recorded the events."""
-    flow = timing.flow
+    flow, events = timing.flow, timing.events
     work = {"stage0_ms": ("cuda:0", flow.uses("w1")), "transfer_ms": ("cuda:1", flow.activation_copies()),
             "stage1_ms": ("cuda:1", flow.uses("w2"))}
+    work = {key: (gpu, timing.by_queue([i for i in done if events[i].device == gpu]))
+            for key, (gpu, done) in work.items()}
     sources = {key: [] for key in work}
-    for e in timing.events:
+    for e in events:
         found = timing.interval(e) if e.name == "elapsed_time" else None
         if found is None:
             continue
         start, end, device, ms = found
-        for key, (gpu, done) in work.items():
-            if device == gpu and any(start < i < end and timing.events[i].device == gpu
-                                     and timing.ordered_before(i, end) for i in done):
+        for key, (gpu, grouped) in work.items():
+            if device == gpu and timing.ordered_within(grouped, start, end):
                 sources[key].append(ms)
     return sources
 
 
-def _wall_sources(timing):
-    """wall_ms as measured: a clock difference from before the forward to after a wait for cuda:1,
-    or the elapsed time of events around the whole forward on cuda:1."""
-    walls = [seconds * 1000 for seconds in timing.clock_differences(wait_for="cuda:1")]
-    return walls + [m * 1000 for e in timing.events if e.name == "elapsed_time" for m in [timing.bracketed(e)]
-                    if m is not None]
+def _wall_measured(timing, wall_ms):
+    """Whether wall_ms is measured: a clock difference from before the forward to after a wait for
+    cuda:1, or the elapsed time of events around the whole forward on cuda:1."""
+    bracketed = [m * 1000 for e in timing.events if e.name == "elapsed_time" for m in [timing.bracketed(e)]
+                 if m is not None]
+    return timing.measures(wall_ms / 1000, wait_for="cuda:1") or _among(wall_ms, bracketed)
+
+
+def _among(value, found):
+    return any(math.isclose(value, m, rel_tol=1e-6, abs_tol=1e-9) for m in found)
 
 
 def _unmeasured(run):
     """The figures of one run that are not what its code measured where it should have."""
     timing, f = Timing(run.events, "profile_stages()"), run.figures
-    sources = {**_stage_sources(timing), "wall_ms": _wall_sources(timing)}
-    return [key for key, found in sources.items()
-            if not any(math.isclose(getattr(f, key), m, rel_tol=1e-6, abs_tol=1e-9) for m in found)]
+    unmeasured = [key for key, found in _stage_sources(timing).items() if not _among(getattr(f, key), found)]
+    return unmeasured + ([] if _wall_measured(timing, f.wall_ms) else ["wall_ms"])
 
 
 @rubric("part5.figures_measured")
@@ -87,6 +91,7 @@ def test_figures_consistent(probe):
         expect(not unmeasured,
                f"at a batch of {batch}, {', '.join(unmeasured)} {'is' if len(unmeasured) == 1 else 'are'} not "
                f"measured (part5.figures_measured says where), so the figures' consistency cannot be judged ({HINT})")
+        expect(f.wall_ms > 0, f"at a batch of {batch} wall_ms is {f.wall_ms:g}: a forward takes some time ({HINT})")
         slack = 1.05 * f.wall_ms + 0.05
         expect(f.stage0_ms + f.stage1_ms <= slack and f.transfer_ms <= slack,
                f"at a batch of {batch} the stages ({f.stage0_ms:.3f} + {f.stage1_ms:.3f} ms) or the transfer "

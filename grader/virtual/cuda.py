@@ -8,6 +8,7 @@ brings the host's clock up to that GPU's (grader/virtual/clocks.py), which event
 import contextlib
 import itertools
 import threading
+import weakref
 
 import torch
 
@@ -41,10 +42,9 @@ class VirtualCuda:
         self.device = _device_class(gpus)
         self.Event = _event_class(gpus)
         self.Stream = _stream_class(self)
-        self.numbers = itertools.count(1)  # each stream made is numbered, on any GPU
+        # Each stream made is numbered, on any GPU; each GPU's default stream first, as torch's stream_id 0.
+        self.numbers = itertools.chain(itertools.repeat(0, gpus.count), itertools.count(1))
         self.defaults = [self.Stream(index) for index in range(gpus.count)]
-        for default in self.defaults:
-            default._number = 0  # each GPU's default stream, as torch's stream_id 0
         self._selected = threading.local()  # per thread: GPU index -> the stream selected there
         gpus.cuda = self
 
@@ -195,59 +195,93 @@ class VirtualCuda:
         return _Properties(self.get_device_name(index), index, self.gpus.memory.capacity)
 
 
+class _StreamCore:
+    """A CUDA stream of a virtual GPU as the runtime sees it: a queue of its own on its GPU's clock
+    (clocks.py), whose work is ordered after another stream's only by `wait_stream` or
+    `wait_event`. The Stream a submission holds only points here (_stream_class)."""
+
+    def __init__(self, cuda, device, priority, number):
+        self.cuda, self.device, self.priority, self.number = cuda, device, priority, number
+        self.queue = device.index, number  # the clocks' queue
+        self.entered = []  # the selections `with stream:` made, innermost last
+
+    def synchronize(self):
+        self.cuda.gpus.wait_for(self.device.index, "stream.synchronize", stream=self.number)
+
+    def wait_stream(self, other):
+        """Work queued here from now on waits for the work queued on `other` (a Stream) so far."""
+        clocks = self.cuda.gpus.clocks
+        clocks.queue_after(self.queue, clocks.done(_queue(other)))
+        self.cuda.gpus.trace.add("cuda_event", "wait_stream", device=str(self.device), stream=self.number,
+                                 source=str(other.device), source_stream=other.stream_id)
+
+    def query(self):
+        """Whether the work queued here is done by now, on its GPU's clock."""
+        clocks = self.cuda.gpus.clocks
+        return clocks.done(self.queue) <= clocks.host()
+
+    def enter(self, stream):
+        selected = self.cuda.stream(stream)
+        selected.__enter__()
+        self.entered.append(selected)
+
+
 def _stream_class(cuda):
-    class Stream:
-        """A CUDA stream of a virtual GPU: a queue of its own on its GPU's clock (clocks.py), whose
-        work is ordered after another stream's only by `wait_stream` or `wait_event`."""
+    """The Stream class of one runtime. What a stream is (its GPU, number, queue) lives in the
+    runtime, keyed by the stream, never on it: a submission holds a stream, not its queue."""
+    cores = weakref.WeakKeyDictionary()  # Stream -> _StreamCore
+
+    def core(stream):
+        try:
+            return cores[stream]
+        except KeyError:
+            raise RuntimeError("this Stream was never initialised (a subclass must call super().__init__())") from None
+
+    class Stream(_StreamCalls):
+        """A CUDA stream of a virtual GPU (grader.virtual.cuda._StreamCore)."""
 
         def __init__(self, device=None, priority=0, **kwargs):
-            self.device = cuda.gpus.gpu(device)
-            self.priority = priority
-            self._number = next(cuda.numbers)
-            self._entered = []  # the selections `with stream:` made, innermost last
+            cores[self] = _StreamCore(cuda, cuda.gpus.gpu(device), priority, next(cuda.numbers))
 
-        @property
-        def stream_id(self):
-            """Its number, as torch names a real stream's (0: its GPU's default stream); read-only."""
-            return self._number
+        device = property(lambda self: core(self).device, doc="Its GPU (read-only, as on CUDA).")
+        priority = property(lambda self: core(self).priority)
+        stream_id = property(lambda self: core(self).number,
+                             doc="Its number, as torch names a real stream's (0: its GPU's default stream).")
+
         def synchronize(self):
-            cuda.gpus.wait_for(self.device.index, "stream.synchronize", stream=self.stream_id)
+            core(self).synchronize()
 
         def wait_stream(self, other):
-            """Work queued here from now on waits for the work queued on `other` so far."""
-            clocks = cuda.gpus.clocks
-            clocks.queue_after(_queue(self), clocks.done(_queue(other)))
-            cuda.gpus.trace.add("cuda_event", "wait_stream", device=str(self.device), stream=self.stream_id,
-                                source=str(other.device), source_stream=other.stream_id)
-
-        def wait_event(self, event):
-            event.wait(self)
-
-        def record_event(self, event=None):
-            event = event if event is not None else cuda.Event()
-            event.record(self)
-            return event
+            core(self).wait_stream(other)
 
         def query(self):
-            """Whether the work queued here is done by now, on its GPU's clock."""
-            clocks = cuda.gpus.clocks
-            return clocks.done(_queue(self)) <= clocks.host()
-
-        def is_capturing(self):
-            return False  # no CUDA graph is ever being captured (optimizers ask)
+            return core(self).query()
 
         def __enter__(self):  # `with stream:` selects it, as torch.cuda.stream(stream) does
-            selected = cuda.stream(self)
-            selected.__enter__()
-            self._entered.append(selected)
+            core(self).enter(self)
 
         def __exit__(self, *exc):
-            return self._entered.pop().__exit__(*exc)
-
-        def __repr__(self):
-            return f"<torch.cuda.Stream device={self.device} (virtual)>"
+            return core(self).entered.pop().__exit__(*exc)
 
     return Stream
+
+
+class _StreamCalls:
+    """What a virtual Stream answers through the public API alone."""
+
+    def wait_event(self, event):
+        event.wait(self)
+
+    def record_event(self, event=None):
+        event = event if event is not None else torch.cuda.Event()
+        event.record(self)
+        return event
+
+    def is_capturing(self):
+        return False  # no CUDA graph is ever being captured (optimizers ask)
+
+    def __repr__(self):
+        return f"<torch.cuda.Stream device={self.device} (virtual)>"
 
 
 def _queue(stream):
@@ -291,30 +325,26 @@ def _device_class(gpus):
     return device
 
 
-class _Event:
-    """A CUDA event on a virtual GPU: it reads its GPU's clock (grader.virtual.clocks) when the
-    work queued there before it is done. As on real GPUs, its time can be read only once the
-    host has waited for it. Each runtime makes a subclass that knows its GPUs (_event_class)."""
+class _EventCore:
+    """A CUDA event on a virtual GPU as the runtime sees it: it reads its GPU's clock
+    (grader.virtual.clocks) when the work queued there before it is done. As on real GPUs, its
+    time can be read only once the host has waited for it. The Event a submission holds only
+    points here (_event_class)."""
 
-    gpus = None
+    def __init__(self, gpus, enable_timing):
+        self.gpus, self.enable_timing = gpus, enable_timing
+        self.device = self.time = self.number = None  # its GPU, its time there, its number once recorded
 
-    def __init__(self, enable_timing=False, blocking=False, interprocess=False):
-        self.enable_timing = enable_timing
-        self.device = None
-        self.time = None
-        self.number = None
-
-    def record(self, stream=None):
+    def record(self, stream):
         stream = stream if stream is not None else self.gpus.cuda.current_stream()
-        device = stream.device
-        if self.device is not None and device != self.device:
+        if self.device is not None and stream.device != self.device:
             raise RuntimeError(f"Event device {self.device.index} does not match recording stream's device "
-                               f"{device.index}.")
-        self.device = device
+                               f"{stream.device.index}.")
+        self.device = stream.device
         self.time = self.gpus.clocks.record(_queue(stream))
         self.number = self.gpus.record_event()
-        self.gpus.trace.add("cuda_event", "record", device=str(self.device), stream=stream.stream_id, value=self.time,
-                            ids=[self.number])
+        self.gpus.trace.add("cuda_event", "record", device=str(self.device), stream=stream.stream_id,
+                            value=self.time, ids=[self.number])
 
     def query(self):
         """Whether its GPU has reached it by now, on that GPU's clock (an event never recorded
@@ -329,7 +359,7 @@ class _Event:
     def completed(self):
         return self.number is not None and self.time <= self.gpus.seen[self.device.index]
 
-    def wait(self, stream=None):
+    def wait(self, stream):
         """Work queued on `stream` from now on waits for this event (nothing, if never recorded)."""
         stream = stream if stream is not None else self.gpus.cuda.current_stream()
         if self.number is not None:
@@ -341,16 +371,47 @@ class _Event:
         if self.number is not None:
             self.gpus.wait_for(self.device.index, "event.synchronize", event=self)
 
-    def elapsed_time(self, end_event):
-        _check_interval(self, end_event)
-        ms = (end_event.time - self.time) * 1000.0
+    def elapsed_time(self, end):
+        _check_interval(self, end)
+        ms = (end.time - self.time) * 1000.0
         self.gpus.trace.add("cuda_event", "elapsed_time", device=str(self.device), value=ms,
-                       ids=[self.number, end_event.number])
+                            ids=[self.number, end.number])
         return ms
 
 
 def _event_class(gpus):
-    return type("Event", (_Event,), {"gpus": gpus, "__module__": "torch.cuda"})
+    """The Event class of one runtime. What an event is (its GPU, time, number) lives in the
+    runtime, keyed by the event, never on it: a submission holds the event, not its time."""
+    cores = weakref.WeakKeyDictionary()  # Event -> _EventCore
+
+    def core(event):
+        return cores.setdefault(event, _EventCore(gpus, False))
+
+    class Event:
+        """A CUDA event of a virtual GPU (grader.virtual.cuda._EventCore)."""
+
+        def __init__(self, enable_timing=False, blocking=False, interprocess=False):
+            cores[self] = _EventCore(gpus, enable_timing)
+
+        device = property(lambda self: core(self).device, doc="The GPU it was recorded on (read-only).")
+
+        def record(self, stream=None):
+            core(self).record(stream)
+
+        def query(self):
+            return core(self).query()
+
+        def wait(self, stream=None):
+            core(self).wait(stream)
+
+        def synchronize(self):
+            core(self).synchronize()
+
+        def elapsed_time(self, end_event):
+            return core(self).elapsed_time(core(end_event))
+
+    Event.__module__ = "torch.cuda"
+    return Event
 
 
 def _check_interval(start, end):
