@@ -5,8 +5,7 @@ The folders show the architecture, untrusted side first:
   runner/                         the zygote, the probes, their own math: run inside the sandbox, as the student
   wire.py, facts.py               what crosses the boundary: frames, and each probe's facts as a type
   contract.py, costs.py           the lab's constants and the cost model, for either side
-  bounded.py                      a submission's text quoted short, for either side
-  sandbox/                        the trusted parent end: isolation, cgroups, the zygote's results, reading files
+  sandbox/                        the trusted parent end: isolation, the zygote's results, reading files
   rules.py, answers.py            what a submission may write; answers.yaml read safely
   inputs.py, reference.py         the grader's own weights and batches, and its own math
   checks/                         judge the facts (the pytest tests, one file per lab part)

@@ -224,3 +224,11 @@ def test_the_graders_own_side_is_not_in_the_sandbox(runner, judge):
             f"        raise RuntimeError('absent') from error\n    raise RuntimeError('present')\n")
     outcome, _ = train_outcome(runner, with_train(body))
     assert "RuntimeError: absent" in outcome.failure, outcome.failure
+
+
+def test_a_probe_replaced_at_import_is_not_the_one_that_runs(runner):
+    """The probe is bound before the submission is loaded: rewriting the registry changes nothing."""
+    forger = ("import grader.runner.probes as registry\n\n\ndef forged(probe):\n    raise RuntimeError('forged')\n\n\n"
+              "registry.PROBES['train'] = forged\n")
+    outcome, _ = train_outcome(runner, forger + SOLUTION)
+    assert outcome.failure is None and outcome.facts.losses.values, outcome.failure
