@@ -229,8 +229,8 @@ BUGS |= {
                                  "    wall_ms = (time.perf_counter() - start) * 1000\n"
                                  "    for stage in (\"stage0\", \"transfer\", \"stage1\"):\n"
                                  "        begin, end = timing[stage + \"_start\"], timing[stage + \"_end\"]\n"
-                                 "        end.time = begin.time + 0.9 * (end.time - begin.time)\n"),),
-                               PART5[:2], "stage0_ms, transfer_ms, stage1_ms"),
+                                 "        begin.time, end.time = 0.0, 1e-4\n"),),
+                               ()),  # the runtime keeps each event's time itself: what is written there is ignored
     # Two grades for one submission (issue 20): the loss of a random target falls, or not, by luck.
     "random_target": Bug((("loss = loss_fn(model(x), y)", "loss = loss_fn(model(x), torch.randn(32, 1000).to(device1))"),),
                          ("part2.loss_decreases", "part2.matches_sgd")),
