@@ -241,6 +241,9 @@ BUGS |= {
     "mean_of_passes": Bug(((TIMED, "    start = time.perf_counter()\n    for _ in range(5):\n        model(x)\n"
                                    "        torch.cuda.synchronize(device1)\n    return (time.perf_counter() - start) / 5\n"),),
                           ()),
+    "mean_of_laps": Bug(((TIMED, "    laps = []\n    for _ in range(5):\n        start = time.perf_counter_ns()\n"
+                                 "        model(x)\n        torch.cuda.synchronize(device1)\n"
+                                 "        laps.append(time.perf_counter_ns() - start)\n    return sum(laps) / 5 / 1e9\n"),), ()),
     "profile_warmup": Bug((("    x = x.to(device0)\n    torch.cuda.synchronize(device0)\n",
                             "    x = x.to(device0)\n    model(x)\n    torch.cuda.synchronize(device0)\n"),), ()),
     "time_ns": Bug(((TIMED, TIMED.replace("time.perf_counter()", "time.time_ns()")

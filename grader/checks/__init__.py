@@ -44,6 +44,11 @@ def expect(condition, message):
         fail(message)
 
 
+def _count(indices, start, end):
+    """How many of the sorted `indices` lie strictly between `start` and `end`."""
+    return bisect.bisect_left(indices, end) - bisect.bisect_right(indices, start)
+
+
 def trace(events):
     """A Trace of a probe's events (grader.trace.Event), to query."""
     return Trace.holding(events)
@@ -81,7 +86,7 @@ class Timing:
         self.first_op, self.last_op = self.ops[0], self.ops[-1]
         self.order, self.flow = Order(self.events), Flow(self.events)
         self._gpu_ops, self._uses = ops, {label: self.flow.uses(label) for label in ("w1", "w2")}
-        self._layer1 = self._uses["w1"]
+        self._layer1, self._layer2 = self._uses["w1"], self._uses["w2"]
         self._last = {}  # GPU -> {queue: the pass's last op there}: ops on one queue run in order
         for i in self.ops:
             self._last.setdefault(self.events[i].device, {})[queue_of(self.events[i])] = i
@@ -119,7 +124,20 @@ class Timing:
 
     def passes(self, start, end):
         """How many forward passes ran between two events: the times layer1's weight was used."""
-        return max(1, bisect.bisect_left(self._layer1, end) - bisect.bisect_right(self._layer1, start))
+        return max(1, _count(self._layer1, start, end))
+
+    def laps(self):
+        """The seconds from each clock reading to the next around whole forward passes (both
+        layers' work), then the means of the last k of them: a pass timed alone, its fastest or
+        median, or the mean of k passes timed one by one."""
+        clocks = [i for i, e in enumerate(self.events) if e.kind == "clock" and e.line is not None]
+        laps = [seconds_between(self.events[s], self.events[e]) for s, e in zip(clocks, clocks[1:])
+                if _count(self._layer1, s, e) and _count(self._layer2, s, e)]
+        total, means = 0.0, []
+        for k, lap in enumerate(reversed(laps), 1):
+            total += lap
+            means.append(total / k)
+        return laps + means
 
     def interval(self, event):
         """(start record, end record, GPU, ms) of an elapsed_time reading, or None. The ms are the
