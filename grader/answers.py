@@ -3,6 +3,7 @@
 expected shape: a mapping of question ids to {question, choices, answer}."""
 import yaml
 
+from grader.bounded import shorten
 from grader.sandbox.files import ANSWERS_CAP, read_text
 
 
@@ -26,7 +27,9 @@ def load(path, what, within=None):
     try:
         data = yaml.load(text, Loader=_TextLoader)  # noqa: S506 - BaseLoader builds plain str/list/dict only
     except yaml.YAMLError as error:
-        raise AnswersError(f"{what} is not valid YAML: {error}") from None
+        raise AnswersError(shorten(f"{what} is not valid YAML: {error}", 500)) from None
+    except RecursionError:
+        raise AnswersError(f"{what} nests lists or mappings too deep: each answer is one word") from None
     if not isinstance(data, dict):
         raise AnswersError(f"{what} should map each question id to its question, choices and answer")
     answers = {}

@@ -16,6 +16,7 @@ import importlib
 import inspect
 import string
 import types
+import warnings
 
 from grader.contract import TAMPER
 from grader.sandbox import files
@@ -113,29 +114,70 @@ def check(source, allowed_imports):
 
 @functools.cache
 def vocabulary(allowed_imports):
-    """(public, private) attribute names of the lab's surface. Public: torch's API (each module's
-    `__all__`, or the names it defines itself; its classes' attributes, annotations and
+    """(public, private, foreign) attribute names of the lab's surface. Public: torch's API (each
+    module's `__all__`, or the names it defines itself; its classes' attributes, annotations and
     constructor arguments), the allowed modules' public names and their classes', the methods of
     Python's built-in types, less the denied ones. Private: the `_x` names found on that surface,
-    which a submission's own `self._x` may not borrow (`self._sys` read off a module). Read from
-    the real modules on the trusted side, never from the virtual runtime's stand-ins."""
-    public, private, seen = set(DOCUMENTED), set(), set()
+    which a submission's own `self._x` may not borrow (`self._sys` read off a module). Foreign:
+    the names of the modules outside the lab that hang off it (`dataclasses.re`), and their
+    attributes: a name the file defines opens none of them (`enum = None` then `x.re.enum`).
+    Read from the real modules on the trusted side, never from the virtual runtime's stand-ins."""
+    public, private, seen = set(DOCUMENTED), set(), {}
     for kind in BUILTIN_TYPES:
         _names_of(kind, public, private)
-    for name in sorted(allowed_imports - {"__future__"}):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        _walk(module, public, private, seen, depth=4 if name == "torch" else 1)
-    return frozenset(public - DENIED_ATTRIBUTES), frozenset(private)
+    with warnings.catch_warnings():  # deprecated attributes warn when read: not the student's doing
+        warnings.simplefilter("ignore")
+        for name in sorted(allowed_imports - {"__future__"}):
+            try:
+                module = importlib.import_module(name)
+            except ImportError:
+                continue
+            _walk(module, public, private, seen, depth=4 if name == "torch" else 1)
+        foreign = _foreign(seen.values(), public, allowed_imports)
+    return frozenset(public - DENIED_ATTRIBUTES), frozenset(private), frozenset(foreign - public)
+
+
+def _foreign(modules, public, allowed, depth=3):
+    """The names leading from `modules` (the lab's) to modules outside it, and the attributes of
+    those, followed through public names down to `depth` (a denied name is refused anyway)."""
+    foreign, seen = set(), set()
+    frontier = list(modules)
+    for level in range(depth + 1):
+        following = []
+        for module in frontier:
+            for name in dir(module):
+                value = _attribute(module, name) if not name.startswith("_") and name not in DENIED_ATTRIBUTES else None
+                if level:
+                    foreign.add(name)
+                if isinstance(value, types.ModuleType) and value.__name__ not in seen and not _in_lab(value, allowed):
+                    seen.add(value.__name__)
+                    foreign.add(name)
+                    if not level or name in public:
+                        following.append(value)
+        frontier = following
+    return foreign
+
+
+def _in_lab(module, allowed):
+    """Whether a module is one the lab's surface offers: an allowed one, or a public part of it."""
+    parts = module.__name__.split(".")
+    return parts[0] in allowed and not any(p.startswith("_") or p in TORCH_DENIED for p in parts[1:])
+
+
+def _attribute(owner, name):
+    """owner.name, or None where reading it fails (a lazy attribute that cannot load here)."""
+    try:
+        return getattr(owner, name)
+    except Exception:  # noqa: BLE001 - not the lab's either way
+        return None
 
 
 def _walk(module, public, private, seen, depth):
-    """Add what `module` offers, and its own submodules' (down to `depth`), to the vocabulary."""
+    """Add what `module` offers, and its own submodules' (down to `depth`), to the vocabulary;
+    `seen`: {name: module} of those walked."""
     if module.__name__ in seen:
         return
-    seen.add(module.__name__)
+    seen[module.__name__] = module
     root = module.__name__.split(".")[0]
     listed = getattr(module, "__all__", None)
     for name in dir(module):
@@ -143,9 +185,8 @@ def _walk(module, public, private, seen, depth):
             if not name.endswith("__"):
                 private.add(name)
             continue
-        try:
-            value = getattr(module, name)
-        except Exception:  # noqa: BLE001 - a lazy attribute that cannot load here: not the lab's
+        value = _attribute(module, name)
+        if value is None:
             continue
         home = getattr(value, "__module__", None) or getattr(value, "__name__", "")
         if isinstance(value, types.ModuleType):
@@ -212,7 +253,7 @@ class _Checker(ast.NodeVisitor):
     def __init__(self, allowed, body):
         self.allowed = allowed
         self.aliases = {}  # name bound by an import -> the module or object it names
-        self.public, self.private = vocabulary(allowed)
+        self.public, self.private, self.foreign = vocabulary(allowed)
         self.defined, self.own = _defined(body)
 
     def refuse(self, node, reason, tamper=True):
@@ -293,7 +334,12 @@ class _Checker(ast.NodeVisitor):
             self.refuse(node, f"uses .{name}, which reaches the interpreter's frames")
         if name in DENIED_ATTRIBUTES:
             self.refuse(node, f"uses .{name}, which reaches files, processes, the interpreter or attributes by name")
-        if name not in self.public and name not in self.defined:
+        if name in self.public:
+            return
+        if name in self.defined and name in self.foreign:
+            self.refuse(node, f"uses .{name}, a name your file defines that is also one of a module outside the "
+                              "lab; rename it", tamper=False)
+        if name not in self.defined:
             self.refuse(node, f"uses .{name}, which is neither torch's API, a method of Python's built-in types nor "
                               "a name your file defines; the lab never needs it", tamper=False)
 
@@ -341,16 +387,28 @@ class _Checker(ast.NodeVisitor):
         self.generic_visit(node)
 
     def resolve(self, node):
-        """Follow `alias.a.b` through the real modules, refusing a step into a module the rules deny."""
+        """Follow `alias.a.b` through the real modules, refusing a step into a module the rules
+        deny; the value it names, or None where it cannot be known here."""
         chain, base = [], node
         while isinstance(base, ast.Attribute):
             chain.insert(0, base.attr)
             base = base.value
         if not isinstance(base, ast.Name) or base.id not in self.aliases:
-            return
+            return None
         value, where = self.aliases[base.id], base.id
         for attr in chain:
             if value is None:
-                return
-            value, where = getattr(value, attr, None), f"{where}.{attr}"
+                return None
+            value, where = _attribute(value, attr), f"{where}.{attr}"
             self.judge_value(node, value, where)
+        return value
+
+    def visit_Assign(self, node):
+        """`dc = dataclasses` names the module too: later steps from `dc` are followed as from it.
+        (Any other way to pass a module around meets the attribute names' own rules.)"""
+        self.generic_visit(node)
+        if isinstance(node.value, (ast.Name, ast.Attribute)):
+            value = self.resolve(node.value)
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    self.aliases[target.id] = value

@@ -11,6 +11,8 @@ import struct
 MAGIC = b"MPL1"
 PREFIX = struct.Struct("<4sQ")
 HEADER_LENGTH = struct.Struct("<I")
+HEADER_CAP = 16 * 2**20  # bytes of a frame's JSON header (the blobs, tensors, need the rest of a result)
+CONTAINERS_CAP = 1_000_000  # lists and objects in one header: a probe's facts have far fewer
 
 
 class Unreadable(Exception):
@@ -39,7 +41,10 @@ def unpack(payload):
     """(header, blobs) of a frame's payload; Unreadable when it is not exactly what it claims."""
     try:
         (size,) = HEADER_LENGTH.unpack_from(payload)
-        document = json.loads(payload[HEADER_LENGTH.size:HEADER_LENGTH.size + size])
+        text = payload[HEADER_LENGTH.size:HEADER_LENGTH.size + size]
+        if size > HEADER_CAP or text.count(b"[") + text.count(b"{") > CONTAINERS_CAP:
+            raise ValueError("its header is too large")  # JSON of tiny containers grows ~50x as objects
+        document = json.loads(text)
         blobs, offset = {}, HEADER_LENGTH.size + size
         for name, length in document["blobs"]:
             if not isinstance(name, str) or not isinstance(length, int) or length < 0:
@@ -49,7 +54,7 @@ def unpack(payload):
         if offset != len(payload):
             raise ValueError("trailing or missing bytes")
         return document["header"], blobs
-    except (struct.error, ValueError, KeyError, TypeError) as error:
+    except (struct.error, ValueError, KeyError, TypeError, RecursionError) as error:
         raise Unreadable(f"it is malformed ({type(error).__name__})") from None
 
 

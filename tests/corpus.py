@@ -234,6 +234,9 @@ BUGS |= {
     # Two grades for one submission (issue 20): the loss of a random target falls, or not, by luck.
     "random_target": Bug((("loss = loss_fn(model(x), y)", "loss = loss_fn(model(x), torch.randn(32, 1000).to(device1))"),),
                          ("part2.loss_decreases", "part2.matches_sgd")),
+    # Losses made up, each read through a tensor so that it looks read (a red-team finding).
+    "losses_made_up": Bug((("    return losses\n", "    return [torch.tensor(2.0 - 0.1 * i).item() for i in range(steps)]\n"),),
+                          ("part2.losses_returned", "part2.loss_decreases", "part2.matches_sgd")),
     # Honest styles (issue 20): each is correct, and loses nothing.
     "warmup_synced": Bug(((TIMED, "    model(x)\n    torch.cuda.synchronize(device0)\n    torch.cuda.synchronize(device1)\n"
                                   + TIMED),), ()),

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 from corpus import ROOT, SOLUTION
-from helpers import fast_rubric, python_m
+from helpers import fast_rubric, grade, python_m, submitted
 
 from grader.selftest import variant
 
@@ -88,3 +88,11 @@ def test_every_file_written_for_a_student_stays_under_a_mebibyte(graded):
         sizes = {path.name: path.stat().st_size for path in (out / folder).iterdir()}
         assert sizes and max(sizes.values()) < FILE_CAP, (folder, sizes)
     assert (out / "grades.csv").stat().st_size < FILE_CAP
+
+
+def test_answers_nested_past_the_parser_cost_only_the_questions(tmp_path):
+    deep = tmp_path / "answers.yaml"
+    deep.write_text("computation_starts_on:\n  answer: " + "[" * 20_000 + "\n")
+    _, graded = grade(tmp_path, *submitted(answers=deep))
+    lost = {c["id"]: c["message"] for c in graded["checks"] if c["status"] != "passed"}
+    assert list(lost) == ["questions.answers"] and "nests lists or mappings too deep" in lost["questions.answers"]

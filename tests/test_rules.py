@@ -42,6 +42,12 @@ REFUSED = [  # (source, words in the reason, tamper-suspected)
     ("import collections\nclass M:\n    def f(self):\n        return self._sys\nM.f(collections)", "uses ._sys", True),
     ("class M:\n    def __init__(self):\n        self._sys = 0\n    def f(self):\n        return self._sys\n",
      "uses ._sys", True),
+    # A module passed on by assignment is followed; a name the file defines opens no module outside the lab.
+    ("import dataclasses\ndc = dataclasses\nenum = bltns = None\nB = dc.re.enum.bltns", "through dc.re", True),
+    ("import dataclasses\nenum = 1\ndef f(m):\n    return m.re.enum\nf(dataclasses)", "uses .enum, a name your file",
+     False),
+    ("import torch\nx = torch.storage.np", "reaches the module numpy", True),
+    ("import torch\nf2py = 0\ndef g(t):\n    return t.numpy.f2py", "uses .f2py, a name your file", False),
     # Attribute names by string: pattern keywords, wrappers' attribute lists, format fields, hints.
     ("match print:\n    case object(__self__=b):\n        pass", "uses .__self__", True),
     ("match 1:\n    case 1:\n        pass", "match statement", False),

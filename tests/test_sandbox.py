@@ -232,3 +232,18 @@ def test_a_probe_replaced_at_import_is_not_the_one_that_runs(runner):
               "registry.PROBES['train'] = forged\n")
     outcome, _ = train_outcome(runner, forger + SOLUTION)
     assert outcome.failure is None and outcome.facts.losses.values, outcome.failure
+
+
+KEYS = ("    import ctypes\n    libc = ctypes.CDLL(None, use_errno=True)\n"
+        "    keyctl = {'x86_64': 250, 'aarch64': 219}[os.uname().machine]\n")
+
+
+def test_a_kernel_key_does_not_reach_the_next_submission(runner):
+    """Keys live per uid, past every process: each probe starts with the uid's keyrings empty."""
+    add = (KEYS + "    made = libc.syscall(248 if keyctl == 250 else 217, b'user', b'mp-lab-left', b'alice', 5, -4)\n"
+           "    raise RuntimeError(f'made {made}')\n")  # add_key(..., KEY_SPEC_USER_KEYRING)
+    made, _ = train_outcome(runner, with_train(add))
+    assert "RuntimeError: made " in made.failure and "made -1" not in made.failure, made.failure
+    search = KEYS + "    raise RuntimeError(f'found {libc.syscall(keyctl, 10, -4, b\"user\", b\"mp-lab-left\", 0)}')\n"
+    found, _ = train_outcome(runner, with_train(search))  # KEYCTL_SEARCH in the user keyring
+    assert "RuntimeError: found -1" in found.failure, found.failure

@@ -1,5 +1,6 @@
 """The timelines a student looks at: the idle GPU of SimpleMPModel, the overlap of pipelining."""
 import json
+import random
 import re
 
 import pytest
@@ -7,8 +8,9 @@ from corpus import ROOT
 from helpers import python_m
 
 from grader.contract import PIPELINE_BATCH, SPLIT
+from grader.facts import Interval
 from grader.sandbox import isolation, runner
-from grader.timeline import GPU_BANDWIDTH, GPU_FLOPS, MIN_WIDTH, PHASES, from_facts, model, strip
+from grader.timeline import GPU_BANDWIDTH, GPU_FLOPS, MIN_WIDTH, PHASES, Timeline, from_facts, model, strip
 from grader.trace import Event
 
 FORWARD = ("stage 0", "stage 1", "transfer")
@@ -126,3 +128,16 @@ def test_help_reads_whole():
     run = python_m("grader.timeline", "--help")
     assert run.returncode == 0 and run.stdout.rstrip().endswith("what torch.profiler measured.")
     assert "default: build/timeline" in " ".join(run.stdout.split())
+
+
+def test_overlap_is_every_pair_of_intervals_both_busy_in_one_sweep():
+    """The overlap the bonus is judged on is the sum over each pair of a cuda:0 and a cuda:1
+    interval (streams may overlap on one GPU), computed in one sweep, not pair by pair."""
+    draw = random.Random(3)
+    intervals = [Interval(g, s, s + draw.uniform(0, 2), "stage 0", "op") for g in (0, 1)
+                 for s in (draw.uniform(0, 10) for _ in range(40))]
+    pairs = sum(max(0.0, min(a.end, b.end) - max(a.start, b.start))
+                for a in intervals if a.gpu == 0 for b in intervals if b.gpu == 1)
+    assert Timeline("t", intervals).overlap_of(("stage 0",)) == pytest.approx(pairs)
+    many = [Interval(g, i * 1e-3, i * 1e-3 + 5e-4, "stage 0", "op") for g in (0, 1) for i in range(50_000)]
+    assert Timeline("t", many).overlap_of(("stage 0",)) == pytest.approx(50_000 * 5e-4)

@@ -55,8 +55,8 @@ def test_losses_returned(probe):
                                  "(use the `steps` argument)")
     bad = [v for v in losses if isinstance(v, str)]
     expect(not bad, f"{CALL} returned non-finite losses {bad}: the training diverged")
-    expect(_measured(facts), f"{CALL} returned {losses}, but train() computed no such losses: return "
-                             "loss.item() of each step, as computed")
+    expect(_measured(facts, {"w1", "w2"}), f"{CALL} returned {losses}, but train() computed no such losses from "
+                                           "the model's output: return loss.item() of each step, as computed")
 
 
 def _final_weights(grading):

@@ -35,6 +35,8 @@ PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 REPORTED = 86  # a probe's exit status once its frame is written: any other ending is the session's to report
 CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 1 << 12, 1 << 14, 1 << 18
+KEYCTL = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)  # the keyctl system call's number
+KEYCTL_JOIN_SESSION_KEYRING, KEYCTL_CLEAR, KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING = 1, 7, -4, -5
 REQUEST_CAP = 1 << 20  # a request carries the submission's text (capped at 256 KiB by the grader)
 TMP_BYTES = 64 * 2**20  # each student's /tmp and /dev/shm
 GRACE = 1.0  # seconds between a probe's wall-clock backstop and its kill
@@ -219,6 +221,7 @@ def _probe(request, name, fd, others):
             os.setgid(request["uid"])
             os.setuid(request["uid"])
         _drop_capabilities()
+        _fresh_keyrings()
         prctl(PR_SET_NO_NEW_PRIVS, 1)
         prctl(PR_SET_DUMPABLE, 0)
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -278,6 +281,17 @@ def _drop_capabilities():
     data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable, twice: all empty
     if LIBC.capset(header, data) != 0:
         raise OSError(ctypes.get_errno(), "capset failed")
+
+
+def _fresh_keyrings():
+    """No kernel key an earlier student left: keys live per uid (and user namespace) and outlive
+    every process, so the uid's keyrings are emptied and the probe gets a session keyring of its own."""
+    if KEYCTL is None:
+        raise OSError("the keyctl system call's number on this processor is unknown")
+    for keyring in (KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING):
+        LIBC.syscall(KEYCTL, KEYCTL_CLEAR, keyring)
+    if LIBC.syscall(KEYCTL, KEYCTL_JOIN_SESSION_KEYRING, None) < 0:
+        raise OSError(ctypes.get_errno(), "keyctl(JOIN_SESSION_KEYRING) failed")
 
 
 def _write(fd, header):

@@ -242,7 +242,16 @@ class Session:
 
     def _read_ready(self, ready, open_fds):
         for fd in ready:
-            if not self._read(fd):
+            try:
+                done = not self._read(fd)
+            except Exception as error:  # noqa: BLE001 - whatever a result holds ends that probe, not the reader
+                if fd == self._output_fd:
+                    raise
+                name = self._pipes[fd]
+                self._settle(name, Outcome(failure=f"the grading process sent an unreadable result during "
+                                                   f"{DESCRIPTIONS[name]} ({type(error).__name__})"))
+                done = True
+            if done:
                 open_fds.discard(fd)
                 os.close(fd)
 
