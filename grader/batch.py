@@ -36,7 +36,7 @@ import pytest_timeout  # noqa: F401 - the one plugin workers load
 import torch  # the workers' reference math, imported once here
 
 import grader.conftest  # the pristine grader, in memory before any student is read
-from grader import ROOT, gradebook, lms, reference, report, rows
+from grader import ROOT, gradebook, lms, reference, report, rows, rules
 from grader import rubric as rubrics
 from grader.contract import MODE_CHOICES, MODE_HELP, TAMPER, probe_seconds
 from grader.devices import choose_mode
@@ -100,9 +100,11 @@ class Batch:
         self.runners = [runners.Runner(isolation, rubric.allowed_imports, hidden=secrets, long_lived=True,
                                        limits=limits).start()
                         for _ in range(jobs)]
-        # The references, once for every worker. One thread: no thread pool exists to be forked.
+        # The references and the rules' vocabulary, once for every worker. One thread: no thread pool
+        # exists to be forked.
         torch.set_num_threads(1)
         reference.warm()
+        rules.vocabulary(frozenset(rubric.allowed_imports))
         for runner in self.runners:  # started side by side; ready before any worker is forked
             runner.ready()
 
