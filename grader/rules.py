@@ -117,8 +117,9 @@ def vocabulary(allowed_imports):
     """(public, private, foreign) attribute names of the lab's surface. Public: torch's API (each
     module's `__all__`, or the names it defines itself; its classes' attributes, annotations and
     constructor arguments), the allowed modules' public names and their classes', the methods of
-    Python's built-in types, less the denied ones. Private: the `_x` names found on that surface,
-    which a submission's own `self._x` may not borrow (`self._sys` read off a module). Foreign:
+    Python's built-in types, less the denied ones. Private: the `_x` names on that surface that
+    hold a module or something from outside it, which a submission's own `self._x` may not
+    borrow (`self._sys` read off a module). Foreign:
     the names of the modules outside the lab that hang off it (`dataclasses.re`), and their
     attributes: a name the file defines opens none of them (`enum = None` then `x.re.enum`).
     Read from the real modules on the trusted side, never from the virtual runtime's stand-ins."""
@@ -161,7 +162,15 @@ def _foreign(modules, public, allowed, depth=3):
 def _in_lab(module, allowed):
     """Whether a module is one the lab's surface offers: an allowed one, or a public part of it."""
     parts = module.__name__.split(".")
-    return parts[0] in allowed and not any(p.startswith("_") or p in TORCH_DENIED for p in parts[1:])
+    return parts[0] in allowed and not _private_or_denied(parts)
+
+
+def _private_or_denied(parts):
+    """Whether the module path `parts` has a private part or, in torch, one of torch's file, code
+    or process parts (`utils` only as torch.utils itself: torch.nn.utils is the lab's)."""
+    if any(p.startswith("_") for p in parts[1:]):
+        return True
+    return parts[0] == "torch" and (bool(set(parts[1:]) & TORCH_DENIED_ANYWHERE) or parts[1:2] == ["utils"])
 
 
 def _attribute(owner, name):
@@ -172,37 +181,57 @@ def _attribute(owner, name):
         return None
 
 
-def _walk(module, public, private, seen, depth):
-    """Add what `module` offers, and its own submodules' (down to `depth`), to the vocabulary;
+def _walk(top, public, private, seen, depth):
+    """Add what `top` offers, and its own submodules' (down to `depth`, shallowest first, so that
+    a module also reached from deep inside is walked from where it is nearest), to the vocabulary;
     `seen`: {name: module} of those walked."""
-    if module.__name__ in seen:
-        return
-    seen[module.__name__] = module
+    queue = [(top, depth)]
+    while queue:
+        module, left = queue.pop(0)
+        if module.__name__ in seen:
+            continue
+        seen[module.__name__] = module
+        for name, value in _offered(module, private):
+            public.add(name)
+            if isinstance(value, types.ModuleType):
+                if left:
+                    queue.append((value, left - 1))
+            elif isinstance(value, type):
+                _names_of(value, public, private)
+
+
+def _offered(module, private):
+    """(name, value) of what `module` offers as its own: its submodules, and what it defines or
+    lists in `__all__` (not what it imported, functools.wraps in a torch module); its `_x` names
+    that hold something from outside it (`collections._sys`) go to `private`."""
     root = module.__name__.split(".")[0]
     listed = getattr(module, "__all__", None)
     for name in dir(module):
         if name.startswith("_"):
-            if not name.endswith("__"):
+            if not name.endswith("__") and _foreign_value(_attribute(module, name), root):
                 private.add(name)
             continue
         value = _attribute(module, name)
         if value is None:
             continue
-        home = getattr(value, "__module__", None) or getattr(value, "__name__", "")
+        home = str(getattr(value, "__module__", None) or getattr(value, "__name__", ""))
         if isinstance(value, types.ModuleType):
-            parts = value.__name__.split(".")
-            if parts[0] == root and not any(p.startswith("_") or p in TORCH_DENIED for p in parts[1:]):
-                public.add(name)
-                if depth:
-                    _walk(value, public, private, seen, depth - 1)
+            if value.__name__.split(".")[0] == root and not _private_or_denied(value.__name__.split(".")):
+                yield name, value
+        elif listed is not None and name not in listed and not home.startswith(root):
             continue
-        if listed is not None and name not in listed and not str(home).startswith(root):
-            continue  # imported into the module, not its own (functools.wraps in a torch module)
-        if listed is None and callable(value) and not str(home).startswith((root, "builtins")):
+        elif listed is None and callable(value) and not home.startswith((root, "builtins")):
             continue
-        public.add(name)
-        if isinstance(value, type):
-            _names_of(value, public, private)
+        else:
+            yield name, value
+
+
+def _foreign_value(value, root):
+    """Whether a private attribute holds a module, or something made outside `root`'s package."""
+    if isinstance(value, types.ModuleType):
+        return True
+    home = getattr(value, "__module__", None)
+    return isinstance(home, str) and not home.startswith((root, "builtins"))
 
 
 def _names_of(kind, public, private):
@@ -211,7 +240,7 @@ def _names_of(kind, public, private):
         for name in [*vars(cls), *getattr(cls, "__annotations__", {})]:
             if not name.startswith("_"):
                 public.add(name)
-            elif not name.endswith("__"):
+            elif not name.endswith("__") and isinstance(vars(cls).get(name), types.ModuleType):
                 private.add(name)
     try:
         public.update(p for p in inspect.signature(kind.__init__).parameters if not p.startswith("_"))
@@ -275,7 +304,7 @@ class _Checker(ast.NodeVisitor):
                 self.refuse(node, f"imports * from {node.module}; import the names you use", tamper=False)
             if alias.name.startswith("_") and alias.name != "__future__":
                 self.refuse(node, f"imports {alias.name} from {node.module}, a private name of that module")
-            if node.module.split(".")[0] == "torch" and alias.name in TORCH_DENIED:
+            if _private_or_denied([*node.module.split("."), alias.name]) and not alias.name.startswith("_"):
                 self.refuse(node, f"imports torch's {alias.name}, which reads or writes files or runs code")
             value = getattr(module, alias.name, None) if module is not None else None
             self.judge_value(node, value, f"{node.module}.{alias.name}")
@@ -292,7 +321,7 @@ class _Checker(ast.NodeVisitor):
                       else f"imports {name}, which this lab does not allow; remove it "
                            f"(allowed: {', '.join(sorted(self.allowed))})")
             self.refuse(node, reason, tamper)
-        if any(p.startswith("_") for p in parts[1:]) or (parts[0] == "torch" and set(parts[1:]) & TORCH_DENIED):
+        if _private_or_denied(parts):
             self.refuse(node, f"imports {name}, a part of torch that reads or writes files or runs code")
         try:
             return importlib.import_module(name)
@@ -303,7 +332,7 @@ class _Checker(ast.NodeVisitor):
         """Refuse a name that resolves to a module outside the allowlist (torch.os, typing.operator)."""
         if isinstance(value, types.ModuleType):
             parts = value.__name__.split(".")
-            if parts[0] not in self.allowed or (parts[0] == "torch" and (set(parts[1:]) & TORCH_DENIED)):
+            if parts[0] not in self.allowed or _private_or_denied(parts):
                 self.refuse(node, f"reaches the module {value.__name__} through {where}")
 
     # -- names and attributes --------------------------------------------------------------------

@@ -32,6 +32,7 @@ LEGAL = [
     "import torch\nx = torch.zeros(2)\nx.cuda(1).cpu().tolist()\ntorch.stack([x]).tolist()\n"
     "opt = torch.optim.SGD([x], lr=0.1)\nlr = opt.param_groups[0]['lr']\nopt.zero_grad(set_to_none=True)\n",
     "import torch\nwith torch.no_grad(), torch.cuda.device(1), torch.cuda.stream(torch.cuda.Stream(1)):\n    pass\n",
+    "import torch\nfrom torch.nn.utils import clip_grad_norm_\ntorch.nn.utils.clip_grad_norm_([], 1.0)\n",
 ]
 REFUSED = [  # (source, words in the reason, tamper-suspected)
     ("from torch import os", "reaches the module os", True),
