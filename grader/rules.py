@@ -330,10 +330,8 @@ class _Checker(ast.NodeVisitor):
 
     def judge_value(self, node, value, where):
         """Refuse a name that resolves to a module outside the allowlist (torch.os, typing.operator)."""
-        if isinstance(value, types.ModuleType):
-            parts = value.__name__.split(".")
-            if parts[0] not in self.allowed or _private_or_denied(parts):
-                self.refuse(node, f"reaches the module {value.__name__} through {where}")
+        if isinstance(value, types.ModuleType) and not _in_lab(value, self.allowed):
+            self.refuse(node, f"reaches the module {value.__name__} through {where}")
 
     # -- names and attributes --------------------------------------------------------------------
     def visit_Name(self, node):

@@ -5,6 +5,7 @@ A frame is MAGIC, the payload's length (8 bytes), then the payload: the JSON hea
 (4 bytes), the header, and the blobs it lists, back to back.
 """
 import json
+import os
 import socket
 import struct
 
@@ -25,6 +26,13 @@ def pack(header, blobs=None):
     text = json.dumps({"header": header, "blobs": [[name, len(data)] for name, data in blobs.items()]}).encode()
     payload = b"".join([HEADER_LENGTH.pack(len(text)), text, *blobs.values()])
     return PREFIX.pack(MAGIC, len(payload)) + payload
+
+
+def write_all(fd, data):
+    """Write all of `data` to the descriptor `fd` (a pipe takes it in pieces)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def payload_length(prefix, cap):

@@ -244,7 +244,7 @@ def _probe(request, name, fd, others):
         except Exception:  # noqa: BLE001 - a closed or replaced stream: its output is lost, not the result
             pass
     try:
-        _write_all(fd, frame)
+        wire.write_all(fd, frame)
         code = REPORTED
     except OSError:
         code = 1
@@ -296,15 +296,9 @@ def _fresh_keyrings():
 
 def _write(fd, header):
     try:
-        _write_all(fd, wire.pack(header))
+        wire.write_all(fd, wire.pack(header))
     except OSError:
         pass
-
-
-def _write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _kill_group(pid):

@@ -170,9 +170,7 @@ def _send_request(fd, frame):
     """Write a session's request (a thread: the pipe holds less than a submission's text, and the
     session reads it only once it has started)."""
     try:
-        view = memoryview(frame)
-        while view:
-            view = view[os.write(fd, view):]
+        wire.write_all(fd, frame)
     except OSError:
         pass  # the session is gone: its probes' outcomes say so
     finally:
