@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent
-pytest_plugins = ["grader.virtual.fixture"]
+pytest_plugins = ["grader.fixture"]
 
 
 def pytest_configure(config):

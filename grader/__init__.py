@@ -3,11 +3,12 @@
 The folders show the architecture, untrusted side first:
   virtual/, devices.py, trace.py  run student code on two GPUs, real or virtual, and record what it did
   runner/                         the zygote, the probes, their own math: run inside the sandbox, as the student
+  rules.py                        what a submission may write, checked in the sandbox before any of it runs
   wire.py, facts.py               what crosses the boundary: frames, and each probe's facts as a type
   contract.py, costs.py           the lab's constants and the cost model, for either side
   sandbox/                        the trusted parent end: isolation, the zygote's results, reading files
-  rules.py, answers.py            what a submission may write; answers.yaml read safely
-  inputs.py, reference.py         the grader's own weights and batches, and its own math
+  answers.py                      answers.yaml read safely
+  inputs.py, reference.py         the grader's own weights and batches (both sides), and its own math (numpy)
   checks/                         judge the facts (the pytest tests, one file per lab part)
   rubric.py                       the points, from rubric.yaml only
   report.py, conftest.py          the table, the score and the files a grading run reports (pytest wiring)
@@ -16,6 +17,7 @@ The folders show the architecture, untrusted side first:
   batch.py, release.py, gradescope/, timeline/  a whole class; the student template; Gradescope; timelines
   hosted.py, classroom50/         one student's copied files through the batch; Classroom 50's bundle
   selftest.py                     checks the grader on this machine's GPUs, before a term
+  fixture.py                      the virtual GPUs as a pytest fixture, for the project's own tests
 """
 import pathlib
 

@@ -33,13 +33,11 @@ sys.dont_write_bytecode = True  # nothing written into the grader's folders duri
 
 import pytest
 import pytest_timeout  # noqa: F401 - the one plugin workers load
-import torch  # the workers' reference math, imported once here
 
 import grader.conftest  # the pristine grader, in memory before any student is read
-from grader import ROOT, gradebook, lms, reference, report, rows, rules
+from grader import ROOT, gradebook, lms, reference, report, rows
 from grader import rubric as rubrics
 from grader.contract import MODE_CHOICES, MODE_HELP, TAMPER, probe_seconds
-from grader.devices import choose_mode
 from grader.facts import GRADING
 from grader.sandbox import files
 from grader.sandbox import isolation as isolations
@@ -76,10 +74,12 @@ def discover(folder):
 
 
 class Batch:
-    def __init__(self, out, mode, jobs, seconds, gradescope, rubric_path, isolation, submissions, roster=None):
+    def __init__(self, out, mode, jobs, timeout, gradescope, rubric_path, isolation, submissions, roster=None):
+        """`mode`: as --grader-mode takes it (ValueError when it cannot be had); `jobs`: slots side
+        by side in virtual mode (real mode grades one at a time); `timeout`: seconds a submission
+        may take, or None for the probes' own limits and the checks' backstop."""
         self.out, self.roster = pathlib.Path(out), roster
-        self.mode, self.jobs, self.seconds, self.gradescope = mode, jobs, seconds, gradescope
-        self.isolation = isolation
+        self.gradescope, self.isolation = gradescope, isolation
         for sub in ("", "results", "feedback", "logs") + (("gradescope",) if gradescope else ()):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
         # The rubric and key the workers read: a private copy, checked after every student.
@@ -100,13 +100,21 @@ class Batch:
         self.runners = [runners.Runner(isolation, rubric.allowed_imports, hidden=secrets, long_lived=True,
                                        limits=limits).start()
                         for _ in range(jobs)]
-        # The references and the rules' vocabulary, once for every worker. One thread: no thread pool
-        # exists to be forked.
-        torch.set_num_threads(1)
-        reference.warm()
-        rules.vocabulary(frozenset(rubric.allowed_imports))
+        reference.warm()  # once for every worker, while the zygotes import torch
+        try:
+            self.mode, _ = self.runners[0].mode(mode)
+        except ValueError:
+            self.close()
+            raise
+        if self.mode == "real":  # timings on shared GPUs would disturb each other
+            for runner in self.runners[1:]:
+                runner.close()
+            del self.runners[1:]
+        self.jobs = len(self.runners)
         for runner in self.runners:  # started side by side; ready before any worker is forked
             runner.ready()
+        self.seconds = timeout or probe_seconds(rubric.seconds_per_function, self.mode, len(GRADING)) + \
+            grader.conftest.BACKSTOP
 
     def run(self, students, force=False, only=None):
         plan = gradebook.plan(students, self.out, self.grader, force, only)
@@ -134,11 +142,14 @@ class Batch:
                     progress.tick()
                 time.sleep(0.02)
         finally:
-            for runner in self.runners:
-                runner.close()
-            shutil.rmtree(self.private, ignore_errors=True)
-            shutil.rmtree(self.grades, ignore_errors=True)
+            self.close()
         progress.close(time.monotonic() - started)
+
+    def close(self):
+        for runner in self.runners:
+            runner.close()
+        shutil.rmtree(self.private, ignore_errors=True)
+        shutil.rmtree(self.grades, ignore_errors=True)
 
     def clean(self, slot):
         """After a student: every process it left is killed; a zygote that cannot say so is replaced.
@@ -149,7 +160,7 @@ class Batch:
             return True
         except runners.RunnerLost:
             runner.close()
-            fresh = runners.Runner(runner.isolation, runner.preload, runner.hidden, long_lived=True,
+            fresh = runners.Runner(runner.isolation, runner.allowed, runner.hidden, long_lived=True,
                                    limits=runner.limits)
             self.runners[slot] = fresh.start()
             self.runners[slot].ready()
@@ -460,10 +471,9 @@ def main(argv=None):
     if not args.submissions.is_dir():
         parser.error(f"{args.submissions} is not a folder of submissions")
     try:
-        mode, _ = choose_mode(args.grader_mode)
         isolation = isolations.detect(args.isolation, args.uid_base)
-        seconds_per_probe = rubrics.load(args.rubric).seconds_per_function
-    except (ValueError, isolations.IsolationError) as error:
+        rubrics.load(args.rubric)
+    except isolations.IsolationError as error:
         parser.error(str(error))
     except rubrics.RubricError as error:
         parser.error(f"invalid rubric: {error}")
@@ -474,13 +484,15 @@ def main(argv=None):
     unknown = sorted(set(args.only or ()) - {s.name for s in students})
     if unknown:
         parser.error(f"no such student{'s' if len(unknown) > 1 else ''} in this batch: {', '.join(unknown)}")
-    jobs = 1 if mode == "real" else max(1, args.jobs)  # timings on shared GPUs would disturb each other
-    seconds = args.timeout or probe_seconds(seconds_per_probe, mode, len(GRADING)) + grader.conftest.BACKSTOP
+    try:
+        batch = Batch(args.out, args.grader_mode, max(1, args.jobs), args.timeout, args.gradescope, args.rubric,
+                      isolation, args.submissions, roster)
+    except ValueError as error:
+        parser.error(str(error))
     shard = f" (shard {args.shard[0]}/{args.shard[1]})" if args.shard else ""
-    print(f"{len(students)} submissions{shard} in {mode} mode, {jobs} at a time, isolation {isolation.kind}",
-          file=sys.stderr)
-    Batch(args.out, mode, jobs, seconds, args.gradescope, args.rubric, isolation, args.submissions,
-          roster).run(students, args.force, set(args.only) if args.only else None)
+    print(f"{len(students)} submissions{shard} in {batch.mode} mode, {batch.jobs} at a time, isolation "
+          f"{isolation.kind}", file=sys.stderr)
+    batch.run(students, args.force, set(args.only) if args.only else None)
     return 0
 
 

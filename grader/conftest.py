@@ -1,10 +1,11 @@
 """The grader's wiring into pytest: `pytest grader/` loads this file, which registers `Grading`, a
 plugin object whose hooks are its methods (pytest's LogXML pattern); `pytest tests/` never does.
 
-This process is the trusted side: it reads the submission's files, applies the static rules,
-hands the text to the sandbox (grader.sandbox) and judges what comes back. It never runs
-student code. The grade table is the report: pytest's own tracebacks and failure summary would
-repeat each reason, so they are off unless asked for (`--tb=...`, `-r...`).
+This process is the trusted side: it reads the submission's files, hands the text to the
+sandbox (grader.sandbox, which applies the static rules before any of it runs) and judges what
+comes back. It never runs student code, and never imports torch. The grade table is the report:
+pytest's own tracebacks and failure summary would repeat each reason, so they are off unless
+asked for (`--tb=...`, `-r...`).
 """
 import gc
 import importlib
@@ -16,7 +17,7 @@ import time
 import pytest
 from pytest_timeout import PYTEST_FAILURE_MESSAGE
 
-from grader import ROOT, rules
+from grader import ROOT, reference
 from grader import rubric as rubrics
 from grader.checks import NotAttempted, PartialCredit
 from grader.contract import MODE_CHOICES, MODE_HELP, probe_seconds
@@ -33,6 +34,7 @@ from grader.report import (
     summary,
     table,
 )
+from grader.sandbox import files
 from grader.sandbox import isolation as isolations
 from grader.sandbox import runner as runners
 
@@ -122,47 +124,40 @@ class Grading:
     def __init__(self, config):
         self.rubric = _rubric(config.getoption("--rubric"), config.getoption("--answer-key"))
         try:
-            self.check_ids = check_ids()  # collected once: the mapping is checked, then items are matched
-            rubrics.check_mapping(self.rubric, list(self.check_ids.values()))
-        except rubrics.RubricError as error:
-            raise pytest.UsageError(f"rubric and checks disagree: {error}") from None
-        try:
             self.isolation = isolations.detect(config.getoption("--isolation"))
         except isolations.IsolationError as error:
             raise pytest.UsageError(str(error)) from None
-        self.results, self.selected, self.graded, self.session, self.warming = {}, [], None, None, None
+        self.results, self.selected, self.graded, self.session = {}, [], None, None
         self.started = time.monotonic()
-        # The zygote first: it imports torch while this process does the same, side by side.
+        # The zygote first: it imports torch (this process never does) while the rest is read here,
+        # and the references are computed on the core it leaves free.
         self.runner, self.own_runner = runners.ATTACHED, runners.ATTACHED is None
         if self.own_runner:
             hidden = [self.rubric.answer_key, *isolations.SECRETS]
             self.runner = runners.Runner(self.isolation, self.rubric.allowed_imports, hidden=hidden,
                                          limits=_limits(self.rubric)).start()
-        from grader.devices import choose_mode  # imports torch
-
+        self.warming = threading.Thread(target=reference.warm)
+        self.warming.start()
         try:
-            self.mode, self.gpus = choose_mode(config.getoption("--grader-mode"))
-        except ValueError as error:
+            self.check_ids = check_ids()  # collected once: the mapping is checked, then items are matched
+            rubrics.check_mapping(self.rubric, list(self.check_ids.values()))
+        except rubrics.RubricError as error:
             self.finish()
-            raise pytest.UsageError(str(error)) from None
+            raise pytest.UsageError(f"rubric and checks disagree: {error}") from None
         self.submission = pathlib.Path(config.getoption("--submission")).absolute()
         answers = config.getoption("--answers")
         self.answers = pathlib.Path(answers).absolute() if answers else self.submission.with_name("answers.yaml")
         self.root = config.getoption("--submission-root")
-        self.problem = self._read()
-        if self.problem is None:  # the references, while the sandbox starts
-            from grader import reference
-
-            self.warming = threading.Thread(target=reference.warm)
-            self.warming.start()
-
-    def _read(self):
-        """The reason the submission cannot be graded at all, or None (its text is then `source`)."""
+        self.source, self.problem = files.submission(self.submission, self.root)
+        asked = config.getoption("--grader-mode")
         try:
-            self.source = rules.read_checked(self.submission, self.rubric.allowed_imports, self.root)
-        except rules.Unusable as reason:
-            return str(reason)
-        return None
+            self.mode, self.gpus = self.runner.mode(asked)
+        except ValueError as error:
+            self.finish()
+            raise pytest.UsageError(str(error)) from None
+        except runners.RunnerLost as error:  # every check says so; the run still reports
+            self.mode, self.gpus = ("virtual" if asked == "auto" else asked), 0
+            self.problem = self.problem or f"the sandbox could not grade the submission: {error}"
 
     # -- what the checks ask -------------------------------------------------------------------
     def begin(self):
@@ -188,7 +183,7 @@ class Grading:
 
     def finish(self):
         """Idempotent. Ending our own zygote ends all it started (the batch cleans its shared ones
-        itself); torch's work in our own thread ends before the interpreter does."""
+        itself); the references' thread ends before the interpreter does."""
         if self.session is not None:
             self.session.finish()
         if self.own_runner and self.runner is not None:
@@ -233,7 +228,7 @@ class Grading:
 
     def pytest_collection_finish(self, session):
         """What survived -k, -m and the paths given is what this run grades."""
-        gc.freeze()  # torch's objects live for the whole run: keep them out of every collection
+        gc.freeze()  # what is imported lives for the whole run: keep it out of every collection
         self.selected = [m.args[0] for item in session.items for m in [item.get_closest_marker("rubric")] if m]
         if self.selected:
             self.begin()

@@ -32,15 +32,6 @@ DEVICE = torch.device  # the class itself: the virtual runtime puts a (slower) s
 NON_COMPUTING |= HOST_READS
 
 
-def choose_mode(asked):
-    """("real" | "virtual", GPUs visible) for a --grader-mode of "auto", "real" or "virtual":
-    real when two GPUs are visible. ValueError when real is asked for without them."""
-    gpus = torch.cuda.device_count()  # NVML-based: leaves CUDA uninitialized, so probes can fork
-    if asked == "real" and gpus < 2:
-        raise ValueError(f"--grader-mode real needs two CUDA GPUs; {gpus} visible")
-    return (asked if asked != "auto" else "real" if gpus >= 2 else "virtual"), gpus
-
-
 def cuda_index(device, current):
     """The GPU a device argument names, as real CUDA reads it: None and "cuda" mean the current one."""
     if device is None:

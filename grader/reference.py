@@ -1,9 +1,10 @@
 """The grader's own math, on the trusted side: the right answers for the grader's weights and
-batches (`grader.inputs`), computed in float64 without any of the submission's code, and the
-tensors a probe returned, decoded from their bytes."""
+batches (`grader.inputs`), computed in float64 with numpy, without any of the submission's code
+(and without torch, which this process never imports); and the tensors a probe returned, decoded
+from their bytes."""
 import functools
 
-import torch
+import numpy
 
 from grader import inputs
 from grader.contract import BATCH, LR, PIPELINE_BATCH, SEEDS, SHAPES, STEPS
@@ -16,40 +17,58 @@ class BadBlob(Exception):
 
 
 def tensor(blobs, name, shape):
-    """The float32 tensor `name` of a probe's blobs, as float64; BadBlob if absent or mis-sized."""
+    """The float32 tensor `name` of a probe's blobs, as a float64 array; BadBlob if absent or mis-sized."""
     data = blobs.get(name)
     count = 1
     for size in shape:
         count *= size
     if data is None or len(data) != 4 * count:
         raise BadBlob(f"{name}: expected {count} float32 values")
-    return torch.frombuffer(bytearray(data), dtype=torch.float32).reshape(shape).double()
+    return numpy.frombuffer(data, dtype=numpy.float32).reshape(shape).astype(numpy.float64)
 
 
 def weights(seed):
-    return {role: value.double() for role, value in inputs.weights(seed).items()}
+    return {role: value.astype(numpy.float64) for role, value in inputs.weights(seed).items()}
+
+
+def _relu(a):
+    return numpy.maximum(a, 0.0)
 
 
 def forward(w, x):
     """relu(W2 relu(W1 x + b1) + b2), the lab's network."""
-    return torch.relu(torch.relu(x.double() @ w["w1"].T + w["b1"]) @ w["w2"].T + w["b2"])
+    return _relu(_relu(x @ w["w1"].T + w["b1"]) @ w["w2"].T + w["b2"])
 
 
-def mse(out, y):
-    return ((out - y.double()) ** 2).mean()
+def backward(w, x, y):
+    """(output, MSE loss against `y`, {role: gradient}) of the lab's network at weights `w`,
+    written out: autograd's own rules for linear layers and ReLU (whose gradient at 0 is 0)."""
+    hidden_in = x @ w["w1"].T + w["b1"]
+    hidden = _relu(hidden_in)
+    out_in = hidden @ w["w2"].T + w["b2"]
+    out = _relu(out_in)
+    grad_out_in = 2 * (out - y) / out.size * (out_in > 0)
+    grad_hidden_in = (grad_out_in @ w["w2"]) * (hidden_in > 0)
+    grads = {"w1": grad_hidden_in.T @ x, "b1": grad_hidden_in.sum(0),
+             "w2": grad_out_in.T @ hidden, "b2": grad_out_in.sum(0)}
+    return out, float(((out - y) ** 2).mean()), grads
 
 
 def loss(seed, size, w):
     """The MSE loss of the lab's network with weights `w` on the grader's batch of `seed`."""
+    x, y = _batch(seed, size)
+    return float(((forward(w, x) - y) ** 2).mean())
+
+
+def _batch(seed, size):
     x, y = inputs.batch(seed, size)
-    return mse(forward(w, x), y).item()
+    return x.astype(numpy.float64), y.astype(numpy.float64)
 
 
 @functools.cache
 def output(seed, size):
     """The right output for the grader's weights and batch of `seed`."""
-    x, _ = inputs.batch(seed, size)
-    return forward(weights(seed), x)
+    return forward(weights(seed), _batch(seed, size)[0])
 
 
 @functools.cache
@@ -57,40 +76,36 @@ def sgd(seed, size, steps, lr, accumulate=False):
     """The handout's loop on the grader's weights and batch of `seed`: MSE, plain SGD at `lr`.
     Returns (the loss before each step, the final weights, the last step's update). With
     `accumulate`, the mistake of never zeroing the gradients: each step adds to the last's."""
-    x, y = inputs.batch(seed, size)
-    w = {role: value.clone().requires_grad_() for role, value in weights(seed).items()}
+    x, y = _batch(seed, size)
+    w = weights(seed)
     losses, update, total = [], {}, {role: 0.0 for role in ROLES}
     for _ in range(steps):
-        loss = mse(forward(w, x), y)
-        grads = torch.autograd.grad(loss, [w[r] for r in ROLES])
-        losses.append(loss.item())
-        with torch.no_grad():
-            for role, grad in zip(ROLES, grads):
-                total[role] = total[role] + grad if accumulate else grad
-                update[role] = -lr * total[role]
-                w[role] += update[role]
-    return losses, {role: value.detach() for role, value in w.items()}, update
+        _, value, grads = backward(w, x, y)
+        losses.append(value)
+        for role in ROLES:
+            total[role] = total[role] + grads[role] if accumulate else grads[role]
+            update[role] = -lr * total[role]
+            w[role] = w[role] + update[role]
+    return losses, w, update
 
 
 @functools.cache
 def gradients(seed, size):
-    """The output and the gradients of mean(output²) on the grader's weights and batch (Part 6)."""
-    x, _ = inputs.batch(seed, size)
-    w = {role: value.clone().requires_grad_() for role, value in weights(seed).items()}
-    out = forward(w, x)
-    grads = torch.autograd.grad(out.square().mean(), [w[r] for r in ROLES])
-    return out.detach(), dict(zip(ROLES, grads))
+    """The output and the gradients of the MSE loss of one training step on the grader's weights
+    and batch (Part 6's: the probe's step is the grader's own, grader.runner.own_math.sgd_step)."""
+    out, _, grads = backward(weights(seed), *_batch(seed, size))
+    return out, grads
 
 
-def all_finite(tensors):
-    return all(torch.isfinite(t).all() for t in tensors)
+def all_finite(arrays):
+    return all(numpy.isfinite(a).all() for a in arrays)
 
 
 def largest_difference(got, expected):
     """max |got - expected|, NaN-aware: inf when either holds a NaN or an infinity."""
     if not all_finite((got, expected)):
         return float("inf")
-    return (got - expected).abs().max().item()
+    return float(numpy.abs(got - expected).max())
 
 
 def warm():

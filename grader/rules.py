@@ -1,5 +1,7 @@
-"""The static rules: what a submission may write, checked on its syntax tree, by the trusted side,
-before any of it runs.
+"""The static rules: what a submission may write, checked on its syntax tree before any of it runs:
+in the sandbox's session, forked from the zygote before any student's code, where torch's real
+modules (which the rules read their names from) are already imported; the trusted side never
+imports torch.
 
 These rules raise the bar; they are not the trust boundary (the sandbox is). They say what is
 allowed, not what is not: the modules rubric.yaml allows; attribute names from torch's public API,
@@ -19,7 +21,6 @@ import types
 import warnings
 
 from grader.contract import TAMPER
-from grader.sandbox import files
 
 # Builtins that reach the interpreter, files or the terminal: the lab needs none of them.
 FORBIDDEN_BUILTINS = frozenset({
@@ -82,25 +83,17 @@ class Refusal(Exception):
         return f"{prefix}line {self.line} {self.reason}"
 
 
-class Unusable(Exception):
-    """A submission that cannot run at all; the message is the student's reason."""
-
-
-def read_checked(path, allowed_imports, within=None):
-    """The text of the submission file `path`, read safely (grader.sandbox.files) and accepted by
-    the rules; Unusable, with the student's reason, otherwise."""
+def reason(source, allowed_imports):
+    """Why the submission `source` cannot run, in the student's words, or None when the rules accept it."""
     try:
-        source = files.read_text(path, files.MODEL_CAP, "the submission", within)
         check(source, allowed_imports)
-    except files.InvalidFile as error:
-        raise Unusable(f"cannot read the submission: {error}") from None
     except SyntaxError as error:
-        raise Unusable(f"your submission does not compile: {error.msg} (line {error.lineno})") from None
+        return f"your submission does not compile: {error.msg} (line {error.lineno})"
     except (ValueError, RecursionError, MemoryError) as error:  # the parser's own limits
-        raise Unusable(f"your submission cannot be parsed ({type(error).__name__}): simplify its expressions") from None
+        return f"your submission cannot be parsed ({type(error).__name__}): simplify its expressions"
     except Refusal as refusal:
-        raise Unusable(str(refusal)) from None
-    return source
+        return str(refusal)
+    return None
 
 
 def check(source, allowed_imports):
@@ -122,7 +115,8 @@ def vocabulary(allowed_imports):
     borrow (`self._sys` read off a module). Foreign:
     the names of the modules outside the lab that hang off it (`dataclasses.re`), and their
     attributes: a name the file defines opens none of them (`enum = None` then `x.re.enum`).
-    Read from the real modules on the trusted side, never from the virtual runtime's stand-ins."""
+    Read from the real modules (in the zygote, before any submission), never from the virtual
+    runtime's stand-ins."""
     public, private, seen = set(DOCUMENTED), set(), {}
     for kind in BUILTIN_TYPES:
         _names_of(kind, public, private)
@@ -313,7 +307,7 @@ class _Checker(ast.NodeVisitor):
             self.aliases[alias.asname or alias.name] = value
 
     def module(self, node, name):
-        """The allowed module `name`, imported here (the trusted side) to resolve what it holds."""
+        """The allowed module `name`, imported here (before the submission runs) to resolve what it holds."""
         parts = name.split(".")
         if parts[0] not in self.allowed:
             tamper = parts[0] in POWERFUL_MODULES

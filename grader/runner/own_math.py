@@ -1,6 +1,7 @@
 """The grader's own computations inside the sandbox, on the GPUs the probe runs on: the lab's
 forward from the located parameters, its timing, a plain SGD step, and the unsplit baseline model.
 None of it calls the submission's code; it runs beside it so that both see the same devices."""
+import functools
 import time
 from time import perf_counter as host_clock  # bound before any clock is patched
 
@@ -59,21 +60,35 @@ def idle_fraction(params, x):
     return 1 - busy / (2 * wall_ms)
 
 
+@functools.cache
+def weights(seed):
+    """The grader's weights of `seed` (grader.inputs) as CPU tensors, only ever read: drawn once in
+    the zygote (grader.runner.probes.prepare), before any session, which shares them."""
+    return {role: torch.from_numpy(value) for role, value in inputs.weights(seed).items()}
+
+
+def batch(seed, size):
+    """The grader's (x, y) of `seed` (grader.inputs) as CPU tensors."""
+    return tuple(torch.from_numpy(value) for value in inputs.batch(seed, size))
+
+
 def unsplit_model(seed):
     """The grader's weights of `seed`, each layer on its GPU: the baseline Part 6 is compared with."""
-    drawn = inputs.weights(seed)
+    drawn = weights(seed)
     return {role: value.to(CUDA0 if role in ("w1", "b1") else CUDA1).requires_grad_() for role, value in drawn.items()}
 
 
 def sgd_step(model, params, x, y):
-    """One step of MSE loss and plain SGD at LR, written out: no torch.optim, which would import
-    torch._dynamo (a second or more) into a process that may not have it."""
+    """One step of MSE loss and plain SGD at LR, written out (no torch.optim, whose step imports
+    torch._dynamo on real GPUs). Returns (the output, each of `params`' gradients) of the step, as
+    they were before it updated the parameters."""
     out = model(x)
     loss = ((out - y.to(out.device)) ** 2).mean()
     loss.backward()
+    grads = [p.grad for p in params]
     with torch.no_grad():
         for p in params:
             if p.grad is not None:
                 p -= LR * p.grad
                 p.grad = None
-    return loss.item()
+    return out, grads

@@ -17,7 +17,6 @@ import numpy
 import torch
 
 from grader import facts as F
-from grader import inputs
 from grader.bounded import name_of, quote
 from grader.contract import BATCH, LARGE_BATCH, LR, PIPELINE_BATCH, PROFILE_BATCHES, PROFILE_KEYS, SEEDS, SPLIT, STEPS
 from grader.devices import real_gpus
@@ -72,7 +71,7 @@ class Probe:
         """A fresh model of the submission's class, its layers loaded with the grader's weights."""
         model = call(f"{cls}({', '.join(map(str, args))})", contract(self.module, cls), *args)
         params = require_layers(model, cls)
-        drawn = inputs.weights(seed)
+        drawn = own_math.weights(seed)
         with self.trace.paused(), torch.no_grad():
             for role, param in params.items():
                 param.copy_(drawn[role])
@@ -101,6 +100,12 @@ class Probe:
         except StudentError as failure:
             result, error = None, str(failure)
         return F.Attempt(self.events(mark), error, printed.getvalue()), result
+
+
+def prepare():
+    """What every session shares, done once in the zygote before any: the grader's weights of each seed."""
+    for seed in SEEDS.values():
+        own_math.weights(seed)
 
 
 def run(name, source, path, mode):
@@ -136,7 +141,7 @@ def construct(probe):
 
 def forward(probe):
     model, _ = probe.model(SEEDS["forward"])
-    x, _ = inputs.batch(SEEDS["forward"], BATCH)
+    x, _ = own_math.batch(SEEDS["forward"], BATCH)
     retry, output = None, None
     cpu, out = probe.attempt("model(x) with x on the CPU", model, probe.watched(x, "x"))
     if cpu.error:  # retried with x already on cuda:0: the other checks still count
@@ -156,7 +161,7 @@ def train(probe):
     tensors; when that fails, the batch is retried already on the GPUs, so that a forgotten move
     costs only the check that names it."""
     function = contract(probe.module, "train")
-    x, y = inputs.batch(SEEDS["train"], BATCH)
+    x, y = own_math.batch(SEEDS["train"], BATCH)
     errors = {}
     for x_at, y_at in (("cpu", "cpu"), ("cuda:0", "cpu"), ("cpu", "cuda:1"), ("cuda:0", "cuda:1")):
         model, params = probe.model(SEEDS["train"])
@@ -219,7 +224,7 @@ def _losses(probe, values):
 def time_forward(probe):
     function = contract(probe.module, "time_forward")
     model, params = probe.model(SEEDS["time_forward"])
-    x, _ = inputs.batch(SEEDS["time_forward"], BATCH)
+    x, _ = own_math.batch(SEEDS["time_forward"], BATCH)
     with probe.trace.paused(), quiet():  # a warm-up, as careful timers do
         try:
             call("model(x)", model, x)
@@ -264,7 +269,7 @@ def profile(probe):
     model, params = probe.model(SEEDS["profile"])
     runs = []
     for batch in PROFILE_BATCHES:
-        x, _ = inputs.batch(SEEDS["profile"], batch)
+        x, _ = own_math.batch(SEEDS["profile"], batch)
         mark = len(probe.trace.events)
         with quiet():
             figures = call(f"profile_stages(model, x) for a batch of {batch}", function, model, x)
@@ -296,20 +301,20 @@ def _figures(figures):
 def _pipeline_batch(probe):
     """The grader's batch for Part 6, already on the GPUs: whether forward moves a CPU batch is
     part 1's finding."""
-    x, y = inputs.batch(SEEDS["pipeline"], PIPELINE_BATCH)
+    x, y = own_math.batch(SEEDS["pipeline"], PIPELINE_BATCH)
     with probe.trace.paused():
         return x.to(CUDA0), y.to(CUDA1)
 
 
 def pipeline(probe):
-    """PipelinedMPModel: its output and gradients on the grader's weights (as blobs), then traced
-    training steps of it and of the grader's own unsplit model (the baseline). The step is the
-    grader's own (own_math.sgd_step)."""
+    """PipelinedMPModel: a traced training step of it on the grader's weights, whose output and
+    gradients are kept (as blobs), and one of the grader's own unsplit model (the baseline). The
+    step is the grader's own (own_math.sgd_step)."""
     x, y = _pipeline_batch(probe)
     try:
         pipelined, params = probe.model(SEEDS["pipeline"], SPLIT, cls="PipelinedMPModel")
-        with probe.trace.paused(), quiet():
-            out = call(f"PipelinedMPModel({SPLIT})(x)", pipelined, x)
+        every = list(pipelined.parameters())
+        step, (out, grads) = _training_step(probe, f"PipelinedMPModel({SPLIT})", pipelined, every, x, y)
     except StudentError as error:
         if error.unfinished:
             return F.Pipeline(attempted=False, reason=str(error))
@@ -317,16 +322,13 @@ def pipeline(probe):
     with probe.trace.paused():
         exact(out, torch.Tensor, f"PipelinedMPModel({SPLIT})(x)'s output")
         shape = probe.blob("output", out)
-        if shape == [PIPELINE_BATCH, 1000]:
-            out.square().mean().backward()
-            for role, param in params.items():
-                if param.grad is not None:
-                    probe.blob(f"grad_{role}", param.grad)
-                param.grad = None
-    step = _training_step(probe, "PipelinedMPModel", pipelined, pipelined.parameters(), x, y)
+        made = {id(p): grad for p, grad in zip(every, grads)}
+        for role, param in params.items():
+            if made.get(id(param)) is not None:
+                probe.blob(f"grad_{role}", made[id(param)])
     unsplit = own_math.unsplit_model(SEEDS["pipeline"])
-    baseline = _training_step(probe, "the grader's unsplit model", lambda batch: own_math.forward(unsplit, batch),
-                              unsplit.values(), x, y)
+    baseline, _ = _training_step(probe, "the grader's unsplit model", lambda batch: own_math.forward(unsplit, batch),
+                                 list(unsplit.values()), x, y)
     return F.Pipeline(True, None, shape, step, baseline)
 
 
@@ -338,21 +340,21 @@ def timeline(probe):
     for cls, args in (("SimpleMPModel", ()), ("PipelinedMPModel", (SPLIT,))):
         try:
             model = probe.model(SEEDS["pipeline"], *args, cls=cls)[0]
-            drawn.append(F.Drawn(_training_step(probe, cls, model, model.parameters(), x, y)))
+            drawn.append(F.Drawn(_training_step(probe, cls, model, list(model.parameters()), x, y)[0]))
         except StudentError as error:
             drawn.append(F.Drawn(None, str(error), error.unfinished))
     return F.Timeline(*drawn)
 
 
 def _training_step(probe, name, model, params, x, y):
-    """The trace of one training step (virtual GPUs: its cost comes from FLOPs, so no warm-up), with
-    what torch.profiler saw of it after a warm-up (real GPUs)."""
-    params, what = list(params), f"a training step of {name}"
+    """(the trace of one training step, with what torch.profiler saw of it after a warm-up on real
+    GPUs; what own_math.sgd_step returned). Virtual GPUs' costs come from FLOPs: no warm-up."""
+    what = f"a training step of {name}"
     mark = len(probe.trace.events)
     if probe.mode != "real":
         with quiet():
-            call(what, own_math.sgd_step, model, params, x, y)
-        return F.Step(probe.events(mark))
+            result = call(what, own_math.sgd_step, model, params, x, y)
+        return F.Step(probe.events(mark)), result
     from grader.runner.profiler import profiled
 
     with probe.trace.paused(), quiet(), torch.no_grad():
@@ -361,11 +363,12 @@ def _training_step(probe, name, model, params, x, y):
 
     def step():
         with quiet():
-            call(what, own_math.sgd_step, model, params, x, y)
+            taken = call(what, own_math.sgd_step, model, params, x, y)
         own_math.synchronize()
+        return taken
 
-    _, intervals = profiled(step)
-    return F.Step(probe.events(mark), intervals)
+    result, intervals = profiled(step)
+    return F.Step(probe.events(mark), intervals), result
 
 
 PROBES = {"construct": construct, "forward": forward, "train": train, "time_forward": time_forward,

@@ -1,11 +1,13 @@
 """The zygote: import torch and the runtime once, then, per submission, fork a session that runs
 its probes, and clean up after it.
 
+Once ready it says so, with what only a process with torch can tell: how many CUDA GPUs it sees.
 Requests come over the socket the grader passed (`--socket-fd`) as `grader.wire` frames:
   {"op": "grade"} with descriptors [request, output, result_1, ..., result_n]: fork a session and
       reply {"session": pid}. The session, not the zygote, reads the submission's request from
       `request`, so nothing of any student ever enters the zygote's memory, which every later
-      session inherits. Each probe child writes one frame to its result descriptor.
+      session inherits. The session applies the static rules (grader.rules) before any of the
+      submission runs; then each probe child writes one frame to its result descriptor.
   {"op": "clean"}: kill every process the submission left, wipe the private /tmp and /dev/shm;
       reply {"killed": n}.
 The zygote is a subreaper, so a process the submission double-forks or `setsid`s away is still
@@ -51,8 +53,11 @@ def prctl(option, value, arg=0):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m grader.runner", description=__doc__.splitlines()[0])
     parser.add_argument("--socket-fd", type=int, required=True, help="the grader's end of the request socket")
-    parser.add_argument("--preload", default="", help="comma-separated modules to import before forking: those "
-                        "the submission may import, and torch._dynamo, which every optimizer step imports")
+    parser.add_argument("--allowed", default="", help="comma-separated modules a submission may import: imported "
+                        "before forking, and the static rules' vocabulary read from them")
+    parser.add_argument("--preload", default="", help="comma-separated modules to import before forking where two "
+                        "GPUs are visible: torch._dynamo, which real GPUs' optimizer steps import (virtual GPUs' "
+                        "never do)")
     parser.add_argument("--private-tmp", action="store_true", help="/tmp and /dev/shm are this sandbox's own")
     parser.add_argument("--fresh", action="store_true", help="each session gets IPC and mount namespaces and an "
                         "empty /tmp and /dev/shm of its own (needs CAP_SYS_ADMIN here: root, or bubblewrap's)")
@@ -60,11 +65,19 @@ def main(argv=None):
                         "that does not exist for student code (an empty one stands in its place); repeatable")
     args = parser.parse_args(argv)
     sock = socket.socket(fileno=args.socket_fd)
-    for name in filter(None, args.preload.split(",")):  # a student's identity may not read them later
+    allowed = frozenset(filter(None, args.allowed.split(",")))
+    for name in sorted(allowed):  # a student's identity may not read them later
         importlib.import_module(name)
     import torch.optim  # noqa: F401 - preloaded: every probe that takes an optimizer step needs it
 
-    from grader.runner import probes  # noqa: F401 - the runtime, the probes and what they import
+    from grader import rules
+    from grader.runner import probes  # the runtime, the probes and what they import
+
+    rules.vocabulary(allowed)  # once, for every session
+    probes.prepare()
+    gpus = _visible_gpus()
+    for name in filter(None, args.preload.split(",") if gpus >= 2 else ()):
+        importlib.import_module(name)
 
     # What is preloaded lives for ever: a collection in a probe must not walk it (its first full one
     # would touch every page the fork shares, milliseconds of CPU time that virtual GPUs' clocks
@@ -75,7 +88,7 @@ def main(argv=None):
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     prctl(PR_SET_DUMPABLE, 0)
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    wire.send(sock, {"ready": os.getpid()})
+    wire.send(sock, {"ready": os.getpid(), "gpus": gpus})
     while True:
         try:
             request, fds = wire.receive(sock, 1 << 16)
@@ -103,9 +116,8 @@ def _fork_session(fds, sock, hide):
 
 
 def _session(request_fd, output, results, hide):
-    """Read this student's request, then run its probes, side by side (virtual GPUs) or one at a
-    time (real GPUs, whose timings must not disturb each other), and speak for any that ended
-    without its result. `hide`: None, or the paths to hide in namespaces of the session's own."""
+    """Read this student's request, apply the rules, then run its probes. `hide`: None, or the
+    paths to hide in namespaces of the session's own."""
     os.setsid()
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     try:
@@ -118,11 +130,20 @@ def _session(request_fd, output, results, hide):
         return
     with os.fdopen(request_fd, "rb", buffering=0) as stream:
         request, _ = wire.read_frame(stream, REQUEST_CAP)
+    if _refused(request, results):
+        return
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(output, 1)
     os.dup2(output, 2)
     os.close(output)
+    _run_probes(request, results)
+
+
+def _run_probes(request, results):
+    """Run the request's probes, side by side (virtual GPUs) or one at a time (real GPUs, whose
+    timings must not disturb each other), each within its limits, and speak for any that ended
+    without its result."""
     pending = list(zip(request["probes"], results))
     running = {}
     limit, backstop = request["seconds"], wall_seconds(request["seconds"])
@@ -153,6 +174,41 @@ def _session(request_fd, output, results, hide):
                 _write(fd, {"failure": failure})
                 os.close(fd)
             time.sleep(0.01)
+
+
+def _refused(request, results):
+    """Whether the static rules refuse the submission, before any of it runs; if so, every probe is
+    lost for that one reason."""
+    from grader import rules
+
+    refusal = rules.reason(request["source"], frozenset(request["allowed"]))
+    for fd in results if refusal is not None else ():
+        _write(fd, {"failure": refusal})
+    return refusal is not None
+
+
+def _visible_gpus():
+    """How many CUDA GPUs torch sees here, asked by a child of its own: the zygote must never
+    start CUDA itself, or no probe forked from it could use it."""
+    import torch
+
+    if not torch.backends.cuda.is_built():
+        return 0
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            count = torch.cuda.device_count()
+        except Exception:  # noqa: BLE001 - a driver that cannot answer: no GPU
+            count = 0
+        os.write(write, str(count).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as answer:
+        text = answer.read(32)
+    os.waitpid(pid, 0)
+    return int(text or 0)
 
 
 def _cpu_seconds(pid):

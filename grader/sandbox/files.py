@@ -56,3 +56,11 @@ def _no_links_between(folder, path, what):
         current = os.path.join(current, part)
         if os.path.islink(current):
             raise InvalidFile(f"{what} lies under a symbolic link ({part}); submit the files themselves")
+
+
+def submission(path, within=None):
+    """(the text of the submission file `path`, None), or (None, the student's reason it cannot be read)."""
+    try:
+        return read_text(path, MODEL_CAP, "the submission", within), None
+    except InvalidFile as error:
+        return None, f"cannot read the submission: {error}"

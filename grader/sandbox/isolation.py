@@ -28,8 +28,8 @@ PACKAGE = ROOT / "grader"
 # What of the package the sandbox runs: the runtime, the probes and what they import. The rest (the
 # grader's references, checks, rubric, reports, applications) does not exist there.
 SANDBOX_PART = frozenset({"__init__.py", "bounded.py", "contract.py", "costs.py", "devices.py", "facts.py",
-                          "inputs.py", "patching.py", "procs.py", "trace.py", "wire.py", "runner", "virtual",
-                          "__pycache__"})
+                          "inputs.py", "patching.py", "procs.py", "rules.py", "trace.py", "wire.py", "runner",
+                          "virtual", "__pycache__"})
 # The project's folders no sandbox may show, whatever binds them: the solutions and the tests' corpus.
 SECRETS = (ROOT / "solutions", ROOT / "tests")
 KINDS = ("auto", "bwrap", "uid", "none")
@@ -134,12 +134,13 @@ def judge_side():
     return sorted(str(path) for path in PACKAGE.iterdir() if path.name not in SANDBOX_PART)
 
 
-def zygote_command(isolation, socket_fd, preload, hidden=()):
-    """The argv that starts the zygote under `isolation`. `hidden`: paths that must not exist in
-    the sandbox even where a bound folder holds them (the answer key, the submissions, results);
-    the judge's side of the package never does either."""
+def zygote_command(isolation, socket_fd, allowed, preload=(), hidden=()):
+    """The argv that starts the zygote under `isolation`: `allowed`, the modules a submission may
+    import, and `preload`, more modules to import before any session. `hidden`: paths that must not
+    exist in the sandbox even where a bound folder holds them (the answer key, the submissions,
+    results); the judge's side of the package never does either."""
     python = [sys.executable, "-B", "-s", "-m", "grader.runner", "--socket-fd", str(socket_fd),
-              "--preload", ",".join(sorted(preload))]
+              "--allowed", ",".join(sorted(allowed)), "--preload", ",".join(sorted(preload))]
     if isolation.kind == "uid":  # each session hides them in a mount namespace of its own
         paths = [p for p in map(os.path.realpath, hidden) if os.path.exists(p)] + judge_side()
         return python + ["--fresh", *[a for p in paths for a in ("--hide", p)]]

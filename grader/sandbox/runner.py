@@ -55,16 +55,17 @@ class Outcome:
 class Runner:
     """One zygote, in its sandbox, and the uid its submissions run as (its own while it lives)."""
 
-    def __init__(self, isolation, preload, hidden=(), long_lived=False, limits=None):
-        """`preload`: the modules a submission may import. A `long_lived` zygote (a batch's) also
-        imports torch._dynamo (a second) once for every student, as does any zygote whose students
-        cannot read the interpreter's files later (a uid of their own, no namespaces); a single
-        run's leaves it to the one probe that takes an optimizer step. `limits`: the probes' (the
-        slot's cgroup, where there is one, holds what they may add and the zygote)."""
-        self.isolation = isolation
-        self.preload, self.hidden = frozenset(preload), tuple(hidden)
-        if long_lived or isolation.kind == "uid":
-            self.preload |= {"torch._dynamo"}
+    def __init__(self, isolation, allowed, hidden=(), long_lived=False, limits=None):
+        """`allowed`: the modules a submission may import. A `long_lived` zygote (a batch's) also
+        imports torch._dynamo (a second), which real GPUs' optimizer steps import, once for every
+        student, as does any zygote whose students cannot read the interpreter's files later (a uid
+        of their own, no namespaces); a single run's leaves it to the probe that needs it (virtual
+        GPUs never do: grader/virtual/dynamo.py). `limits`: the probes' (the slot's cgroup, where
+        there is one, holds what they may add and the zygote)."""
+        self.isolation, self.long_lived = isolation, long_lived
+        self.allowed, self.hidden = frozenset(allowed), tuple(hidden)
+        self.preload = frozenset({"torch._dynamo"} if long_lived or isolation.kind == "uid" else ())
+        self.gpus = None  # the CUDA GPUs the sandbox sees, once it is ready
         self.process = self.sock = self.group = None
         self.uid, self._uid_lock = isolation.claim_uid()
         self.limits = limits or Limits(30, 4 * 2**30)
@@ -72,7 +73,7 @@ class Runner:
     def start(self):
         """Start the zygote (it imports torch: seconds); `ready()` waits for it."""
         ours, theirs = socket.socketpair()
-        command = isolations.zygote_command(self.isolation, theirs.fileno(), self.preload, self.hidden)
+        command = isolations.zygote_command(self.isolation, theirs.fileno(), self.allowed, self.preload, self.hidden)
         self.group = self.isolation.slot_group(str(self.uid or os.getpid()), self.limits.memory_bytes + ZYGOTE_BYTES,
                                                4 * self.limits.processes)
         if self.group is not None:
@@ -86,8 +87,17 @@ class Runner:
 
     def ready(self):
         if not self._ready:
-            self._answer(READY_SECONDS, "start")
+            self.gpus = self._answer(READY_SECONDS, "start")["gpus"]
             self._ready = True
+
+    def mode(self, asked):
+        """("real" | "virtual", GPUs visible) for a --grader-mode of "auto", "real" or "virtual", by
+        the GPUs the sandbox sees: real when two are visible. ValueError when real is asked for
+        without them."""
+        self.ready()
+        if asked == "real" and self.gpus < 2:
+            raise ValueError(f"--grader-mode real needs two CUDA GPUs; {self.gpus} visible")
+        return (asked if asked != "auto" else "real" if self.gpus >= 2 else "virtual"), self.gpus
 
     def grade(self, source, path, mode, probes, limits=None):
         """Start the probes `probes` on the submission's text on `mode` GPUs, under `limits` (by
@@ -99,7 +109,8 @@ class Runner:
         request_read, request_write = os.pipe()
         pipes = [os.pipe() for _ in range(len(probes) + 1)]  # the output, then one per probe
         request = {"probes": list(probes), "source": source, "path": path, "mode": mode,
-                   "descriptions": DESCRIPTIONS, "uid": self.uid, **dataclasses.asdict(limits)}
+                   "allowed": sorted(self.allowed), "descriptions": DESCRIPTIONS, "uid": self.uid,
+                   **dataclasses.asdict(limits)}
         # The process limit counts per user: exact for a uid of its own, and for the sandbox's own
         # user namespace (Linux 5.14 and later count there); elsewhere it would count the grader's.
         if self.uid is None and not (self.isolation.kind == "bwrap" and not self.isolation.root):
@@ -179,11 +190,12 @@ def _send_request(fd, frame):
 
 def run_once(lab, source, mode, probes):
     """{probe: Outcome} of `probes` on one submission's text, in a sandbox of its own started and
-    ended here: for the tools (timeline, selftest), which grade nothing."""
+    ended here (`mode`: as --grader-mode takes it; ValueError when it cannot be had): for the tools
+    (timeline, selftest), which grade nothing."""
     zygote = Runner(isolations.detect(), lab.allowed_imports, hidden=[lab.answer_key, *isolations.SECRETS],
                     limits=Limits(lab.seconds_per_function, lab.memory_bytes)).start()
     try:
-        session = zygote.grade(source, "model.py", mode, probes)
+        session = zygote.grade(source, "model.py", zygote.mode(mode)[0], probes)
         return {name: session.outcome(name) for name in probes}
     finally:
         zygote.close()

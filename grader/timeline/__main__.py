@@ -10,10 +10,9 @@ import argparse
 import json
 import pathlib
 
-from grader import ROOT, rubric, rules
+from grader import ROOT, rubric
 from grader.contract import MODE_CHOICES, MODE_HELP, PIPELINE_BATCH, SPLIT
-from grader.devices import choose_mode
-from grader.sandbox import runner
+from grader.sandbox import files, runner
 from grader.timeline import PHASES, chrome_trace, describe, from_facts, strip, svg
 
 SUBMISSION_HELP = "the model.py to draw (default: starter/model.py)"
@@ -29,13 +28,13 @@ def main(argv=None):
     parser.add_argument("--grader-mode", choices=MODE_CHOICES, default="auto", help=MODE_HELP)
     args = parser.parse_args(argv)
     try:
-        mode, _ = choose_mode(args.grader_mode)
         args.out.mkdir(parents=True, exist_ok=True)
-    except ValueError as error:
-        parser.error(str(error))
     except OSError as error:
         parser.error(f"cannot write into {args.out}: {error.strerror}")
-    facts = _timeline_facts(args.submission, mode)
+    try:
+        facts = _timeline_facts(args.submission, args.grader_mode)
+    except ValueError as error:
+        parser.error(str(error))
     if facts.simple.step is None:
         raise SystemExit(f"cannot draw SimpleMPModel's timeline: {facts.simple.error}")
     timelines = [from_facts(facts.simple.step, "SimpleMPModel")]
@@ -58,10 +57,9 @@ def main(argv=None):
 def _timeline_facts(submission, mode):
     """The timeline probe's facts for `submission`, run in the sandbox as a grading run would."""
     lab = rubric.load(ROOT / "rubric.yaml")
-    try:
-        source = rules.read_checked(submission, lab.allowed_imports)
-    except rules.Unusable as error:
-        raise SystemExit(f"cannot draw the timeline of {submission}: {error}") from None
+    source, problem = files.submission(submission)
+    if problem is not None:
+        raise SystemExit(f"cannot draw the timeline of {submission}: {problem}")
     outcome = runner.run_once(lab, source, mode, ["timeline"])["timeline"]
     if outcome.failure:
         raise SystemExit(f"cannot draw the timeline: {outcome.failure}")

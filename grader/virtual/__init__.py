@@ -15,7 +15,7 @@ import torch
 
 from grader.devices import active
 from grader.trace import Trace
-from grader.virtual import autograd, comm, refusals, torch_api
+from grader.virtual import autograd, comm, dynamo, refusals, torch_api
 from grader.virtual.cuda import VirtualCuda
 from grader.virtual.gpus import VirtualGPUs
 from grader.virtual.memory import CAPACITY
@@ -40,6 +40,7 @@ def virtual_gpus(n=2, trace=None, namespaces=(), capacity=CAPACITY):
         comm.install(gpus, patcher)
         autograd.install(gpus, patcher)
         refusals.install(patcher)
+        dynamo.install(patcher)
 
     return active(gpus, install, namespaces)
 

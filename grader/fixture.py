@@ -1,7 +1,8 @@
 """The runtime as a pytest fixture: `def test_x(virtual_gpus): ...` runs on two virtual GPUs.
 
-torch is imported when a test asks for the fixture, not when the plugin loads: `pytest grader/`
-loads this plugin too (through the project's conftest.py) and starts its sandbox before torch."""
+It lives outside grader/virtual/, whose package imports torch: `pytest grader/` loads this plugin
+too (through the project's conftest.py), and that process never imports torch. torch is imported
+when a test asks for the fixture."""
 import pytest
 
 

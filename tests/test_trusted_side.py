@@ -1,0 +1,80 @@
+"""The trusted side imports no torch: its references are numpy's, the GPU count and the static rules
+come from the sandbox, which imports torch once (issue: a student's run costs one torch import)."""
+import subprocess
+import sys
+
+import numpy
+import pytest
+import torch
+from corpus import ROOT
+from helpers import grade, submitted
+
+from grader import inputs, reference
+from grader.contract import BATCH, LR, PIPELINE_BATCH, SEEDS, STEPS
+
+GRADES_WITHOUT_TORCH = """
+import sys, pytest
+code = pytest.main(["grader/", "-q", "-p", "no:cacheprovider", "--submission", "solutions/model.py",
+                    "--answers", "solutions/answers.yaml"])
+print("torch imported:", "torch" in sys.modules, "exit:", int(code))
+"""
+
+
+def test_a_whole_grading_run_imports_no_torch():
+    run = subprocess.run([sys.executable, "-c", GRADES_WITHOUT_TORCH], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert "Score: 110 / 110" in run.stdout, run.stdout + run.stderr
+    assert run.stdout.strip().endswith("torch imported: False exit: 0"), run.stdout[-400:]
+
+
+def _autograd(seed, size, loss_of, steps=1, lr=0.0):
+    """torch's own autograd of the lab's network in float64 on the same draws: (losses, output, grads, weights)."""
+    x, y = (torch.from_numpy(a).double() for a in inputs.batch(seed, size))
+    w = {role: torch.from_numpy(a).double().requires_grad_() for role, a in inputs.weights(seed).items()}
+    losses = []
+    for _ in range(steps):
+        out = torch.relu(torch.relu(x @ w["w1"].T + w["b1"]) @ w["w2"].T + w["b2"])
+        loss = loss_of(out, y)
+        grads = dict(zip(w, torch.autograd.grad(loss, list(w.values()))))
+        losses.append(loss.item())
+        with torch.no_grad():
+            for role, grad in grads.items():
+                w[role] -= lr * grad
+    final = {role: value.detach().numpy() for role, value in w.items()}
+    return losses, out.detach().numpy(), {role: grad.numpy() for role, grad in grads.items()}, final
+
+
+def test_the_references_are_autograds_own_math():
+    """The hand-written backward of grader/reference.py against torch's autograd, in float64."""
+    losses, _, _, final = _autograd(SEEDS["train"], BATCH, lambda o, y: ((o - y) ** 2).mean(), STEPS, LR)
+    expected, weights, _ = reference.sgd(SEEDS["train"], BATCH, STEPS, LR)
+    assert numpy.allclose(losses, expected, rtol=1e-12, atol=0)
+    assert all(numpy.allclose(weights[r], final[r], rtol=1e-10, atol=1e-14) for r in final)
+    _, out, grads, _ = _autograd(SEEDS["pipeline"], PIPELINE_BATCH, lambda o, y: ((o - y) ** 2).mean())
+    expected_out, expected_grads = reference.gradients(SEEDS["pipeline"], PIPELINE_BATCH)
+    assert numpy.allclose(out, expected_out, rtol=1e-12, atol=1e-15)
+    assert all(numpy.allclose(expected_grads[r], grads[r], rtol=1e-9, atol=1e-15) for r in grads)
+
+
+def test_the_rules_refuse_before_any_of_the_submission_runs(tmp_path):
+    """The sandbox's session applies the rules before it loads the submission: nothing it does at
+    import (here, a print) happens, and every item gives the rules' reason."""
+    model = tmp_path / "model.py"
+    model.write_text((ROOT / "solutions" / "model.py").read_text().replace(
+        "import time\n", "import time\nprint('module-level code ran')\nimport os\n", 1))
+    run, graded = grade(tmp_path, *submitted(model))
+    assert "module-level code ran" not in run.stdout + run.stderr
+    assert not graded["warnings"]
+    lost = [c for c in graded["checks"] if c["id"] != "questions.answers"]
+    assert lost and all("imports os" in c["message"] and c["points"] == 0 for c in lost), lost
+
+
+def test_real_mode_without_two_gpus_is_one_line():
+    """The sandbox counts the GPUs; asking for real ones it does not see is a usage error."""
+    if torch.cuda.device_count() >= 2:
+        pytest.skip("two GPUs are visible")
+    run = subprocess.run([sys.executable, "-m", "pytest", "grader/", "-p", "no:cacheprovider", "--grader-mode", "real"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    assert "--grader-mode real needs two CUDA GPUs; 0 visible" in run.stderr, run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
