@@ -1,15 +1,16 @@
 """The virtual runtime's overhead on the lab's 5-step training at batch 32, as a ratio to the same
-training on plain CPU tensors, both measured in this run. Run: python bench/runtime_overhead.py"""
-import os
-import statistics
+training on plain CPU tensors, the two taken in turn in this run (medians of 31). Target: 1.2x.
+Run: python bench/runtime_overhead.py [REPEATS]"""
 import sys
-import time
 
 import torch
 import torch.nn as nn
+from measure import ROOT, medians, report
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
 from grader.virtual import virtual_gpus
+
+TARGET = 1.2
 
 
 def train(first, second):
@@ -26,20 +27,7 @@ def train(first, second):
         loss.item()
 
 
-def medians(runs, repeats):
-    """The median seconds of each run, the runs taken in turn, so that a change in the machine's
-    load falls on all of them alike."""
-    times = [[] for _ in runs]
-    for _ in range(repeats):
-        for run, taken in zip(runs, times):
-            start = time.perf_counter()
-            run()
-            taken.append(time.perf_counter() - start)
-    return [statistics.median(taken) for taken in times]
-
-
-if __name__ == "__main__":
-    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 31
+def ratio(repeats=31):
     cpu = "cpu"
     train(cpu, cpu)  # warm-up: lazy imports, allocator
 
@@ -49,6 +37,8 @@ if __name__ == "__main__":
 
     virtual()  # warm-up of the runtime's own lazy imports
     plain, on_virtual = medians([lambda: train(cpu, cpu), virtual], repeats)
-    print(f"plain CPU training: {plain * 1000:.1f} ms")
-    print(f"virtual two-GPU training: {on_virtual * 1000:.1f} ms")
-    print(f"ratio: {on_virtual / plain:.2f}x (target 1.5x)")
+    return report("virtual two-GPU training", on_virtual, "plain CPU training", plain, TARGET)
+
+
+if __name__ == "__main__":
+    ratio(int(sys.argv[1]) if len(sys.argv) > 1 else 31)
