@@ -78,7 +78,7 @@ def test_loss_decreases(probe, grading):
     expect(_measured(facts, {"x", "y"}),
            "the losses train() returned were not computed from the model's output on the x it was given against the "
            f"y it was given: compute each step's loss as loss_fn(model(x), y) on that batch ({HINT})")
-    before = reference.loss(SEEDS["train"], BATCH, reference.weights(SEEDS["train"]))
+    before = reference.sgd(SEEDS["train"], BATCH, STEPS, LR)[0][0]  # the loss before the first step
     after = reference.loss(SEEDS["train"], BATCH, _final_weights(grading))
     expect(after < before,
            f"on the batch it was given, the loss of the model's weights went from {before:.5f} before train() to "
