@@ -95,6 +95,8 @@ def test_indices_on_the_cpu_or_the_indexed_tensors_gpu(virtual_gpus):
         x[torch.tensor([0, 2], device=D1)]
     with pytest.raises(IndexError, match=r"\(cpu\)"):
         torch.arange(6.0)[torch.tensor([1], device=D1)]
+    x.index_put_((torch.tensor([1]),), torch.tensor(9.0))  # CPU indices, a CPU scalar value
+    assert x.device == D0 and x[1].item() == 9.0
 
 
 def test_type_as_takes_the_other_tensors_device(virtual_gpus):

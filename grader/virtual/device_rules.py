@@ -21,16 +21,14 @@ _BINARY = """add sub subtract rsub mul multiply div divide true_divide floor_div
     atan2 arctan2 maximum minimum fmax fmin eq ne not_equal lt less le less_equal gt greater ge greater_equal
     logical_and logical_or logical_xor bitwise_and bitwise_or bitwise_xor bitwise_left_shift bitwise_right_shift
     hypot copysign xlogy nextafter heaviside ldexp lerp""".split()
-_OPERATORS = "add sub mul truediv div floordiv mod pow and or xor lshift rshift".split()
-_IN_PLACE_OPERATORS = frozenset(f"__i{op}__" for op in _OPERATORS)
-# How many 0-dim CPU tensors may join an op's inputs on a GPU (others: none). `where` and a masked or
-# indexed fill move a CPU scalar value to the GPU themselves.
+_DUNDERS = "add sub mul truediv div floordiv mod pow and or xor lshift rshift".split()
+_IN_PLACE_OPERATORS = frozenset(f"__i{op}__" for op in _DUNDERS)
+_OPERATORS = [f"__{op}__" for op in _DUNDERS + "eq ne lt le gt ge".split()] + [f"__r{op}__" for op in _DUNDERS]
+# Ops that move a CPU scalar value to the GPU themselves (a masked or indexed fill); `where`, any.
+_FILLS = "masked_fill masked_fill_ fill_ index_fill index_fill_ index_put index_put_ __setitem__".split()
+# How many 0-dim CPU tensors may join an op's inputs on a GPU (any op not named: none).
 CPU_SCALARS = {
-    **dict.fromkeys(_BINARY + [f"{name}_" for name in _BINARY], 1),
-    **dict.fromkeys([f"__{op}__" for op in _OPERATORS] + [f"__r{op}__" for op in _OPERATORS], 1),
-    **dict.fromkeys(_IN_PLACE_OPERATORS, 1),
-    **dict.fromkeys("__eq__ __ne__ __lt__ __le__ __gt__ __ge__".split(), 1),
-    **dict.fromkeys("masked_fill masked_fill_ fill_ index_fill index_fill_ __setitem__".split(), 1),
+    **dict.fromkeys(_BINARY + [f"{name}_" for name in _BINARY] + _OPERATORS + [*_IN_PLACE_OPERATORS] + _FILLS, 1),
     "where": math.inf,
 }
 # Constructors from data: the result lives where `device=` says, else where a tensor given as the
@@ -38,13 +36,15 @@ CPU_SCALARS = {
 FROM_DATA = frozenset({"tensor", "as_tensor", "asarray", "new_tensor"})
 # Calls that may give back the data's own memory (the others copy): only where it already is.
 SHARING = frozenset({"as_tensor", "asarray"})
-INDEXING = frozenset({"__getitem__"})
+# Indexing with tensors: (self, indices, values...), the indices checked apart.
+INDEXING = frozenset({"__getitem__", "index_put", "index_put_"})
 
 
 def device_of(gpus, name, args, kwargs, tensors):
     """The device the op `name` runs on (before any `device=` argument), or torch's error."""
     if name in INDEXING:
         check_indices(gpus, args[0], args[1])
+        tensors = [args[0], *tensors_in(args[2:], kwargs)]
     if name in FROM_DATA:
         origin = args[0] if name == "new_tensor" else data_of(name, args, kwargs)
         return gpus.placement(origin) if isinstance(origin, torch.Tensor) else CPU
