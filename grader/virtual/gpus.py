@@ -51,7 +51,8 @@ class VirtualGPUs(DeviceMode):
     @contextlib.contextmanager
     def on(self):
         """This mode on for the runtime's own torch calls from a place where it may be off (an
-        autograd Function's forward runs inside the mode's handler, where the mode is off)."""
+        autograd Function's forward runs inside the mode's handler, where the mode is off); the
+        calling op's Placing steps aside, as each op inside is placed by its own rule."""
         if self in torch.overrides._get_current_function_mode_stack():
             yield
         else:
