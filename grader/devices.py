@@ -25,9 +25,9 @@ NON_COMPUTING = frozenset(
     unsqueeze t transpose permute expand expand_as narrow select detach detach_ contiguous
     __getitem__ unbind split chunk __len__ __iter__ __hash__ __reduce_ex__
     __setstate__ __deepcopy__ requires_grad_ retain_grad register_hook register_post_accumulate_grad_hook
-    float double half bfloat16 type type_as backward grad""".split()
+    float double half bfloat16 type backward grad broadcast_tensors broadcast_to""".split()
 )
-TRANSFERS = frozenset({"to", "cuda", "cpu", "copy_"})
+TRANSFERS = frozenset({"to", "cuda", "cpu", "copy_", "type_as"})  # type_as(other) is .to(other)
 DEVICE = torch.device  # the class itself: the virtual runtime puts a (slower) stand-in in its place
 NON_COMPUTING |= HOST_READS
 

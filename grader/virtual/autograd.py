@@ -79,7 +79,7 @@ def _on_gpu_of(gpus, grad, output):
 
 class _Gradients(TorchDispatchMode):
     """Places each tensor the backward pass makes on the GPU of the tensors it was made from, and
-    a copy's gradient where the copy's input lived."""
+    a copy's gradient where the copy's input lived (a view, or an in-place result, keeps its home)."""
 
     def __init__(self, gpus):
         super().__init__()
@@ -92,7 +92,8 @@ class _Gradients(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         with torch._C.DisableTorchFunction():  # an aten op, not the submission's call: the runtime's mode is off
             out = func(*args, **(kwargs or {}))
-        self.gpus.settle(out, self._device(func, tensors_in(args, kwargs)))
+        inputs = tensors_in(args, kwargs)
+        self.gpus.settle_created(out, inputs, self._device(func, inputs))
         return out
 
     def _device(self, func, inputs):

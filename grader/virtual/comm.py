@@ -13,6 +13,8 @@ def install(gpus, patcher):
 
     def broadcast_coalesced(tensors, devices, buffer_size):
         with gpus.on():
+            if any(t.get_device() != devices[0] for t in tensors):  # the source's GPU first, as torch's comm.cpp checks
+                raise RuntimeError(f"All tensors must be on devices[0]: {devices[0]}")
             return [[t.to(gpus.gpu(d)) for t in tensors] for d in devices]
 
     def scatter(tensor, devices, chunk_sizes, dim, streams):

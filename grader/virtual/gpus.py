@@ -11,9 +11,10 @@ from torch.utils._device import DeviceContext, _device_constructors
 
 from grader.costs import flops
 from grader.devices import DEVICE, NON_COMPUTING, DeviceMode, cuda_index, tensors_in
-from grader.virtual import autograd, refusals
+from grader.virtual import autograd, device_rules, refusals
 from grader.virtual.clocks import GPUClocks
 from grader.virtual.memory import CAPACITY, Memory
+from grader.virtual.placing import Placing, aside
 from grader.virtual.rng import RANDOM, VirtualRandom
 
 CPU = torch.device("cpu")
@@ -50,19 +51,18 @@ class VirtualGPUs(DeviceMode):
     @contextlib.contextmanager
     def on(self):
         """This mode on for the runtime's own torch calls from a place where it may be off (an
-        autograd Function's forward runs inside the mode's handler, where the mode is off)."""
+        autograd Function's forward runs inside the mode's handler, where the mode is off); the
+        calling op's Placing steps aside, as each op inside is placed by its own rule."""
         if self in torch.overrides._get_current_function_mode_stack():
             yield
         else:
-            with self:
+            with aside(), self:
                 yield
 
     # -- where tensors live -------------------------------------------------------------------
     def placement(self, tensor):
-        try:
-            index = self.homes.get(_storage(tensor))
-        except (RuntimeError, NotImplementedError):  # a tensor without storage
-            index = None
+        storage = _storage_or_none(tensor)
+        index = None if storage is None else self.homes.get(storage)
         return tensor.device if index is None else self.devices[index]
 
     def resolve(self, device):
@@ -88,6 +88,17 @@ class VirtualGPUs(DeviceMode):
         if device.type == "cuda":
             for tensor in tensors_in(out):
                 self.home(_storage(tensor), device.index)
+
+    def settle_created(self, out, inputs, device, homeless=False):
+        """Home on `device` (where the op ran) each storage of `out` that no input has: what the op
+        made. A view or an in-place result keeps its tensor's home; `homeless`: only storages with
+        none yet (after an op, for what it made out of the dispatcher's sight)."""
+        if device.type != "cuda":
+            return
+        known = {storage._cdata for storage in map(_storage_or_none, inputs) if storage is not None}
+        for storage in map(_storage_or_none, tensors_in(out)):
+            if storage is not None and storage._cdata not in known and not (homeless and storage in self.homes):
+                self.home(storage, device.index)
 
     def home(self, storage, index):
         """Give `storage` its GPU, counting its bytes there until it is freed."""
@@ -237,35 +248,53 @@ class VirtualGPUs(DeviceMode):
         if name in UNCHECKED:
             return func(*args, **kwargs)
         tensors = tensors_in(args, kwargs) if tensors is None else tensors
+        destination, kwargs = self._destination(func, name, args, kwargs, tensors)
+        if name in device_rules.FROM_DATA:
+            device_rules.read_values(self, name, args, kwargs)
         computing = name not in NON_COMPUTING
-        if computing:
-            destination = self.common_device(tensors)
-        else:  # a view or a cast stays where its tensor is
-            destination = self.placement(tensors[0]) if tensors else CPU
-        device = kwargs.get("device")
-        if device is None and func in _device_constructors():
-            device = _default_device()
-        if device is not None:  # factories, *_like, new_*: data goes to the CPU
-            destination = self.resolve(device)
-            kwargs = {**kwargs, "device": CPU if destination.type == "cuda" else destination}
+        op = _placed(self, func, destination) if computing and destination.type == "cuda" else func
         if destination.type == "cuda" and name in RANDOM:
-            func = functools.partial(self.random.draw, destination.index, func)
+            op = functools.partial(self.random.draw, destination.index, op)
         try:
             if computing and destination.type == "cuda":
-                out = self.clocks.run((self.queue(destination.index),), func, *args, **kwargs)
+                out = self.clocks.run((self.queue(destination.index),), op, *args, **kwargs)
             else:
-                out = func(*args, **kwargs)
+                out = op(*args, **kwargs)
         except RuntimeError as error:
             asked = re.search(r"can't allocate memory: you tried to allocate (\d+) bytes", str(error))
             if destination.type != "cuda" or asked is None:
                 raise
             self.memory.check_room(destination.index, int(asked[1]))  # more than the GPU has: CUDA's own error
             raise refusals.host_memory(int(asked[1]), destination) from None
-        self.settle(out, destination)
+        if name in device_rules.SHARING:
+            out = self._copied_unless_there(out, tensors, destination)
+        self.settle_created(out, tensors, destination, homeless=True)
         if computing and (tensors or tensors_in(out)):
             self.trace.add("op", name, device=str(destination), stream=self.stream(destination),
                            flops=flops(name, tensors, tensors_in(out)), **self.trace.flow(tensors, tensors_in(out)))
         return out
+
+    def _destination(self, func, name, args, kwargs, tensors):
+        """(where the op runs, by its kind's rule or its `device=`; kwargs with a GPU's data going to the CPU)."""
+        destination = device_rules.device_of(self, name, args, kwargs, tensors)
+        device = kwargs.get("device")
+        if device is None and func in _device_constructors():
+            device = _default_device()
+        if device is None:
+            return destination, kwargs
+        destination = self.resolve(device)  # factories, *_like, new_*, from data
+        return destination, {**kwargs, "device": CPU if destination.type == "cuda" else destination}
+
+    def _copied_unless_there(self, out, tensors, destination):
+        """as_tensor/asarray give back the data's own memory only where it already is: a tensor on
+        `destination`. On a GPU, a CPU tensor's, another GPU's or numpy's memory is copied."""
+        if destination.type != "cuda":
+            return out
+        own = any(_storage(t)._cdata == _storage(out)._cdata for t in tensors)
+        if own and self.placement(out) == destination or not own and _storage(out).resizable():
+            return out
+        with torch._C.DisableTorchFunction():
+            return out.clone()
 
     def _foreach(self, func, name, args, kwargs):
         """Foreach and fused ops (the optimizers' and GradScaler's fast paths) may mix devices across list positions:
@@ -321,11 +350,8 @@ class VirtualGPUs(DeviceMode):
         be on the CPU or out's GPU, and so must t when the indices are tensors."""
         target, index, value = args
         destination = self.placement(target)
+        device_rules.check_indices(self, target, index)
         indices = tensors_in(index)
-        for tensor in indices:
-            if self.placement(tensor) not in (CPU, destination):
-                raise IndexError("indices should be either on cpu or on the same device as the indexed tensor "
-                                 f"({destination})")
         source = self.placement(value) if isinstance(value, torch.Tensor) else destination
         if source == destination or (source == CPU and value.dim() == 0):
             return self.compute(func, "__setitem__", args, kwargs, tensors=tensors_in([target, value]))
@@ -373,6 +399,22 @@ def _default_device():
         if isinstance(mode, DeviceContext):
             return mode.device
     return None
+
+
+def _placed(gpus, func, device):
+    """func run with what it makes placed on `device` as it makes it."""
+    def run(*args, **kwargs):
+        with Placing(gpus, device):
+            return func(*args, **kwargs)
+
+    return run
+
+
+def _storage_or_none(tensor):
+    try:
+        return _storage(tensor)
+    except (RuntimeError, NotImplementedError):  # a tensor without storage
+        return None
 
 
 def _storage(tensor):
