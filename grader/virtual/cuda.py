@@ -23,9 +23,8 @@ NAMES = (
 # torch's own memory_summary, memory_cached and reset_max_* read them there.
 MEMORY = (
     "memory_stats memory_stats_as_nested_dict memory_allocated max_memory_allocated memory_reserved "
-    "max_memory_reserved reset_peak_memory_stats "
-    "reset_accumulated_memory_stats mem_get_info empty_cache set_per_process_memory_fraction "
-    "get_per_process_memory_fraction"
+    "max_memory_reserved reset_peak_memory_stats reset_accumulated_memory_stats mem_get_info empty_cache "
+    "set_per_process_memory_fraction get_per_process_memory_fraction"
 ).split()
 # The torch.accelerator names replaced, by the VirtualCuda method that answers for each. Every
 # optimizer asks `current_accelerator(check_available=True)` and then `current_stream()`, which
