@@ -90,6 +90,17 @@ def test_a_memory_fraction_limits_what_is_reserved(virtual_gpus):
     assert torch.cuda.memory_reserved(0) == 20 * MIB and first.shape == second.shape
 
 
+def test_a_full_gpu_releases_its_cache_and_retries(virtual_gpus):
+    """A segment that does not fit beside the cached ones is retried once the cache is released."""
+    torch.cuda.set_per_process_memory_fraction(30 * MIB / torch.cuda.get_device_properties(1).total_memory, 1)
+    torch.empty(4 * MIB, device=D1)  # 16 MiB, freed at once: cached
+    assert torch.cuda.memory_reserved(1) == 16 * MIB
+    kept = torch.empty(5 * MIB, device=D1)  # 20 MiB: does not fit beside the cached 16 MiB
+    stats = torch.cuda.memory_stats(1)
+    assert (stats["num_alloc_retries"], stats["num_ooms"], stats["reserved_bytes.all.current"]) == (1, 0, 20 * MIB)
+    assert stats["num_device_alloc"] == 2 and stats["num_device_free"] == 1 and kept.numel() == 5 * MIB
+
+
 def test_memory_summary_is_laid_out_as_torchs(virtual_gpus):
     kept = torch.empty(100, device=D1)
     summary = torch.cuda.memory_summary(1)
@@ -146,3 +157,15 @@ def test_a_non_blocking_copy_into_a_pinned_tensor_is_asynchronous(virtual_gpus, 
     queued, _ = _host_seconds(lambda: pinned.copy_(on_gpu, non_blocking=True))
     into_pageable, _ = _host_seconds(lambda: torch.empty(2048, 4096).copy_(on_gpu, non_blocking=True))
     assert queued < 0.2 * blocking and into_pageable > 0.5 * blocking, (queued, blocking, into_pageable)
+
+
+def test_the_grader_finds_the_hosts_wait_at_the_read_not_at_a_non_blocking_copy(virtual_gpus):
+    """The trace says what the host did: the grader's order of waits (checks/flow.py) has no wait at
+    the non_blocking copy to the host, and one where the host reads what it copied."""
+    from grader.checks.flow import Order
+
+    out = torch.randn(64, 64, device=D1) @ torch.randn(64, 64, device=D1)
+    host = out.to("cpu", non_blocking=True)
+    print(host.sum())
+    events = virtual_gpus.trace.events
+    assert [(events[i].kind, events[i].name) for i, _ in Order(events).waits] == [("sync", "sum")]

@@ -183,13 +183,14 @@ class VirtualGPUs(DeviceMode):
             host = args[1] if source == CPU else args[0]
             asynchronous = non_blocking and _storage(host) in self.pinned
             out = self._copy(source, target, func, *args, asynchronous=asynchronous, **kwargs)
-            self.record_transfer(source, target, args[1], args[0])
+            self.record_transfer(source, target, args[1], args[0], name=_copy_name(asynchronous))
             autograd.mark_copy(out, source, first=1)
             return out
         tensor = args[0]
         source = self.placement(tensor)
         device, dtype, non_blocking, copy, memory_format = self._parse_move(name, args[1:], kwargs)
         destination = source if device is None else device
+        asynchronous = non_blocking and (destination == CPU or _storage(tensor) in self.pinned)
         out = self._copy(
             source, destination, torch._C.TensorBase.to,
             tensor,
@@ -197,13 +198,13 @@ class VirtualGPUs(DeviceMode):
             dtype or tensor.dtype,
             non_blocking,
             copy or destination != source,
-            asynchronous=non_blocking and (destination == CPU or _storage(tensor) in self.pinned),
+            asynchronous=asynchronous,
             **({} if memory_format is None else {"memory_format": memory_format}),
         )
         if non_blocking and destination == CPU != source:
             self.pinned.add(_storage(out))  # torch copies a GPU tensor into pinned memory for a non_blocking .to()
         self.settle(out, destination)
-        self.record_transfer(source, destination, tensor, out)
+        self.record_transfer(source, destination, tensor, out, name=_copy_name(asynchronous))
         if out is not tensor:
             autograd.mark_copy(out, source)
         return out
@@ -392,6 +393,11 @@ class VirtualGPUs(DeviceMode):
     def _type_name(self, tensor):
         name = torch._C.TensorBase.type(tensor)
         return name.replace("torch.", "torch.cuda.", 1) if self.placement(tensor).type == "cuda" else name
+
+
+def _copy_name(asynchronous):
+    """A transfer's name in the trace: "non_blocking" where the host did not wait for it."""
+    return "non_blocking" if asynchronous else "to"
 
 
 def _default_device():
