@@ -204,8 +204,6 @@ class VirtualCuda:
         return _Properties(self.get_device_name(index), index, self.gpus.memory.capacity)
 
 
-
-
 def _flattened(stats, prefix=""):
     """(key, value) of each statistic, the keys of nested dicts joined with dots."""
     for key, value in stats.items():

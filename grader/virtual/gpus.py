@@ -213,7 +213,7 @@ class VirtualGPUs(DeviceMode):
         """A copy, timed on the current streams of the GPUs at either end (as CUDA's copy between
         GPUs waits for both, and both for it). The host waits for one to or from itself, unless it is
         `asynchronous` (non_blocking, from or into pinned memory, as cudaMemcpyAsync is): then the
-        host reads the copy's data only once it has waited for its stream (_await_copy)."""
+        host reads the copy's data only once it has waited for its stream (_await_copies)."""
         queues = [self.queue(d.index) for d in dict.fromkeys((source, destination)) if d.type == "cuda"]
         out = self.clocks.run(queues, func, *args, **kwargs)
         if CPU in (source, destination) and not asynchronous:
@@ -228,10 +228,12 @@ class VirtualGPUs(DeviceMode):
         """The host reading memory an asynchronous copy is filling waits for the copy's stream first
         (on real GPUs, a read before a wait would read what was there before the copy)."""
         for tensor in tensors:
-            if self.placement(tensor) == CPU:
+            try:
                 index, stream, done = self.arriving.pop(weakref.ref(_storage(tensor)), (None, None, 0.0))
-                if index is not None and done > self.seen[index]:
-                    self.wait_for(index, name, stream=stream)
+            except (RuntimeError, NotImplementedError):  # a tensor without storage
+                continue
+            if index is not None and done > self.seen[index]:
+                self.wait_for(index, name, stream=stream)
 
     def _parse_move(self, name, args, kwargs):
         """(device, dtype, non_blocking, copy, memory_format) of a `to`, `cuda` or `cpu` call."""

@@ -331,9 +331,6 @@ class Memory:
     def check_room(self, index, nbytes, stream=0):
         self.gpus[index].check_room(nbytes, stream)
 
-    def allocated(self, index):
-        return self.gpus[index].current("allocated_bytes")
-
     def _freed(self, ref):
         self._release(self._counted.pop(ref))
 
