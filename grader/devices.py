@@ -117,10 +117,11 @@ class DeviceMode(TorchFunctionMode):
         self.record_transfer(self.placement(source), self.placement(destination), source, destination)
         return out
 
-    def record_transfer(self, source, destination, tensor, out):
+    def record_transfer(self, source, destination, tensor, out, name="to"):
+        """A copy between devices; `name` "non_blocking": one the host did not wait for (see flow.Order)."""
         if source != destination:
             nbytes = tensor.numel() * tensor.element_size()
-            self.trace.add("transfer", "to", device=str(destination), source=str(source), nbytes=nbytes,
+            self.trace.add("transfer", name, device=str(destination), source=str(source), nbytes=nbytes,
                            stream=self.stream(destination), source_stream=self.stream(source),
                            **self.trace.flow([tensor], [out]))
 

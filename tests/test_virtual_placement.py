@@ -17,7 +17,7 @@ def test_as_tensor_of_a_cpu_tensor_copies_it_to_the_gpu(virtual_gpus):
     y += 1
     assert (y.device, x.device) == (D1, CPU)
     assert x.tolist() == [0.0, 0.0, 0.0] and y.tolist() == [1.0, 1.0, 1.0]
-    assert torch.cuda.memory_allocated(1) == 3 * 4
+    assert torch.cuda.memory_allocated(1) == 512  # one block of the caching allocator
     w = torch.ones(2, device=D1)
     assert torch.as_tensor(w, device="cuda:1") is w  # already there: the tensor itself, as on CUDA
 

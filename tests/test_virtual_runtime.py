@@ -113,7 +113,7 @@ def test_cuda_stand_ins(virtual_gpus):
     assert "virtual" in torch.cuda.get_device_name(1).lower()
     before = torch.cuda.memory_allocated(1)
     kept = nn.Linear(1000, 2000).to(D1)
-    assert torch.cuda.memory_allocated(1) - before == (2000 * 1000 + 2000) * 4
+    assert torch.cuda.memory_allocated(1) - before == 2000 * 1000 * 4 + 8192  # the bias's 8,000 bytes: 16 blocks of 512
     assert torch.cuda.memory_allocated(0) == 0
     del kept
 
@@ -262,7 +262,7 @@ def test_every_way_of_printing_shows_the_gpu(virtual_gpus):
 
 def test_memory_statistics_per_gpu(virtual_gpus):
     layer = nn.Linear(1000, 2000).to(D1)
-    weights = (2000 * 1000 + 2000) * 4
+    weights = 2000 * 1000 * 4 + 8192  # the bias's 8,000 bytes: a block of 8,192
     assert torch.cuda.memory_allocated(1) == torch.cuda.memory.memory_allocated(1) == weights
     assert torch.cuda.memory_reserved(1) >= torch.cuda.memory_allocated(1) and torch.cuda.memory_allocated(0) == 0
     layer(torch.ones(8, 1000, device=D1)).sum().backward()  # gradients count when autograd makes them
@@ -273,7 +273,7 @@ def test_memory_statistics_per_gpu(virtual_gpus):
     assert torch.cuda.max_memory_allocated(1) == torch.cuda.memory_allocated(1)
     free, total = torch.cuda.mem_get_info(1)
     assert total == torch.cuda.get_device_properties(1).total_memory > 0 and free <= total
-    assert "Virtual GPU 1" in torch.cuda.memory_summary(1)
+    assert "PyTorch CUDA memory summary, device ID 1" in torch.cuda.memory_summary(1)
 
 
 def test_an_event_records_on_one_gpu_only(virtual_gpus):
@@ -358,7 +358,7 @@ def test_gradients_are_on_their_gpus_inside_backward(virtual_gpus):
     hidden.register_hook(lambda grad: seen.append(("tensor", grad.device)))
     Doubled.apply(second(hidden.to(D1))).sum().backward()
     assert seen == [("custom", D1), ("pre", D1), ("module", D1), ("tensor", D0), ("accumulated", D0)]
-    assert torch.cuda.memory_allocated(0) == (2 * (8 * 16 + 16) + hidden.numel()) * 4  # weights, gradients, hidden
+    assert torch.cuda.memory_allocated(0) == 5 * 512  # weights, biases, their gradients, hidden: a 512-byte block each
     assert first.weight.grad.device == D0 and second.weight.grad.device == D1
     moved = hidden.to(D1)
     moved.register_hook(lambda grad: seen.append(("grad()", grad.device)))
@@ -549,14 +549,15 @@ def test_each_gpu_has_its_own_random_generator(virtual_gpus):
 
 
 def test_a_memory_fraction_makes_a_layer_too_big_for_one_gpu(virtual_gpus):
-    """The lab's point, shown on virtual GPUs: both layers overflow one GPU limited to 12 MiB,
-    and fit once split (set_per_process_memory_fraction, CUDA's out-of-memory error)."""
+    """The lab's point, shown on virtual GPUs: two layers overflow one GPU limited to 24 MiB, and
+    fit once split (set_per_process_memory_fraction, CUDA's out-of-memory error). Each 16 MB weight
+    takes a 16 MiB segment (the lab's own 8 MB weights would share one 20 MiB segment)."""
     for gpu in (0, 1):
-        torch.cuda.set_per_process_memory_fraction(12 * 2**20 / torch.cuda.get_device_properties(gpu).total_memory, gpu)
-    first = nn.Linear(1000, 2000).to(D0)
-    with pytest.raises(torch.cuda.OutOfMemoryError, match="CUDA out of memory. Tried to allocate 7.63 MiB. GPU 0"):
-        nn.Linear(2000, 1000).to(D0)
-    second = nn.Linear(2000, 1000).to(D1)
+        torch.cuda.set_per_process_memory_fraction(24 * 2**20 / torch.cuda.get_device_properties(gpu).total_memory, gpu)
+    first = nn.Linear(2000, 2000).to(D0)
+    with pytest.raises(torch.cuda.OutOfMemoryError, match="CUDA out of memory. Tried to allocate 16.00 MiB. GPU 0"):
+        nn.Linear(2000, 2000).to(D0)
+    second = nn.Linear(2000, 2000).to(D1)
     assert (first.weight.device, second.weight.device) == (D0, D1)
     assert torch.cuda.get_per_process_memory_fraction(0) < 1 and not torch.cuda.is_current_stream_capturing()
 
@@ -613,7 +614,7 @@ def test_a_gpu_holds_its_stated_memory_and_no_more(tmp_path):
     run = subprocess.run([sys.executable, "-m", "grader.virtual", "--memory", "2", str(script)], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and run.stdout.split() == [str(2 * 2**30)]
-    assert "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1200.00 MiB. GPU 0" in run.stderr
+    assert "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.17 GiB. GPU 0" in run.stderr
     with virtual_gpus(2, capacity=2**45):
         with pytest.raises(RuntimeError, match="^virtual GPUs do not model more GPU memory than this machine"):
             torch.empty(2**44, dtype=torch.uint8, device=D1)

@@ -73,7 +73,7 @@ class Order:
         joined = {**_join(*(clocks.get(q, {}) for q in ends)), **{q: i for q in ends}}
         for queue in ends:
             clocks[queue] = joined
-        if e.device == "cpu" and on_gpu(e.source):  # a copy to the host waits for it
+        if e.device == "cpu" and on_gpu(e.source) and e.name != "non_blocking":  # a copy to the host waits for it
             self.waits.append((i, joined))
 
     @staticmethod

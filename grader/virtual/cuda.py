@@ -5,6 +5,7 @@ Virtual GPUs compute synchronously on the CPU, so `synchronize` has nothing to w
 recorded in the trace (with the GPU it would have waited for), which is what the grader checks, and
 brings the host's clock up to that GPU's (grader/virtual/clocks.py), which events and queries read.
 """
+import collections
 import contextlib
 import itertools
 import threading
@@ -18,10 +19,11 @@ NAMES = (
     "synchronize Event Stream stream current_stream default_stream set_stream get_device_name get_device_properties "
     "is_current_stream_capturing ipc_collect device_of can_device_access_peer"
 ).split()
-# The memory statistics, replaced in torch.cuda and in torch.cuda.memory, where they are defined.
+# The memory statistics, replaced in torch.cuda and in torch.cuda.memory, where they are defined;
+# torch's own memory_summary, memory_cached and reset_max_* read them there.
 MEMORY = (
-    "memory_allocated max_memory_allocated memory_reserved max_memory_reserved reset_peak_memory_stats "
-    "reset_max_memory_allocated mem_get_info memory_summary memory_stats empty_cache "
+    "memory_stats memory_stats_as_nested_dict memory_allocated max_memory_allocated memory_reserved "
+    "max_memory_reserved reset_peak_memory_stats reset_accumulated_memory_stats mem_get_info empty_cache "
     "set_per_process_memory_fraction get_per_process_memory_fraction"
 ).split()
 # The torch.accelerator names replaced, by the VirtualCuda method that answers for each. Every
@@ -32,8 +34,11 @@ ACCELERATOR = {
     "current_device_index": "current_device", "current_device_idx": "current_device",
     "set_device_index": "set_device", "set_device_idx": "set_device", "device_index": "device",
     "current_stream": "current_stream", "set_stream": "set_stream", "synchronize": "synchronize",
-    "memory_allocated": "memory_allocated", "empty_cache": "empty_cache",
 }
+# torch.accelerator's memory calls (their C entry points reach for a real accelerator), by the VirtualCuda method.
+ACCELERATOR_MEMORY = {name: name for name in (
+    "memory_stats memory_allocated max_memory_allocated reset_peak_memory_stats reset_accumulated_memory_stats "
+    "empty_cache memory_reserved max_memory_reserved").split()} | {"get_memory_info": "mem_get_info"}
 
 
 class VirtualCuda:
@@ -57,7 +62,7 @@ class VirtualCuda:
         patcher.setattr(torch, "Stream", self.Stream)  # the device-generic stream: a GPU's, here
         # torch's own takes real streams only; a plain function, so that it binds to each tensor
         patcher.setattr(torch.Tensor, "record_stream", lambda tensor, stream: self.record_stream(tensor, stream))
-        for name, answer in ACCELERATOR.items():
+        for name, answer in {**ACCELERATOR, **ACCELERATOR_MEMORY}.items():
             if hasattr(torch.accelerator, name):
                 patcher.setattr(torch.accelerator, name, getattr(self, answer))
 
@@ -74,7 +79,6 @@ class VirtualCuda:
         pass
 
     _lazy_init = init
-    empty_cache = init
     ipc_collect = init  # no memory is shared between processes
 
     def is_current_stream_capturing(self):
@@ -134,58 +138,63 @@ class VirtualCuda:
             self.set_stream(previous)
             self.gpus.current = device
 
-    def memory_allocated(self, device=None):
-        """Bytes of the live tensors on that GPU (real CUDA rounds each block up to 512 bytes)."""
-        return self._answer("memory_allocated", self.gpus.memory.allocated, device)
-
-    def max_memory_allocated(self, device=None):
-        return self._answer("max_memory_allocated", self.gpus.memory.peak, device)
-
-    # No caching allocator: what is reserved is what is allocated.
-    def memory_reserved(self, device=None):
-        return self.gpus.memory.allocated[self.gpus.index(device)]
-
-    def max_memory_reserved(self, device=None):
-        return self.gpus.memory.peak[self.gpus.index(device)]
-
-    def _answer(self, name, counts, device):
-        """A GPU's allocated bytes, recorded in the trace as answered (Part 5 reports them)."""
-        index = self.gpus.index(device)
-        self.gpus.trace.add("memory", name, device=f"cuda:{index}", value=counts[index])
-        return counts[index]
-
-    def reset_peak_memory_stats(self, device=None):
-        self.gpus.memory.reset_peak(self.gpus.index(device))
-
-    reset_max_memory_allocated = reset_peak_memory_stats
-
-    def mem_get_info(self, device=None):
-        """(free, total) bytes of that virtual GPU."""
-        capacity = self.gpus.memory.capacity
-        return capacity - self.memory_reserved(device), capacity
-
-    def set_per_process_memory_fraction(self, fraction, device=None):
-        """Allocations past fraction x capacity on that GPU fail with CUDA's out-of-memory error."""
-        if not 0 <= fraction <= 1:
-            raise ValueError(f"Invalid fraction value: {fraction}. Allowed range: 0~1")
-        self.gpus.memory.fraction[self.gpus.index(device)] = fraction
-
-    def get_per_process_memory_fraction(self, device=None):
-        return self.gpus.memory.fraction[self.gpus.index(device)]
+    # -- memory: the caching allocator's books (memory.py), read as torch reads them -----------
+    def memory_stats_as_nested_dict(self, device=None):
+        """torch's _cuda_memoryStats: {} before CUDA is initialised, as torch's own answers."""
+        return self.gpus.memory.gpus[self.gpus.index(device)].as_dict() if torch.cuda.is_initialized() else {}
 
     def memory_stats(self, device=None):
-        """The statistics of bytes torch's allocator keeps, those a virtual GPU has (no cache, no
-        retries, no out-of-memory)."""
-        now, peak = self.memory_reserved(device), self.max_memory_reserved(device)
-        stats = {f"{kind}_bytes.all.{when}": value for kind in ("allocated", "reserved", "active")
-                 for when, value in (("current", now), ("peak", peak))}
-        return {**stats, "num_alloc_retries": 0, "num_ooms": 0}
+        """The nested statistics flattened to "allocated_bytes.all.current" and so on, sorted, as torch does."""
+        return collections.OrderedDict(sorted(_flattened(self.memory_stats_as_nested_dict(device))))
 
-    def memory_summary(self, device=None, abbreviated=False):
+    def memory_allocated(self, device=None):
+        """Bytes of the blocks the live tensors of that GPU hold (each rounded up to 512 bytes)."""
+        return self._answer("memory_allocated", "allocated_bytes.all.current", device)
+
+    def max_memory_allocated(self, device=None):
+        return self._answer("max_memory_allocated", "allocated_bytes.all.peak", device)
+
+    def memory_reserved(self, device=None):
+        """Bytes of the segments that GPU's allocator holds, cached blocks included."""
+        return self.memory_stats(device).get("reserved_bytes.all.current", 0)
+
+    def max_memory_reserved(self, device=None):
+        return self.memory_stats(device).get("reserved_bytes.all.peak", 0)
+
+    def _answer(self, name, key, device):
+        """A GPU's allocated bytes, recorded in the trace as answered (Part 5 reports them)."""
         index = self.gpus.index(device)
-        return (f"Virtual GPU {index}: {self.memory_reserved(index)} bytes allocated (peak "
-                f"{self.max_memory_reserved(index)}) of {self.gpus.memory.capacity} (no caching allocator: "
-                "reserved = allocated)")
+        value = self.memory_stats(index).get(key, 0)
+        self.gpus.trace.add("memory", name, device=f"cuda:{index}", value=value)
+        return value
+
+    def reset_peak_memory_stats(self, device=None):
+        self.gpus.memory.gpus[self.gpus.index(device)].reset_peak()
+
+    def reset_accumulated_memory_stats(self, device=None):
+        self.gpus.memory.gpus[self.gpus.index(device)].reset_accumulated()
+
+    def empty_cache(self):
+        """Release every GPU's cached segments that hold no tensor, as torch's emptyCache does."""
+        for gpu in self.gpus.memory.gpus:
+            gpu.empty_cache()
+
+    def mem_get_info(self, device=None):
+        """(free, total) bytes of that virtual GPU: what its allocator has not reserved."""
+        gpu = self.gpus.memory.gpus[self.gpus.index(device)]
+        return gpu.capacity - gpu.current("reserved_bytes"), gpu.capacity
+
+    def set_per_process_memory_fraction(self, fraction, device=None):
+        """Segments past fraction x capacity on that GPU fail with CUDA's out-of-memory error."""
+        if not isinstance(fraction, float):
+            raise TypeError("Invalid type for fraction argument, must be `float`")
+        if not 0 <= fraction <= 1:
+            raise ValueError(f"Invalid fraction value: {fraction}. Allowed range: 0~1")
+        self.gpus.memory.gpus[self.gpus.index(device)].fraction = fraction
+
+    def get_per_process_memory_fraction(self, device=None):
+        fraction = self.gpus.memory.gpus[self.gpus.index(device)].fraction
+        return 1.0 if fraction is None else fraction
 
     def get_device_name(self, device=None):
         return f"Virtual GPU {self.gpus.index(device)} (CPU-backed, grader.virtual)"
@@ -193,6 +202,15 @@ class VirtualCuda:
     def get_device_properties(self, device=None):
         index = self.gpus.index(device)
         return _Properties(self.get_device_name(index), index, self.gpus.memory.capacity)
+
+
+def _flattened(stats, prefix=""):
+    """(key, value) of each statistic, the keys of nested dicts joined with dots."""
+    for key, value in stats.items():
+        if isinstance(value, dict):
+            yield from _flattened(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 class _StreamCore:

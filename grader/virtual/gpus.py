@@ -9,8 +9,9 @@ import weakref
 import torch
 from torch.utils._device import DeviceContext, _device_constructors
 
+from grader.contract import HOST_READS
 from grader.costs import flops
-from grader.devices import DEVICE, NON_COMPUTING, DeviceMode, cuda_index, tensors_in
+from grader.devices import DEVICE, NON_COMPUTING, TRANSFERS, DeviceMode, cuda_index, tensors_in
 from grader.virtual import autograd, device_rules, refusals
 from grader.virtual.clocks import GPUClocks
 from grader.virtual.memory import CAPACITY, Memory
@@ -21,6 +22,9 @@ CPU = torch.device("cpu")
 # Calls real CUDA allows across devices, or that compute nothing on one (`_parse_to` reads
 # Module.to's arguments: its device argument is not where a tensor is made).
 UNCHECKED = frozenset({"set_", "_has_compatible_shallow_copy_type", "is_set_to", "_parse_to"})
+# Calls that read no tensor's data on the host: an asynchronous copy's result may be asked its shape before it arrives.
+READS_NOTHING = (NON_COMPUTING - HOST_READS) | TRANSFERS | {"__get__", "__set__", "__delete__", "is_pinned",
+                                                           "get_device"}
 
 
 class VirtualGPUs(DeviceMode):
@@ -33,7 +37,8 @@ class VirtualGPUs(DeviceMode):
         self._thread = threading.local()  # the current GPU is per thread, as CUDA's is
         self.homes = weakref.WeakKeyDictionary()  # UntypedStorage -> GPU index
         self.memory = Memory(count, capacity)
-        self.pinned = weakref.WeakSet()  # host storages pin_memory() made
+        self.pinned = weakref.WeakSet()  # host storages pin_memory() or a non_blocking copy to the host made
+        self.arriving = {}  # weakref to a host storage -> (GPU, stream, time) of an asynchronous copy into it
         self.events_recorded = 0  # CUDA events are numbered as recorded, on any GPU
         self.seen = [0.0] * count  # per GPU: the host-time second up to which the host has seen its work done
         self.cuda = None  # the VirtualCuda answering torch.cuda: it knows each thread's current streams
@@ -91,20 +96,24 @@ class VirtualGPUs(DeviceMode):
 
     def settle_created(self, out, inputs, device, homeless=False):
         """Home on `device` (where the op ran) each storage of `out` that no input has: what the op
-        made. A view or an in-place result keeps its tensor's home; `homeless`: only storages with
-        none yet (after an op, for what it made out of the dispatcher's sight)."""
+        made; and allocate anew one it grew (`out=`, `resize_`). A view or an in-place result keeps
+        its tensor's home; `homeless`: only storages with none yet (after an op, for what it made
+        out of the dispatcher's sight)."""
         if device.type != "cuda":
             return
         known = {storage._cdata for storage in map(_storage_or_none, inputs) if storage is not None}
         for storage in map(_storage_or_none, tensors_in(out)):
-            if storage is not None and storage._cdata not in known and not (homeless and storage in self.homes):
+            if storage is None:
+                continue
+            made = storage._cdata not in known and not (homeless and storage in self.homes)
+            if made or (storage in self.homes and self.memory.grown(storage)):
                 self.home(storage, device.index)
 
     def home(self, storage, index):
-        """Give `storage` its GPU, counting its bytes there until it is freed."""
-        home = self.homes.get(storage)
-        if home != index:
-            self.memory.place(storage, index, home)
+        """Give `storage` its GPU, allocating its bytes there (grader/virtual/memory.py) until it is
+        freed; a storage an op grew (`out=`, `resize_`) is allocated anew, as torch does."""
+        if self.homes.get(storage) != index or self.memory.grown(storage):
+            self.memory.place(storage, index, self.queue(index)[1])
             self.homes[storage] = index
 
     def clock(self, real, name):
@@ -162,7 +171,10 @@ class VirtualGPUs(DeviceMode):
 
     # -- what the mode intercepts -------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        special = _SPECIAL.get(getattr(func, "__name__", ""))
+        name = getattr(func, "__name__", "")
+        if self.arriving and name not in READS_NOTHING:
+            self._await_copies(name, tensors_in(args, kwargs))
+        special = _SPECIAL.get(name)
         if special is not None:
             return special(self, func, args, kwargs or {})
         return super().__torch_function__(func, types, args, kwargs)
@@ -181,15 +193,19 @@ class VirtualGPUs(DeviceMode):
 
     def transfer(self, func, name, args, kwargs):
         if name == "copy_":
-            source = self.placement(args[1])
-            out = self._copy(source, self.placement(args[0]), func, *args, **kwargs)
-            self.record_transfer(source, self.placement(args[0]), args[1], args[0])
+            target, source = self.placement(args[0]), self.placement(args[1])
+            non_blocking = args[2] if len(args) > 2 else kwargs.get("non_blocking", False)
+            host = args[1] if source == CPU else args[0]
+            asynchronous = non_blocking and _storage(host) in self.pinned
+            out = self._copy(source, target, func, *args, asynchronous=asynchronous, **kwargs)
+            self.record_transfer(source, target, args[1], args[0], name=_copy_name(asynchronous))
             autograd.mark_copy(out, source, first=1)
             return out
         tensor = args[0]
         source = self.placement(tensor)
         device, dtype, non_blocking, copy, memory_format = self._parse_move(name, args[1:], kwargs)
         destination = source if device is None else device
+        asynchronous = non_blocking and (destination == CPU or _storage(tensor) in self.pinned)
         out = self._copy(
             source, destination, torch._C.TensorBase.to,
             tensor,
@@ -197,23 +213,42 @@ class VirtualGPUs(DeviceMode):
             dtype or tensor.dtype,
             non_blocking,
             copy or destination != source,
+            asynchronous=asynchronous,
             **({} if memory_format is None else {"memory_format": memory_format}),
         )
+        if non_blocking and destination == CPU != source:
+            self.pinned.add(_storage(out))  # torch copies a GPU tensor into pinned memory for a non_blocking .to()
         self.settle(out, destination)
-        self.record_transfer(source, destination, tensor, out)
+        self.record_transfer(source, destination, tensor, out, name=_copy_name(asynchronous))
         if out is not tensor:
             autograd.mark_copy(out, source)
         return out
 
-    def _copy(self, source, destination, func, *args, **kwargs):
+    def _copy(self, source, destination, func, *args, asynchronous=False, **kwargs):
         """A copy, timed on the current streams of the GPUs at either end (as CUDA's copy between
-        GPUs waits for both, and both for it); the host waits for one to or from itself."""
+        GPUs waits for both, and both for it). The host waits for one to or from itself, unless it is
+        `asynchronous` (non_blocking, from or into pinned memory, as cudaMemcpyAsync is): then the
+        host reads the copy's data only once it has waited for its stream (_await_copies)."""
         queues = [self.queue(d.index) for d in dict.fromkeys((source, destination)) if d.type == "cuda"]
         out = self.clocks.run(queues, func, *args, **kwargs)
-        if CPU in (source, destination):
+        if CPU in (source, destination) and not asynchronous:
             for queue in queues:
                 self.clocks.wait(self.clocks.done(queue))
+        elif destination == CPU != source:
+            arrived = weakref.ref(_storage(out), lambda ref: self.arriving.pop(ref, None))
+            self.arriving[arrived] = (*queues[0], self.clocks.done(queues[0]))
         return out
+
+    def _await_copies(self, name, tensors):
+        """The host reading memory an asynchronous copy is filling waits for the copy's stream first
+        (on real GPUs, a read before a wait would read what was there before the copy)."""
+        for tensor in tensors:
+            try:
+                index, stream, done = self.arriving.pop(weakref.ref(_storage(tensor)), (None, None, 0.0))
+            except (RuntimeError, NotImplementedError):  # a tensor without storage
+                continue
+            if index is not None and done > self.seen[index]:
+                self.wait_for(index, name, stream=stream)
 
     def _parse_move(self, name, args, kwargs):
         """(device, dtype, non_blocking, copy, memory_format) of a `to`, `cuda` or `cpu` call."""
@@ -390,6 +425,11 @@ class VirtualGPUs(DeviceMode):
     def _type_name(self, tensor):
         name = torch._C.TensorBase.type(tensor)
         return name.replace("torch.", "torch.cuda.", 1) if self.placement(tensor).type == "cuda" else name
+
+
+def _copy_name(asynchronous):
+    """A transfer's name in the trace: "non_blocking" where the host did not wait for it."""
+    return "non_blocking" if asynchronous else "to"
 
 
 def _default_device():
