@@ -76,6 +76,10 @@ class VirtualGPUs(DeviceMode):
         return self.devices[self.index(device)]
 
     def index(self, device):
+        """The index of a GPU a device argument names: a use of CUDA, which initialises torch.cuda
+        first (when one is behind these GPUs), as torch does."""
+        if self.cuda is not None:
+            self.cuda.lazy_init()
         index = cuda_index(device, self.current)
         if not 0 <= index < self.count:
             raise RuntimeError(
@@ -130,7 +134,7 @@ class VirtualGPUs(DeviceMode):
 
     def queue(self, index):
         """The queue work for GPU `index` goes to now: (GPU, the current stream's number)."""
-        return index, self.cuda.current_stream(index).stream_id
+        return index, self.cuda.selected(index).stream_id
 
     def common_device(self, tensors):
         """The device an op runs on, refusing mixed devices with PyTorch's own words."""
