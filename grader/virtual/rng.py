@@ -48,7 +48,10 @@ class VirtualRandom:
             patcher.setattr(module, "seed", seed)
 
     def draw(self, index, func, *args, **kwargs):
-        """func(*args, **kwargs) drawing from GPU `index`'s generator (lent to the CPU's for the call)."""
+        """func(*args, **kwargs) drawing from GPU `index`'s generator (lent to the CPU's for the call).
+        A CPU generator given for a GPU's draw is refused as CUDA refuses it."""
+        if any(isinstance(arg, torch.Generator) for arg in (*args, *kwargs.values())):
+            raise RuntimeError("Expected a 'cuda' device type for generator but found 'cpu'")
         cpu, generator = torch.default_generator, self.generators[index]
         own = cpu.get_state()
         cpu.set_state(generator.get_state())
@@ -85,7 +88,7 @@ class VirtualRandom:
         self._generator(device).set_state(new_state)
 
     def get_rng_state_all(self):
-        return [generator.get_state() for generator in self.generators]
+        return [generator.get_state() for generator in self.generators[:self.gpus.count]]  # the visible GPUs
 
     def set_rng_state_all(self, new_states):
         for generator, state in zip(self.generators, new_states):
