@@ -387,14 +387,12 @@ class VirtualGPUs(DeviceMode):
         target = args[1] if len(args) > 1 else kwargs.get("dtype")
         if target is None:
             return self._type_name(args[0])
-        name = target if isinstance(target, str) else f"{target.__module__}.{target.__name__}" \
-            if isinstance(target, type) else None
-        if name is None:
+        legacy = torch_api.legacy_type(target)
+        if legacy is None:
             return self.compute(func, "type", args, kwargs)
-        here, cuda = self.placement(args[0]), name.startswith("torch.cuda.")
+        (cuda, dtype), here = legacy, self.placement(args[0])
         device = here if (here.type == "cuda") == cuda else self.gpu() if cuda else CPU
         non_blocking = args[2] if len(args) > 2 else kwargs.get("non_blocking", False)
-        dtype = getattr(torch, name.rsplit(".", 1)[1]).dtype
         return self.transfer(torch.Tensor.to, "to", (args[0], device, dtype, non_blocking), {})
 
     def _type_name(self, tensor):

@@ -34,8 +34,9 @@ NOT_DETERMINISTIC = (
     f"variable before running your PyTorch application: {WORKSPACE}={DETERMINISTIC_WORKSPACES[0]} or "
     f"{WORKSPACE}={DETERMINISTIC_WORKSPACES[1]}. For more information, go to "
     "https://docs.nvidia.com/cuda/cublas/index.html#results-reproducibility")
-# torch.cuda's legacy tensor types (FloatTensor, ...), each named as torch's CPU type of its dtype.
-LEGACY = [name for name in dir(torch.cuda) if name.endswith("Tensor") and hasattr(torch, name)]
+# torch.cuda's legacy tensor types (FloatTensor, ...): each name's dtype, that of torch's CPU type of that name.
+LEGACY = {name: getattr(torch, name).dtype for name in dir(torch.cuda)
+          if name.endswith("Tensor") and hasattr(torch, name)}
 
 
 def install(gpus, patcher):
@@ -96,11 +97,22 @@ def _stand_in(real, make):
     return StandIn(real.__name__, (), {"__module__": "torch", "__qualname__": real.__name__, "__doc__": make.__doc__})
 
 
+def legacy_type(target):
+    """(a GPU's?, dtype) of a legacy tensor type or its name (`torch.cuda.FloatTensor`,
+    "torch.DoubleTensor"); None for anything else (a dtype)."""
+    if not isinstance(target, str):
+        target = f"{getattr(target, '__module__', '')}.{getattr(target, '__name__', '')}"
+    module, _, legacy = target.rpartition(".")
+    if module not in ("torch", "torch.cuda") or legacy not in LEGACY:
+        return None
+    return module == "torch.cuda", LEGACY[legacy]
+
+
 def _legacy_type(gpus, name):
     """torch.cuda.<name> (FloatTensor, ...): a GPU tensor of its dtype passes isinstance, and
     calling it makes one on the current GPU (`torch.cuda.FloatTensor(2, 3)`, `(data)`), as the
     legacy constructors do."""
-    dtype = getattr(torch, name).dtype
+    dtype = LEGACY[name]
 
     class LegacyType(type):
         def __instancecheck__(cls, obj):
