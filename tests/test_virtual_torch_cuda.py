@@ -31,6 +31,14 @@ def test_cuda_initialises_at_its_first_use(virtual_gpus):
     assert torch.cuda.is_initialized()
 
 
+def test_a_seed_set_before_cuda_starts_holds_once_it_does(virtual_gpus):
+    torch.cuda.manual_seed(7)  # queued, as torch queues it, until CUDA initialises
+    assert not torch.cuda.is_initialized()
+    first = torch.randn(3, device=D0)
+    torch.cuda.manual_seed(7)
+    assert torch.equal(first, torch.randn(3, device=D0)) and torch.cuda.initial_seed() == 7
+
+
 def test_checkpointing_replays_each_gpus_random_state(virtual_gpus):
     """Checkpointing saves the GPU's random state when CUDA is initialised, so the recomputed
     dropout drops what the forward dropped: the gradients are those of the plain forward."""
@@ -47,7 +55,7 @@ def test_checkpointing_replays_each_gpus_random_state(virtual_gpus):
 def test_cuda_visible_devices_set_by_the_program_hides_gpus(program_env):
     with virtual_gpus(2):
         program_env.setenv("CUDA_VISIBLE_DEVICES", "1")
-        assert torch.cuda.device_count() == 1
+        assert torch.cuda.device_count() == 1 and len(torch.cuda.get_rng_state_all()) == 1
         assert torch.zeros(1, device="cuda:0").device == D0
         with pytest.raises(RuntimeError, match="invalid device ordinal"):
             torch.zeros(1, device="cuda:1")
@@ -84,6 +92,11 @@ def test_out_of_range_device_queries_raise_torchs_own_errors(virtual_gpus):
         torch.cuda.can_device_access_peer(0, 2)
     with pytest.raises(ValueError, match="Expected a cuda device, but got: cpu"):
         torch.cuda.get_device_properties("cpu")
+    for stream in (torch.cuda.current_stream, torch.cuda.default_stream):
+        with pytest.raises(RuntimeError, match=r"Device index value 2 is out of index range \[0, 2\)"):
+            stream(2)
+    with pytest.raises(IndexError):
+        torch.cuda.get_rng_state(2)  # torch.cuda.default_generators[2]
     assert torch.cuda.get_device_capability(1) == (8, 0)
 
 
@@ -179,6 +192,10 @@ def test_a_cpu_generator_is_refused_for_a_gpu_draw(virtual_gpus):
     with pytest.raises(RuntimeError, match="Expected a 'cuda' device type for generator but found 'cpu'"):
         torch.randn(3, device=D1, generator=generator)
     assert torch.randn(3, generator=generator).device.type == "cpu"
+    torch.cuda.manual_seed_all(5)
+    first = torch.randn(3, device=D1, generator=torch.cuda.default_generators[1])  # a GPU's own generator
+    torch.cuda.manual_seed_all(5)
+    assert torch.equal(first, torch.randn(3, device=D1))
 
 
 def test_the_cuda_runtime_library_is_refused_in_one_documented_line(virtual_gpus):

@@ -11,7 +11,7 @@ from grader.runner.loader import StudentError
 
 TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
 # What torch.cuda's own lazy initialisation sets at the first use of CUDA, often the submission's.
-CUDA_STATE = frozenset({"_initialized", "_cached_device_count"})
+CUDA_STATE = frozenset({"_initialized", "_cached_device_count", "default_generators"})
 
 
 class Tampering(StudentError):

@@ -17,6 +17,7 @@ import weakref
 
 import torch
 
+from grader.devices import cuda_index
 from grader.virtual import refusals
 
 # The torch.cuda names replaced while virtual GPUs are active.
@@ -113,6 +114,7 @@ class VirtualCuda:
     def driver_init(self):
         if self.visible() == 0:
             raise RuntimeError("No CUDA GPUs are available")
+        self.gpus.random.initialise(self.count)
 
     def lazy_init(self):
         """What a CUDA call does first, as torch's C++ does: initialise CUDA once."""
@@ -159,14 +161,22 @@ class VirtualCuda:
         self.gpus.wait_for(self.gpus.current, "synchronize")
 
     def current_stream(self, device=None):
-        return self.selected(self.gpus.index(device))
+        return self.selected(self._stream_gpu(device))
 
     def selected(self, index):
         """The stream selected on GPU `index` in this thread (the runtime's own question)."""
         return getattr(self._selected, "streams", {}).get(index, self.defaults[index])
 
     def default_stream(self, device=None):
-        return self.defaults[self.gpus.index(device)]
+        return self.defaults[self._stream_gpu(device)]
+
+    def _stream_gpu(self, device):
+        """The GPU a stream query names, checked as c10's stream pool checks it."""
+        self.lazy_init()
+        index = cuda_index(device, self.gpus.current)
+        if not 0 <= index < self.visible():
+            raise RuntimeError(f"Device index value {index} is out of index range [0, {self.visible()})")
+        return index
 
     def set_stream(self, stream):
         """Select `stream` on its GPU and make that GPU current, as on real CUDA."""
