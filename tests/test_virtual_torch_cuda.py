@@ -203,3 +203,13 @@ def test_the_cuda_runtime_library_is_refused_in_one_documented_line(virtual_gpus
         torch.cuda.cudart().cudaProfilerStart()
     assert "the CUDA runtime library" in " ".join((ROOT / "README.md").read_text().split())
 
+
+
+def test_torch_is_itself_again_after_the_runtime():
+    before = (torch.cuda.is_available(), torch.cuda.is_initialized(), torch.backends.cuda.is_built(),
+              torch.backends.cudnn.is_available(), torch.version.cuda, torch.cuda.default_generators)
+    with virtual_gpus(2):
+        torch.ones(1, device=D1)
+        assert torch.cuda.is_initialized()
+    assert (torch.cuda.is_available(), torch.cuda.is_initialized(), torch.backends.cuda.is_built(),
+            torch.backends.cudnn.is_available(), torch.version.cuda, torch.cuda.default_generators) == before

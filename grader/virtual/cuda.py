@@ -105,9 +105,10 @@ class VirtualCuda:
         return list(range(64)) if os.environ.get(VISIBLE) == self.launch else parse()
 
     def visible(self):
-        """How many GPUs the driver sees: counted once, when it first initialises, as CUDA does."""
+        """How many GPUs the driver sees: counted once, when it first initialises, as CUDA does, by
+        torch's own reading of CUDA_VISIBLE_DEVICES against these GPUs."""
         if self.count is None:
-            self.count = min(torch.cuda._device_count_nvml(), self.physical)
+            self.count = max(torch.cuda._device_count_nvml(), 0)  # negative: UUIDs, which name none of them
             self.gpus.count = self.count
         return self.count
 
