@@ -1,6 +1,7 @@
 """torch.cuda and the rest of torch answer on virtual GPUs as a CUDA build of torch does on two real
 GPUs: torch's own torch.cuda code runs, with its lazy initialisation, CUDA_VISIBLE_DEVICES, checks
 and error types; and what a CUDA build says of itself, its legacy types and its numpy interop hold."""
+import copy
 import io
 import pathlib
 
@@ -177,6 +178,13 @@ def test_torch_load_maps_storages_with_a_function(virtual_gpus):
     weights = torch.load(buffer, map_location=lambda storage, loc: storage.cuda(1))
     assert {t.device for t in weights.values()} == {D1}
     assert torch.cuda.memory_allocated(1) > 0
+
+
+def test_a_gpu_tensors_storage_is_on_its_gpu(virtual_gpus):
+    storage = torch.ones(2, device=D1).untyped_storage()
+    assert storage.device == D1 and storage.is_cuda
+    assert storage.cpu().device.type == "cpu" and storage.cuda(0).device == D0
+    assert copy.deepcopy(storage).device == D1 and torch.UntypedStorage(8, device="cuda:0").device == D0
 
 
 def test_a_factory_can_pin_its_result(virtual_gpus):

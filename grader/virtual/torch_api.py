@@ -1,7 +1,7 @@
 """Stand-ins for the torch names outside torch.cuda that name a GPU: `model.to(1)`, the legacy CUDA
 tensor types (`torch.cuda.FloatTensor`), what a CUDA build says of itself (`torch.version.cuda`,
-cuDNN), deterministic cuBLAS, `torch.Generator(device="cuda")` (refused), storages moved to a GPU,
-and where torch.save says a tensor lives and torch.load puts it back.
+cuDNN), deterministic cuBLAS, `torch.Generator(device="cuda")` (refused), a storage's device and its
+moves to a GPU, and where torch.save says a tensor lives and torch.load puts it back.
 
 On a CPU-only torch these reach for an accelerator that does not exist, or see every virtual
 GPU's storage as a CPU one; here they answer for the virtual GPUs. `torch.device` stays torch's own
@@ -45,7 +45,8 @@ def install(gpus, patcher):
     _a_cuda_build(patcher)
     for name in LEGACY:
         patcher.setattr(torch.cuda, name, _legacy_type(gpus, name))
-    patcher.setattr(torch.storage, "_to", _storage_to(gpus, torch.storage._to))
+    patcher.setattr(torch.UntypedStorage, "__new__", _storage_new(gpus, torch._C.StorageBase.__new__))
+    patcher.setattr(torch.UntypedStorage, "device", _storage_device(gpus, torch._C.StorageBase.device))
     _serialization(gpus, patcher)
 
 
@@ -127,21 +128,27 @@ def _legacy_type(gpus, name):
                                  "layout": torch.strided, "__doc__": f"torch.cuda.{name}: {dtype} tensors on a GPU."})
 
 
-def _storage_to(gpus, to):
-    """Storage.to / .cuda / .cpu (`torch.load(map_location=lambda s, loc: s.cuda(1))`): a copy on the
-    virtual GPU (or back on the host), or the storage itself where it already is."""
-    def storage_to(storage, device, non_blocking=False):
-        home = gpus.homes.get(storage)
-        if device.type != "cuda":
-            return to(storage, device, non_blocking) if home is None else storage.clone()
-        index = gpus.index(device)
-        if home == index:
-            return storage
-        copy = storage.clone()
-        gpus.home(copy, index)
-        return copy
+def _storage_new(gpus, new):
+    """torch.UntypedStorage(..., device="cuda:1"), which torch's own storage code makes to move or
+    copy a storage (`storage.cuda(1)`, `clone`, deepcopy): host memory that lives on that GPU."""
+    def storage_new(cls, *args, device=None, **kwargs):
+        where = None if device is None else gpus.resolve(device)
+        if where is None or where.type != "cuda":
+            return new(cls, *args, **kwargs) if where is None else new(cls, *args, device=where, **kwargs)
+        storage = new(cls, *args, **kwargs)
+        gpus.home(storage, where.index)
+        return storage
 
-    return storage_to
+    return storage_new
+
+
+def _storage_device(gpus, device):
+    """A storage's `device` (and so `is_cuda`): the virtual GPU it lives on, else torch's answer."""
+    def storage_device(storage):
+        index = gpus.homes.get(storage)
+        return device.__get__(storage) if index is None else gpus.devices[index]
+
+    return property(storage_device)
 
 
 def _serialization(gpus, patcher):
