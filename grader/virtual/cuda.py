@@ -263,7 +263,6 @@ class VirtualCuda:
                 "reserved = allocated)")
 
 
-
 class _StreamCore:
     """A CUDA stream of a virtual GPU as the runtime sees it: a queue of its own on its GPU's clock
     (clocks.py), whose work is ordered after another stream's only by `wait_stream` or
@@ -388,25 +387,6 @@ class _Properties:
     def __repr__(self):
         return (f"_CudaDeviceProperties(name='{self.name}', major={self.major}, minor={self.minor}, "
                 f"total_memory={self.total_memory // 2**20}MB, multi_processor_count={self.multi_processor_count})")
-
-
-def _device_class(gpus):
-    class device(contextlib.ContextDecorator):
-        """`with torch.cuda.device(1):` makes cuda:1 the current GPU for the block."""
-
-        def __init__(self, device):
-            self.idx = -1 if device is None or isinstance(device, int) and device < 0 else gpus.index(device)
-
-        def __enter__(self):
-            self.prev_idx = gpus.current
-            if self.idx >= 0:
-                gpus.current = self.idx
-
-        def __exit__(self, *exc):
-            gpus.current = self.prev_idx
-            return False
-
-    return device
 
 
 class _EventCore:
