@@ -112,6 +112,8 @@ def test_the_backends_answer_as_a_cuda_build(virtual_gpus):
     assert torch.backends.cuda.is_built() and torch.backends.cudnn.is_available()
     assert isinstance(torch.backends.cudnn.version(), int)
     assert isinstance(torch.version.cuda, str) and torch.version.cuda.split(".")[0].isdigit()
+    major, minor = torch.cuda.get_device_capability(0)
+    assert f"sm_{major}{minor}" in torch.cuda.get_arch_list()  # its kernels run on these GPUs
 
 
 def test_deterministic_algorithms_refuse_cublas_without_its_workspace(virtual_gpus, monkeypatch):

@@ -22,6 +22,7 @@ REAL_DEVICE, REAL_GENERATOR = torch.device, torch.Generator
 # What a CPU-only torch says of CUDA and cuDNN, answered as the CUDA build of torch's default wheel
 # does (a CUDA build answers for itself).
 CUDA_VERSION, CUDNN_VERSION = "12.8", 91002
+ARCH_FLAGS = "sm_75 sm_80 sm_86 sm_90 sm_100 sm_120"  # the GPU architectures its kernels are built for
 # The ops cuBLAS computes on a GPU, which deterministic algorithms refuse without a fixed workspace.
 CUBLAS = frozenset("""mm matmul __matmul__ __rmatmul__ bmm addmm addmm_ baddbmm baddbmm_ addbmm addbmm_ mv addmv
     addmv_ dot vdot inner linear bilinear einsum tensordot chain_matmul multi_dot""".split())
@@ -58,6 +59,8 @@ def _a_cuda_build(patcher):
         patcher.setattr(torch.version, "cuda", CUDA_VERSION)
     if torch.backends.cudnn.version() is None:
         patcher.setattr(torch.backends.cudnn, "version", lambda: CUDNN_VERSION)
+    if not hasattr(torch._C, "_cuda_getArchFlags"):
+        patcher.setattr(torch._C, "_cuda_getArchFlags", lambda: ARCH_FLAGS)  # torch.cuda.get_arch_list()
 
 
 def device(gpus, func, args, kwargs):
