@@ -28,7 +28,7 @@ NON_COMPUTING = frozenset(
     float double half bfloat16 type backward grad broadcast_tensors broadcast_to""".split()
 )
 TRANSFERS = frozenset({"to", "cuda", "cpu", "copy_", "type_as"})  # type_as(other) is .to(other)
-DEVICE = torch.device  # the class itself: the virtual runtime puts a (slower) stand-in in its place
+DEVICE = torch.device
 NON_COMPUTING |= HOST_READS
 
 

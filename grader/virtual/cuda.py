@@ -1,5 +1,8 @@
-"""Stand-ins for the `torch.cuda` and `torch.accelerator` calls lab code makes (and torch.optim
-makes for it), answering for the virtual GPUs.
+"""The virtual GPUs behind `torch.cuda`: torch's own Python `torch.cuda` runs (its checks, its error
+types, its lazy initialisation), and only the C entry points it calls for the driver (device count,
+current device, properties, synchronize, initialisation) answer for the virtual GPUs. Streams,
+events and the memory statistics are stand-ins: a CUDA build's `_CudaStreamBase` and
+`_CudaEventBase` are C classes whose constructors reach the driver.
 
 Virtual GPUs compute synchronously on the CPU, so `synchronize` has nothing to wait for: it is
 recorded in the trace (with the GPU it would have waited for), which is what the grader checks, and
@@ -8,17 +11,18 @@ brings the host's clock up to that GPU's (grader/virtual/clocks.py), which event
 import collections
 import contextlib
 import itertools
+import os
+import sys
 import threading
 import weakref
 
 import torch
 
+from grader.devices import cuda_index
+from grader.virtual import refusals
+
 # The torch.cuda names replaced while virtual GPUs are active.
-NAMES = (
-    "is_available is_initialized init _lazy_init device_count current_device set_device device "
-    "synchronize Event Stream stream current_stream default_stream set_stream get_device_name get_device_properties "
-    "is_current_stream_capturing ipc_collect device_of can_device_access_peer"
-).split()
+NAMES = "Event Stream stream current_stream default_stream set_stream".split()
 # The memory statistics, replaced in torch.cuda and in torch.cuda.memory, where they are defined;
 # torch's own memory_summary, memory_cached and reset_max_* read them there.
 MEMORY = (
@@ -26,34 +30,52 @@ MEMORY = (
     "max_memory_reserved reset_peak_memory_stats reset_accumulated_memory_stats mem_get_info empty_cache "
     "set_per_process_memory_fraction get_per_process_memory_fraction"
 ).split()
-# The torch.accelerator names replaced, by the VirtualCuda method that answers for each. Every
-# optimizer asks `current_accelerator(check_available=True)` and then `current_stream()`, which
-# on a CUDA build of torch would otherwise reach the real driver.
+# The torch.accelerator names replaced, by the torch.cuda function (or VirtualCuda method) that
+# answers for each. Every optimizer asks `current_accelerator(check_available=True)` and then
+# `current_stream()`, which on a CUDA build of torch would otherwise reach the real driver.
 ACCELERATOR = {
-    "current_accelerator": "current_accelerator", "is_available": "is_available", "device_count": "device_count",
+    "is_available": "is_available", "device_count": "device_count",
     "current_device_index": "current_device", "current_device_idx": "current_device",
     "set_device_index": "set_device", "set_device_idx": "set_device", "device_index": "device",
     "current_stream": "current_stream", "set_stream": "set_stream", "synchronize": "synchronize",
 }
-# torch.accelerator's memory calls (their C entry points reach for a real accelerator), by the VirtualCuda method.
+# torch.accelerator's memory calls (their C entry points reach for a real accelerator), by the torch.cuda one answering.
 ACCELERATOR_MEMORY = {name: name for name in (
     "memory_stats memory_allocated max_memory_allocated reset_peak_memory_stats reset_accumulated_memory_stats "
     "empty_cache memory_reserved max_memory_reserved").split()} | {"get_memory_info": "mem_get_info"}
+VISIBLE = "CUDA_VISIBLE_DEVICES"
+DEVICE_TYPE_CUDA = 1  # c10::DeviceType::CUDA
+STREAM_HANDLES = 0x7F0000000000  # where the handles of streams other than the default ones start
+# The driver's entry points torch.cuda's Python calls, by the VirtualCuda method answering each.
+DRIVER = {
+    "_cuda_getDeviceCount": "visible", "_cuda_init": "driver_init", "_cuda_getDevice": "get_device",
+    "_cuda_setDevice": "set_device", "_cuda_synchronize": "synchronize", "_cuda_ipc_collect": "ipc_collect",
+    "_cuda_canDeviceAccessPeer": "can_device_access_peer", "_cuda_isCurrentStreamCapturing": "capturing",
+    "_cuda_getCurrentRawStream": "raw_stream",
+}
 
 
 class VirtualCuda:
     def __init__(self, gpus):
         self.gpus = gpus
-        self.device = _device_class(gpus)
+        self.physical = gpus.count  # the GPUs the machine has; CUDA_VISIBLE_DEVICES shows some of them
+        self.launch = os.environ.get(VISIBLE)  # the real GPUs' selection the runtime started under
+        self.count = None  # the visible GPUs, counted when the driver first initialises
         self.Event = _event_class(gpus)
-        self.Stream = _stream_class(self)
-        # Each stream made is numbered, on any GPU; each GPU's default stream first, as torch's stream_id 0.
-        self.numbers = itertools.chain(itertools.repeat(0, gpus.count), itertools.count(1))
-        self.defaults = [self.Stream(index) for index in range(gpus.count)]
+        self.Stream, default = _stream_class(self)
+        self.numbers = itertools.count(1)  # each stream made is numbered, on any GPU; 0 is each GPU's default
+        self.defaults = [default(index) for index in range(gpus.count)]
         self._selected = threading.local()  # per thread: GPU index -> the stream selected there
         gpus.cuda = self
 
     def install(self, patcher):
+        modules = [module for name, module in list(sys.modules.items()) if name.startswith("torch.cuda")]
+        for name, answer in DRIVER.items():
+            patcher.setattr(torch._C, name, getattr(self, answer))
+            for module in modules:  # `from torch._C import _cuda_...` at import (torch.cuda.graphs)
+                if name in vars(module):
+                    patcher.setattr(module, name, getattr(self, answer))
+        self._start_uninitialised(patcher)
         for name in NAMES:
             patcher.setattr(torch.cuda, name, getattr(self, name))
         for name in MEMORY:
@@ -62,55 +84,103 @@ class VirtualCuda:
         patcher.setattr(torch, "Stream", self.Stream)  # the device-generic stream: a GPU's, here
         # torch's own takes real streams only; a plain function, so that it binds to each tensor
         patcher.setattr(torch.Tensor, "record_stream", lambda tensor, stream: self.record_stream(tensor, stream))
+        patcher.setattr(torch.accelerator, "current_accelerator", self.current_accelerator)
         for name, answer in {**ACCELERATOR, **ACCELERATOR_MEMORY}.items():
             if hasattr(torch.accelerator, name):
-                patcher.setattr(torch.accelerator, name, getattr(self, answer))
+                patcher.setattr(torch.accelerator, name, getattr(torch.cuda, answer))
+
+    def _start_uninitialised(self, patcher):
+        """torch.cuda as a process that has not used CUDA yet sees it: not initialised, nothing
+        queued for initialisation (a CPU-only torch queues seeds it could never apply), the
+        driver's own helpers answering for the virtual GPUs."""
+        cuda = torch.cuda
+        parse = cuda._parse_visible_devices
+        state = {"_initialized": False, "_cached_device_count": None, "_queued_calls": [],
+                 "_lazy_seed_tracker": torch._utils._LazySeedTracker(), "_cudart": refusals.Cudart(),
+                 "_exchange_device": self.exchange_device, "_maybe_exchange_device": self.exchange_device,
+                 "_get_device_properties": self.properties, "_raw_device_count_nvml": lambda: self.physical,
+                 "_parse_visible_devices": lambda: self.visible_devices(parse)}
+        for name, value in state.items():
+            patcher.setattr(cuda, name, value)
+
+    def visible_devices(self, parse):
+        """torch's own reading of CUDA_VISIBLE_DEVICES, of the value the program set: the value the
+        runtime started under chose among the machine's real GPUs (a cluster's, or "" to hide
+        them), not among these."""
+        return list(range(64)) if os.environ.get(VISIBLE) == self.launch else parse()
+
+    def visible(self):
+        """How many GPUs the driver sees: counted once, when it first initialises, as CUDA does, by
+        torch's own reading of CUDA_VISIBLE_DEVICES against these GPUs."""
+        if self.count is None:
+            self.count = max(torch.cuda._device_count_nvml(), 0)  # negative: UUIDs, which name none of them
+            self.gpus.count = self.count
+        return self.count
+
+    def driver_init(self):
+        if self.visible() == 0:
+            raise RuntimeError("No CUDA GPUs are available")
+        self.gpus.random.initialise(self.count)
+
+    def lazy_init(self):
+        """What a CUDA call does first, as torch's C++ does: initialise CUDA once."""
+        if not torch.cuda._initialized:
+            torch.cuda._lazy_init()
 
     def current_accelerator(self, check_available=False):
         return torch.device("cuda")
 
-    def is_available(self):
-        return True
+    def ipc_collect(self):
+        pass  # no memory is shared between processes
 
-    def is_initialized(self):
-        return True
-
-    def init(self):
-        pass
-
-    _lazy_init = init
-    ipc_collect = init  # no memory is shared between processes
-
-    def is_current_stream_capturing(self):
+    def capturing(self):
         return False  # no CUDA graph is ever being captured
 
-    def device_count(self):
-        return self.gpus.count
+    def raw_stream(self, index):
+        """The cudaStream_t of GPU `index`'s current stream (what compiled kernels would launch on)."""
+        return self.selected(index).cuda_stream
 
-    def current_device(self):
+    def get_device(self):
+        self.lazy_init()
         return self.gpus.current
 
     def set_device(self, device):
+        self.lazy_init()
         self.gpus.current = self.gpus.index(device)
 
-    def device_of(self, obj):
-        """`with torch.cuda.device_of(x):` makes x's GPU current (nothing, for a CPU tensor)."""
-        return self.device(obj.get_device() if obj.is_cuda else -1)
+    def exchange_device(self, index):
+        """Make GPU `index` current and say which was (torch.cuda.device's entry point)."""
+        if index < 0:
+            return -1
+        previous = self.get_device()
+        self.set_device(index)
+        return previous
 
     def can_device_access_peer(self, device, peer_device):
         """Virtual GPUs share the host's memory: each reaches every other one."""
-        return self.gpus.index(device) != self.gpus.index(peer_device)
+        return device != peer_device
 
-    def synchronize(self, device=None):
-        """Waits, on real GPUs, for one GPU only: the current one when `device` is None."""
-        self.gpus.wait_for(self.gpus.index(device), "synchronize")
+    def synchronize(self):
+        """Waits, on real GPUs, for the current GPU only."""
+        self.gpus.wait_for(self.gpus.current, "synchronize")
 
     def current_stream(self, device=None):
-        index = self.gpus.index(device)
+        return self.selected(self._stream_gpu(device))
+
+    def selected(self, index):
+        """The stream selected on GPU `index` in this thread (the runtime's own question)."""
         return getattr(self._selected, "streams", {}).get(index, self.defaults[index])
 
     def default_stream(self, device=None):
-        return self.defaults[self.gpus.index(device)]
+        return self.defaults[self._stream_gpu(device)]
+
+    def _stream_gpu(self, device):
+        """The GPU a stream query names, checked as c10's stream pool checks it."""
+        self.lazy_init()
+        index = cuda_index(device, self.gpus.current)
+        if not 0 <= index < self.visible():
+            raise RuntimeError(f"Device index value {index} is out of index range [0, {self.visible()})")
+        return index
 
     def set_stream(self, stream):
         """Select `stream` on its GPU and make that GPU current, as on real CUDA."""
@@ -137,6 +207,10 @@ class VirtualCuda:
         finally:
             self.set_stream(previous)
             self.gpus.current = device
+
+    def properties(self, index):
+        """What torch's get_device_properties returns once it has checked `index`."""
+        return _Properties(f"Virtual GPU {index} (CPU-backed, grader.virtual)", index, self.gpus.memory.capacity)
 
     # -- memory: the caching allocator's books (memory.py), read as torch reads them -----------
     def memory_stats_as_nested_dict(self, device=None):
@@ -195,13 +269,6 @@ class VirtualCuda:
     def get_per_process_memory_fraction(self, device=None):
         fraction = self.gpus.memory.gpus[self.gpus.index(device)].fraction
         return 1.0 if fraction is None else fraction
-
-    def get_device_name(self, device=None):
-        return f"Virtual GPU {self.gpus.index(device)} (CPU-backed, grader.virtual)"
-
-    def get_device_properties(self, device=None):
-        index = self.gpus.index(device)
-        return _Properties(self.get_device_name(index), index, self.gpus.memory.capacity)
 
 
 def _flattened(stats, prefix=""):
@@ -262,9 +329,13 @@ def _stream_class(cuda):
             cores[self] = _StreamCore(cuda, cuda.gpus.gpu(device), priority, next(cuda.numbers))
 
         device = property(lambda self: core(self).device, doc="Its GPU (read-only, as on CUDA).")
+        device_index = property(lambda self: core(self).device.index)
+        device_type = property(lambda self: DEVICE_TYPE_CUDA, doc="c10's DeviceType of CUDA, as torch's C stream says.")
         priority = property(lambda self: core(self).priority)
         stream_id = property(lambda self: core(self).number,
                              doc="Its number, as torch names a real stream's (0: its GPU's default stream).")
+        cuda_stream = property(lambda self: _handle(core(self)),
+                               doc="Its cudaStream_t, as an int: 0 for a GPU's default (legacy) stream.")
 
         def synchronize(self):
             core(self).synchronize()
@@ -281,7 +352,18 @@ def _stream_class(cuda):
         def __exit__(self, *exc):
             return core(self).entered.pop().__exit__(*exc)
 
-    return Stream
+    def default(index):
+        """GPU `index`'s default stream, made before CUDA is initialised (so not through Stream())."""
+        stream = Stream.__new__(Stream)
+        cores[stream] = _StreamCore(cuda, cuda.gpus.devices[index], 0, 0)
+        return stream
+
+    return Stream, default
+
+
+def _handle(core):
+    """A stream's cudaStream_t as an int: distinct per stream, 0 for the default (legacy) stream."""
+    return 0 if core.number == 0 else STREAM_HANDLES + 0x100 * core.number
 
 
 class _StreamCalls:
@@ -322,25 +404,6 @@ class _Properties:
     def __repr__(self):
         return (f"_CudaDeviceProperties(name='{self.name}', major={self.major}, minor={self.minor}, "
                 f"total_memory={self.total_memory // 2**20}MB, multi_processor_count={self.multi_processor_count})")
-
-
-def _device_class(gpus):
-    class device(contextlib.ContextDecorator):
-        """`with torch.cuda.device(1):` makes cuda:1 the current GPU for the block."""
-
-        def __init__(self, device):
-            self.idx = -1 if device is None or isinstance(device, int) and device < 0 else gpus.index(device)
-
-        def __enter__(self):
-            self.prev_idx = gpus.current
-            if self.idx >= 0:
-                gpus.current = self.idx
-
-        def __exit__(self, *exc):
-            gpus.current = self.prev_idx
-            return False
-
-    return device
 
 
 class _EventCore:

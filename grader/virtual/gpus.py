@@ -12,7 +12,7 @@ from torch.utils._device import DeviceContext, _device_constructors
 from grader.contract import HOST_READS
 from grader.costs import flops
 from grader.devices import DEVICE, NON_COMPUTING, TRANSFERS, DeviceMode, cuda_index, tensors_in
-from grader.virtual import autograd, device_rules, refusals
+from grader.virtual import autograd, device_rules, refusals, torch_api
 from grader.virtual.clocks import GPUClocks
 from grader.virtual.memory import CAPACITY, Memory
 from grader.virtual.placing import Placing, aside
@@ -81,6 +81,10 @@ class VirtualGPUs(DeviceMode):
         return self.devices[self.index(device)]
 
     def index(self, device):
+        """The index of a GPU a device argument names: a use of CUDA, which initialises torch.cuda
+        first (when one is behind these GPUs), as torch does."""
+        if self.cuda is not None:
+            self.cuda.lazy_init()
         index = cuda_index(device, self.current)
         if not 0 <= index < self.count:
             raise RuntimeError(
@@ -150,7 +154,7 @@ class VirtualGPUs(DeviceMode):
 
     def queue(self, index):
         """The queue work for GPU `index` goes to now: (GPU, the current stream's number)."""
-        return index, self.cuda.current_stream(index).stream_id
+        return index, self.cuda.selected(index).stream_id
 
     def common_device(self, tensors):
         """The device an op runs on, refusing mixed devices with PyTorch's own words."""
@@ -288,10 +292,10 @@ class VirtualGPUs(DeviceMode):
             device_rules.read_values(self, name, args, kwargs)
         computing = name not in NON_COMPUTING
         op = _placed(self, func, destination) if computing and destination.type == "cuda" else func
-        if destination.type == "cuda" and name in RANDOM:
-            op = functools.partial(self.random.draw, destination.index, op)
+        op, kwargs = self._runner(op, name, kwargs, destination)
         try:
             if computing and destination.type == "cuda":
+                torch_api.check_cublas(name)
                 out = self.clocks.run((self.queue(destination.index),), op, *args, **kwargs)
             else:
                 out = op(*args, **kwargs)
@@ -330,6 +334,23 @@ class VirtualGPUs(DeviceMode):
             return out
         with torch._C.DisableTorchFunction():
             return out.clone()
+
+    def _runner(self, func, name, kwargs, destination):
+        """(what runs an op, its keywords): a random op on a GPU draws from that GPU's generator; a
+        factory's pin_memory=True is remembered by the runtime (there is no driver to page-lock it)."""
+        if destination.type == "cuda" and name in RANDOM:
+            func = functools.partial(self.random.draw, destination.index, func)
+        if not kwargs.get("pin_memory"):
+            return func, kwargs
+        if destination.type == "cuda":
+            raise RuntimeError("Only dense CPU tensors can be pinned")
+
+        def pinned(*args, **kwargs):
+            out = func(*args, **kwargs)
+            self.pinned.add(_storage(out))
+            return out
+
+        return pinned, {**kwargs, "pin_memory": False}
 
     def _foreach(self, func, name, args, kwargs):
         """Foreach and fused ops (the optimizers' and GradScaler's fast paths) may mix devices across list positions:
@@ -397,7 +418,11 @@ class VirtualGPUs(DeviceMode):
         autograd.mark_copy(target, source, first=1)
 
     def _numpy(self, func, args, kwargs):
+        """`x.numpy()` and `np.asarray(x)` (Tensor.__array__) of a GPU tensor refuse, as on CUDA;
+        `x.numpy(force=True)` copies it to the host first."""
         device = self.placement(args[0])
+        if device.type == "cuda" and kwargs.get("force"):
+            return func(self.transfer(torch.Tensor.cpu, "cpu", args[:1], {}), *args[1:], **kwargs)
         if device.type == "cuda":
             raise TypeError(
                 f"can't convert {device} device type tensor to numpy. "
@@ -417,10 +442,19 @@ class VirtualGPUs(DeviceMode):
         return _storage(args[0]) in self.pinned
 
     def _type(self, func, args, kwargs):
-        """`x.type()` names a GPU tensor's type as CUDA does; a conversion stays on x's device."""
-        if len(args) > 1 or kwargs:
+        """`x.type()` names a GPU tensor's type as CUDA does; `x.type(torch.cuda.FloatTensor)` (or
+        its name) converts to that type's dtype on a GPU: x's own, or the current one for a host
+        tensor, as torch does; a CPU type brings a GPU tensor to the host; a dtype keeps x's device."""
+        target = args[1] if len(args) > 1 else kwargs.get("dtype")
+        if target is None:
+            return self._type_name(args[0])
+        legacy = torch_api.legacy_type(target)
+        if legacy is None:
             return self.compute(func, "type", args, kwargs)
-        return self._type_name(args[0])
+        (cuda, dtype), here = legacy, self.placement(args[0])
+        device = here if (here.type == "cuda") == cuda else self.gpu() if cuda else CPU
+        non_blocking = args[2] if len(args) > 2 else kwargs.get("non_blocking", False)
+        return self.transfer(torch.Tensor.to, "to", (args[0], device, dtype, non_blocking), {})
 
     def _type_name(self, tensor):
         name = torch._C.TensorBase.type(tensor)
@@ -468,7 +502,9 @@ _SPECIAL = {
     "get_device": VirtualGPUs._get_device,
     "__repr__": VirtualGPUs._repr,
     "__setitem__": VirtualGPUs._setitem,
+    "device": torch_api.device,
     "numpy": VirtualGPUs._numpy,
+    "__array__": VirtualGPUs._numpy,
     "pin_memory": VirtualGPUs._pin_memory,
     "is_pinned": VirtualGPUs._is_pinned,
     "type": VirtualGPUs._type,

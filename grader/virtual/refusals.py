@@ -45,7 +45,7 @@ def install(patcher):
         module = importlib.import_module(module)
         for name in names.split():
             if hasattr(module, name):
-                patcher.setattr(module, name, _refusing(what))
+                patcher.setattr(module, name, refusing(what))
     patcher.setattr(torch.profiler, "profile", _cpu_profiler_only(torch.profiler.profile))
     for owner, refuse in ((torch.autograd.profiler.profile, _legacy_cuda_profiling),
                           (torch.amp.autocast_mode.autocast, _cuda_autocast)):
@@ -71,11 +71,12 @@ def _driver_checked(name, function):
     return checked
 
 
-def _refusing(what):
-    def refusing(*args, **kwargs):
+def refusing(what):
+    """A function that refuses `what` when called."""
+    def refuse(*args, **kwargs):
         raise refused(what)
 
-    return refusing
+    return refuse
 
 
 def _checked(init, refuse):
@@ -106,6 +107,15 @@ def _legacy_cuda_profiling(enabled=True, *, use_cuda=False, use_device=None, **k
 def _cuda_autocast(device_type, dtype=None, enabled=True, cache_enabled=None):
     if device_type == "cuda" and enabled:
         raise refused(f"CUDA autocast (float16 kernels, whose numbers and speed are a real GPU's): {INSTEAD}")
+
+
+class Cudart:
+    """What torch.cuda.cudart() returns: the CUDA runtime library, each of whose calls needs a real GPU."""
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return refusing(f"the CUDA runtime library's own calls (torch.cuda.cudart().{name}): {INSTEAD}")
 
 
 def host_memory(nbytes, device):

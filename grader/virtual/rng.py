@@ -1,9 +1,13 @@
 """Each virtual GPU's own random number generator, as each real GPU has one.
 
-`torch.cuda.manual_seed` seeds the current GPU's, `manual_seed_all` and `torch.manual_seed` every
-GPU's, and a random op whose result is on a GPU (`torch.randn(..., device="cuda:1")`, dropout of a
-GPU tensor, a layer initialised on a GPU) draws from that GPU's generator, not from the CPU's. The
-numbers differ from a real GPU's (another algorithm), but seeding makes them repeat as it does there.
+torch's own random functions run as on CUDA (`torch.cuda.manual_seed` seeds the current GPU's,
+`manual_seed_all`, `torch.manual_seed` and `torch.seed` every GPU's, `get_rng_state`, ...): they
+reach each GPU's generator through `torch.cuda.default_generators`, which CUDA's initialisation
+fills with the visible GPUs' generators, as torch's does (a seed set before then is applied then, as
+torch queues it). A random op whose result is on a GPU (`torch.randn(..., device="cuda:1")`,
+dropout of a GPU tensor, a layer initialised on a GPU) draws from that GPU's generator, not from
+the CPU's. The numbers differ from a real GPU's (another algorithm), but seeding makes them repeat
+as it does there.
 """
 import torch
 
@@ -15,9 +19,6 @@ RANDOM = frozenset(
     feature_alpha_dropout_ feature_dropout feature_dropout_ native_dropout rrelu rrelu_ gumbel_softmax
     trunc_normal_ kaiming_uniform_ kaiming_normal_ xavier_uniform_ xavier_normal_ orthogonal_ sparse_""".split()
 )
-# torch.cuda's random-state functions, answered by VirtualRandom's methods of the same names.
-NAMES = ("manual_seed manual_seed_all seed seed_all initial_seed get_rng_state set_rng_state "
-         "get_rng_state_all set_rng_state_all").split()
 
 
 class VirtualRandom:
@@ -28,27 +29,19 @@ class VirtualRandom:
             generator.manual_seed(torch.initial_seed())
 
     def install(self, patcher):
-        for name in NAMES:
-            patcher.setattr(torch.cuda, name, getattr(self, name))
-            patcher.setattr(torch.cuda.random, name, getattr(self, name))
-        seed_everything, reseed_everything = torch.manual_seed, torch.seed
+        patcher.setattr(torch.cuda, "default_generators", ())  # filled when CUDA initialises
 
-        def manual_seed(seed):
-            """torch.manual_seed seeds the CPU and every GPU."""
-            self.manual_seed_all(seed)
-            return seed_everything(seed)
-
-        def seed():
-            value = reseed_everything()
-            self.manual_seed_all(value)
-            return value
-
-        for module in (torch, torch.random):
-            patcher.setattr(module, "manual_seed", manual_seed)
-            patcher.setattr(module, "seed", seed)
+    def initialise(self, count):
+        """CUDA's initialisation: the `count` visible GPUs' generators become torch.cuda's."""
+        torch.cuda.default_generators = tuple(self.generators[:count])
 
     def draw(self, index, func, *args, **kwargs):
-        """func(*args, **kwargs) drawing from GPU `index`'s generator (lent to the CPU's for the call)."""
+        """func(*args, **kwargs) drawing from GPU `index`'s generator (lent to the CPU's for the call).
+        A generator given draws itself: a GPU's (torch.cuda.default_generators); a CPU one is
+        refused, as CUDA refuses it."""
+        for arg in (*args, *kwargs.values()):
+            if isinstance(arg, torch.Generator) and not any(arg is gpu for gpu in self.generators):
+                raise RuntimeError("Expected a 'cuda' device type for generator but found 'cpu'")
         cpu, generator = torch.default_generator, self.generators[index]
         own = cpu.get_state()
         cpu.set_state(generator.get_state())
@@ -57,36 +50,3 @@ class VirtualRandom:
         finally:
             generator.set_state(cpu.get_state())
             cpu.set_state(own)
-
-    def _generator(self, device):
-        return self.generators[self.gpus.index(device)]
-
-    def manual_seed(self, seed):
-        self._generator(None).manual_seed(int(seed))
-
-    def manual_seed_all(self, seed):
-        for generator in self.generators:
-            generator.manual_seed(int(seed))
-
-    def seed(self):
-        self._generator(None).seed()
-
-    def seed_all(self):
-        value = self._generator(None).seed()
-        self.manual_seed_all(value)
-
-    def initial_seed(self):
-        return self._generator(None).initial_seed()
-
-    def get_rng_state(self, device="cuda"):
-        return self._generator(device).get_state()
-
-    def set_rng_state(self, new_state, device="cuda"):
-        self._generator(device).set_state(new_state)
-
-    def get_rng_state_all(self):
-        return [generator.get_state() for generator in self.generators]
-
-    def set_rng_state_all(self, new_states):
-        for generator, state in zip(self.generators, new_states):
-            generator.set_state(state)
