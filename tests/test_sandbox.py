@@ -32,7 +32,7 @@ def runner():
 
 
 def train_outcome(runner, source, limits=LIMITS):
-    session = runner.grade(source, "model.py", "virtual", ["train"], limits)
+    session = runner.grade(source, "model.py", "virtual", ["train"], limits, rules=False)  # past the rules
     outcome = session.outcome("train")
     session.finish()
     runner.clean()
@@ -200,7 +200,8 @@ def test_a_neighbours_spinners_do_not_starve_the_classmate_beside_it(runner):
     classmate graded beside them keeps every probe."""
     neighbour = runners.Runner(ISOLATION, ["torch", "time", "math", "os"], limits=LIMITS).start()
     try:
-        spinning = neighbour.grade("import time\n" + with_train(SPINNERS), "model.py", "virtual", ["train"], LIMITS)
+        spinning = neighbour.grade("import time\n" + with_train(SPINNERS), "model.py", "virtual", ["train"], LIMITS,
+                                   rules=False)
         time.sleep(2)  # the spinners are running
         probes = ["construct", "forward", "train", "time_forward"]
         classmate = runner.grade(SOLUTION, "model.py", "virtual", probes, LIMITS)
