@@ -52,6 +52,7 @@ TORCH_DENIED = frozenset({
     "profiler", "tensorboard", "utils", "tofile", "export_chrome_trace", "export_stacks", "export_memory_timeline",
 })
 TORCH_DENIED_ANYWHERE = TORCH_DENIED - {"utils"}  # nn.utils is harmless; torch.utils is checked by resolution
+OWNED = {"utils": "torch.nn"}  # names allowed only read off that module (`[torch][0].utils` is torch.utils)
 # The allowed modules' ways to read or write an attribute named by a string, or to evaluate text.
 GADGETS = frozenset({
     "update_wrapper", "wraps", "WRAPPER_ASSIGNMENTS", "WRAPPER_UPDATES", "singledispatch", "singledispatchmethod",
@@ -266,10 +267,13 @@ def _arguments(args):
 
 
 def _is_main_block(node):
-    """`if __name__ == "__main__":` at the top level."""
+    """`if __name__ == "__main__":` at the top level, exactly, with no `else`: the one block that
+    never runs when the grader imports the file (any other test of `__name__` may run there)."""
     test = node.test if isinstance(node, ast.If) else None
     return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
-            and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators))
+            and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq) and len(test.comparators) == 1
+            and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value == "__main__"
+            and not node.orelse)
 
 
 class _Checker(ast.NodeVisitor):
@@ -278,6 +282,10 @@ class _Checker(ast.NodeVisitor):
         self.aliases = {}  # name bound by an import -> the module or object it names
         self.public, self.private, self.foreign = vocabulary(allowed)
         self.defined, self.own = _defined(body)
+        self.methods = []  # the functions being visited, innermost last: whether each is a method (where
+        # `self`, never rebound and no other function's parameter, is the method's first parameter)
+        self.in_class = [False]  # whether the innermost scope being visited is a class body
+        self.first_parameter = False  # whether the next parameter visited is a method's first
 
     def refuse(self, node, reason, tamper=True):
         raise Refusal(getattr(node, "lineno", 0), reason, tamper)
@@ -331,10 +339,22 @@ class _Checker(ast.NodeVisitor):
     def visit_Name(self, node):
         if node.id in FORBIDDEN_BUILTINS or (node.id.startswith("__") and node.id not in DUNDERS_ALLOWED):
             self.refuse(node, f"uses {node.id}, which reaches the interpreter; the lab never needs it")
+        if node.id == "self" and not isinstance(node.ctx, ast.Load):
+            self.refuse(node, "assigns to self; self is a method's own object, its first parameter")
+
+    def visit_arg(self, node):
+        if node.arg == "self" and not self.first_parameter:
+            self.refuse(node, "names a parameter self that is not the first of a method of a class; call it "
+                              "something else", tamper=False)
+        self.first_parameter = False
+        self.generic_visit(node)
 
     def visit_Attribute(self, node):
         self.generic_visit(node)  # the innermost step first: `torch.fx.x` is refused for torch.fx
         self.resolve(node)
+        if node.attr in OWNED and self.resolve(node.value) is not importlib.import_module(OWNED[node.attr]):
+            self.refuse(node, f"uses .{node.attr} on something other than {OWNED[node.attr]} (the lab's is "
+                              f"{OWNED[node.attr]}.{node.attr}, named as such)")
         self.attribute(node, node.attr, node.value)
         if node.attr in ("format", "format_map"):
             self.format_call(node)
@@ -346,7 +366,7 @@ class _Checker(ast.NodeVisitor):
                 self.refuse(node, f"uses .{name}, which reaches past the lab's contract")
             return
         if name.startswith("_"):
-            on_self = isinstance(owner, ast.Name) and owner.id == "self"
+            on_self = isinstance(owner, ast.Name) and owner.id == "self" and any(self.methods)  # a method's own
             if not on_self or name not in self.own or name in self.private:
                 self.refuse(node, f"uses .{name}, a private attribute of something that is not yours (only the "
                                   "self._x your own code sets are)")
@@ -370,10 +390,16 @@ class _Checker(ast.NodeVisitor):
         if not (isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
             self.refuse(node, f"uses .{node.attr} on text that is not written in the file; use an f-string",
                         tamper=False)
-        for _, field, _, _ in string.Formatter().parse(node.value.value):
+        self.format_fields(node, node.value.value)
+
+    def format_fields(self, node, text):
+        """Each attribute `text`'s fields read, those nested in a field's format spec included."""
+        for _, field, spec, _ in string.Formatter().parse(text):
             for part in (field or "").replace("[", ".[").split(".")[1:]:
                 if not part.startswith("["):
                     self.attribute(node, part)
+            if spec and "{" in spec:
+                self.format_fields(node, spec)
 
     def visit_Match(self, node):
         for pattern in (n for case in node.cases for n in ast.walk(case.pattern)):
@@ -387,7 +413,21 @@ class _Checker(ast.NodeVisitor):
                               f"{', '.join(sorted(DUNDER_DEFINITIONS))})", tamper=False)
         for annotation in [node.returns, *(a.annotation for a in _arguments(node.args))]:
             self.annotation(annotation)
-        self.generic_visit(node)
+        positional = [*node.args.posonlyargs, *node.args.args]
+        method = (self.in_class[-1] and bool(positional) and positional[0].arg == "self"
+                  and not any(isinstance(d, ast.Name) and d.id in ("staticmethod", "classmethod")
+                              for d in node.decorator_list))
+        for decorator in node.decorator_list:
+            self.visit(decorator)
+        self.methods.append(method)
+        self.in_class.append(False)
+        self.first_parameter = method
+        self.visit(node.args)
+        self.first_parameter = False
+        for part in [*node.body, *filter(None, [node.returns])]:
+            self.visit(part)
+        self.in_class.pop()
+        self.methods.pop()
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
@@ -405,6 +445,18 @@ class _Checker(ast.NodeVisitor):
         if node.keywords:
             self.refuse(node, f"passes {node.keywords[0].arg}= to class {node.name}; the lab's classes need no "
                               "metaclass or class keywords", tamper=False)
+        for part in [*node.bases, *node.decorator_list]:
+            self.visit(part)
+        self.in_class.append(True)
+        for part in node.body:
+            self.visit(part)
+        self.in_class.pop()
+
+    def visit_Call(self, node):
+        """`type(name, bases, namespace)` makes a class the rules never see defined (its special
+        methods, a metaclass); `type(x)` is harmless."""
+        if isinstance(node.func, ast.Name) and node.func.id == "type" and len(node.args) + len(node.keywords) != 1:
+            self.refuse(node, "calls type() to make a class; write the class with a class statement")
         self.generic_visit(node)
 
     def resolve(self, node):

@@ -33,8 +33,26 @@ LEGAL = [
     "opt = torch.optim.SGD([x], lr=0.1)\nlr = opt.param_groups[0]['lr']\nopt.zero_grad(set_to_none=True)\n",
     "import torch\nwith torch.no_grad(), torch.cuda.device(1), torch.cuda.stream(torch.cuda.Stream(1)):\n    pass\n",
     "import torch\nfrom torch.nn.utils import clip_grad_norm_\ntorch.nn.utils.clip_grad_norm_([], 1.0)\n",
+    "import torch.nn as nn\nf = nn.utils.clip_grad_norm_\n",
+    # self, as methods use it: a property, a closure in a method; type() of one object.
+    "class N:\n    def __init__(self):\n        self._d = 1\n    @property\n    def d(self):\n        return self._d\n"
+    "    def h(self):\n        def inner():\n            return self._d\n        return inner()\n",
+    "import torch\nkind = type(torch.zeros(1))\n",
 ]
 REFUSED = [  # (source, words in the reason, tamper-suspected)
+    # Red team, after the rules moved into the sandbox: a guard that runs, self rebound or borrowed,
+    # a module wrapped so that resolution loses it, a class made by type(), a field nested in a spec.
+    ('if __name__ != "__main__":\n    import os\n', "imports os", True),
+    ('if __name__ == "__main__":\n    pass\nelse:\n    import os\n', "imports os", True),
+    ("import torch\nclass N:\n    def __init__(self):\n        self._device = None\ndef f():\n    self = torch\n"
+     "    return self._device\n", "assigns to self", True),
+    ("import torch\nclass N:\n    def __init__(self):\n        self._device = None\ndef f(self):\n"
+     "    return self._device\n", "names a parameter self", False),
+    ("class N:\n    def __init__(self):\n        self._d = None\n    @staticmethod\n    def g(self):\n"
+     "        return self._d\n", "names a parameter self", False),
+    ("import torch\nx = [torch][0].utils\n", "uses .utils on something other than torch.nn", True),
+    ('E = type("E", (), {})\n', "calls type() to make a class", True),
+    ('import torch\ns = "{0:{1.__self__}}".format(1, torch)\n', "uses .__self__", True),
     ("from torch import os", "reaches the module os", True),
     ("import torch\ngetattr(torch, 'o' + 's')", "uses getattr", True),
     ("import collections\ncollections._sys", "through collections._sys", True),

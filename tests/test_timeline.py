@@ -141,3 +141,59 @@ def test_overlap_is_every_pair_of_intervals_both_busy_in_one_sweep():
     assert Timeline("t", intervals).overlap_of(("stage 0",)) == pytest.approx(pairs)
     many = [Interval(g, i * 1e-3, i * 1e-3 + 5e-4, "stage 0", "op") for g in (0, 1) for i in range(50_000)]
     assert Timeline("t", many).overlap_of(("stage 0",)) == pytest.approx(50_000 * 5e-4)
+
+
+class _Counted(list):
+    """A storage's writers that count how many are handed out, walked or sliced (a bisection's
+    single reads are not handed out)."""
+
+    handed = 0
+
+    def __iter__(self):
+        _Counted.handed += len(self)
+        return super().__iter__()
+
+    def __getitem__(self, index):
+        taken = super().__getitem__(index)
+        if isinstance(index, slice):
+            _Counted.handed += len(taken)
+        return taken
+
+
+def _feeding_by_definition(flow, targets):
+    """Flow.feeding as its docstring says: every writer, before its reader, of what a fed event read."""
+    fed, stack = set(), list(targets)
+    while stack:
+        reader = stack.pop()
+        for storage in flow.events[reader].args or ():
+            for writer in flow._writers.get(storage, ()):
+                if writer < reader and writer not in fed:
+                    fed.add(writer)
+                    stack.append(writer)
+    return fed
+
+
+def test_following_data_is_linear_in_the_trace():
+    """The red team's pattern: two storages written back and forth thousands of times, each op
+    reading many times from one of them. The checks follow each storage's writers once, not once
+    per reader (it was quadratic: a submission could stall its own grading for minutes)."""
+    import random
+
+    from grader.checks.flow import Flow
+    from grader.trace import Event
+
+    rounds, fan = 2000, 50
+    events = [Event("op", "cat", args=[0] * fan, out=[1]) if n % 2 == 0 else Event("op", "cat", args=[1], out=[0])
+              for n in range(2 * rounds)]
+    flow = Flow(events)
+    flow._writers = {storage: _Counted(writers) for storage, writers in flow._writers.items()}
+    _Counted.handed = 0
+    assert flow.feeding([len(events) - 1]) == set(range(len(events) - 1))
+    assert _Counted.handed <= len(events)  # each writer once (it was rounds x rounds)
+    chance = random.Random(0)  # and the same answer as the definition on random traces
+    for _ in range(50):
+        events = [Event("op", "op", args=[chance.randrange(6) for _ in range(3)], out=[chance.randrange(6)])
+                  for _ in range(60)]
+        flow = Flow(events)
+        targets = chance.sample(range(60), 3)
+        assert flow.feeding(targets) == _feeding_by_definition(flow, targets)

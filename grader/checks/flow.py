@@ -6,6 +6,8 @@ current streams of both and both wait for it; `wait_stream` and an event's `wait
 after another's work; and a wait (grader.trace.Event.waits_for) covers what its stream, event or
 GPU was ordered after. `Flow` follows storages from op to op, from the grader's watched tensors.
 """
+import bisect
+
 import pytest
 
 QUEUES_CAP = 64  # the streams the checks follow in one call, all GPUs together: far past the lab's needs
@@ -104,13 +106,20 @@ class Flow:
         return [i for i, e in enumerate(self.events) if e.kind == "op" and label in (e.reads or ())]
 
     def feeding(self, targets):
-        """The events whose output the events `targets` read, directly or through other events."""
-        fed, stack = set(), list(targets)
+        """The events whose output the events `targets` read, directly or through other events.
+        Linear: each storage's writers are taken once, below the latest reader seen for it so far
+        (a reader before that one needs no writer the later one has not already brought)."""
+        fed, stack, below = set(), list(targets), {}  # storage -> the reader its writers were taken below
         while stack:
             reader = stack.pop()
             for storage in self.events[reader].args or ():
-                for writer in self._writers.get(storage, ()):
-                    if writer < reader and writer not in fed:
+                taken = below.get(storage, 0)
+                if reader <= taken:
+                    continue
+                below[storage] = reader
+                writers = self._writers.get(storage, [])
+                for writer in writers[bisect.bisect_left(writers, taken):bisect.bisect_left(writers, reader)]:
+                    if writer not in fed:
                         fed.add(writer)
                         stack.append(writer)
         return fed
