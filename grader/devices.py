@@ -63,14 +63,27 @@ def _collect(value, found):
             _collect(item, found)
 
 
+def front(handler):
+    """The mode torch's stack holds for a runtime: it hands every call to `handler` and keeps
+    nothing else, so what a submission could find on the stack (torch.overrides' helpers show it)
+    leads to neither the runtime nor its trace."""
+    class Front(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            return handler(func, types, args, kwargs)
+
+    return Front()
+
+
 class DeviceMode(TorchFunctionMode):
-    """Records every device-relevant torch call into `trace`; real GPUs do the work."""
+    """Records every device-relevant torch call into `trace`; real GPUs do the work. What torch's
+    mode stack holds is its `front`, never the mode itself."""
 
     clock = None  # real GPUs: the clocks read as they are
 
     def __init__(self, trace):
         super().__init__()
         self.trace = trace
+        self.front = front(self.__torch_function__)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -153,7 +166,7 @@ def active(mode, install_cuda, namespaces=()):
         _in_every_thread(mode, patcher)
         for namespace in namespaces:
             patcher.rebind(namespace)
-        with mode:
+        with mode.front:
             yield mode
     finally:
         patcher.restore()
@@ -166,7 +179,7 @@ def _in_every_thread(mode, patcher):
     bootstrap = threading.Thread._bootstrap_inner  # what every Thread, subclass or not, runs first
 
     def under_mode(thread):
-        with mode:
+        with mode.front:
             bootstrap(thread)
 
     patcher.setattr(threading.Thread, "_bootstrap_inner", under_mode)

@@ -76,6 +76,39 @@ def test_no_public_attribute_of_the_runtime_reaches_the_observer():
         assert _found(roots) == []
 
 
+def _stacks():
+    """What torch's mode stacks hold while the runtime runs, as torch's own helpers show them: the
+    function modes, and the dispatch modes a submission's hooks run under (a tensor hook during
+    backward, a saved-tensor hook inside an op)."""
+    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+
+    found = {"function modes": list(torch.overrides._get_current_function_mode_stack())}
+
+    def pack(tensor):
+        found["dispatch modes in an op"] = list(_get_current_dispatch_mode_stack())
+        return tensor
+
+    def hook(grad):
+        found["dispatch modes in backward"] = list(_get_current_dispatch_mode_stack())
+
+    x = torch.ones(3, device="cuda:1", requires_grad=True)
+    x.register_hook(hook)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        y = (x * x).sum()
+    y.backward()
+    return found
+
+
+def test_torchs_mode_stacks_hold_nothing_of_the_observer():
+    """The runtime's modes sit on torch's stacks, which private helpers show: what is there only
+    hands calls on (red team: the trace was one attribute away from the mode on the stack)."""
+    with virtual_gpus(2):
+        stacks = _stacks()
+    assert stacks["function modes"] and stacks["dispatch modes in backward"]
+    roots = {f"{where}[{n}]": mode for where, modes in stacks.items() for n, mode in enumerate(modes)}
+    assert _found(roots) == []
+
+
 def test_a_submission_cannot_rewrite_an_events_time():
     """An event's time lives with the runtime, not on the object: the elapsed time is the GPU's."""
     with virtual_gpus(2):

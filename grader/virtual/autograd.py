@@ -33,10 +33,11 @@ def install(gpus, patcher):
     The runtime's mode hands those calls on with itself off, as torch does for every call a mode
     handles; the engine is entered below that hand-off, so the mode is turned back on there."""
     run = torch.autograd._engine_run_backward
+    gradients = _gradients_mode(gpus)
 
     @functools.wraps(run)
     def engine(outputs, grads, *args, **kwargs):
-        with gpus.on(), _Gradients(gpus):
+        with gpus.on(), gradients():
             return run(outputs, tuple(_on_gpu_of(gpus, grad, output) for output, grad in zip(outputs, grads)),
                        *args, **kwargs)
 
@@ -77,31 +78,32 @@ def _on_gpu_of(gpus, grad, output):
     return grad
 
 
-class _Gradients(TorchDispatchMode):
-    """Places each tensor the backward pass makes on the GPU of the tensors it was made from, and
-    a copy's gradient where the copy's input lived (a view, or an in-place result, keeps its home)."""
+def _gradients_mode(gpus):
+    """The mode on the dispatch stack while the backward pass runs (where a submission's tensor
+    hooks run too): it places each tensor the pass makes on the GPU of the tensors it was made
+    from, and a copy's gradient where the copy's input lived (a view, or an in-place result, keeps
+    its home). The runtime lives in this closure, not on the mode."""
 
-    def __init__(self, gpus):
-        super().__init__()
-        self.gpus = gpus
-
-    @classmethod
-    def _should_skip_dynamo(cls):
-        return False  # else torch wraps __torch_dispatch__ in a guard that imports torch._dynamo (a second)
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        with torch._C.DisableTorchFunction():  # an aten op, not the submission's call: the runtime's mode is off
-            out = func(*args, **(kwargs or {}))
-        inputs = tensors_in(args, kwargs)
-        self.gpus.settle_created(out, inputs, self._device(func, inputs))
-        return out
-
-    def _device(self, func, inputs):
+    def device(func, inputs):
         node = torch._C._current_autograd_node()
         if func in COPIES and node is not None and SOURCE in node.metadata:
             return node.metadata[SOURCE]
         for tensor in inputs:
-            device = self.gpus.placement(tensor)
-            if device.type == "cuda":
-                return device
+            placed = gpus.placement(tensor)
+            if placed.type == "cuda":
+                return placed
         return CPU
+
+    class Gradients(TorchDispatchMode):
+        @classmethod
+        def _should_skip_dynamo(cls):
+            return False  # else torch wraps __torch_dispatch__ in a guard that imports torch._dynamo (a second)
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            with torch._C.DisableTorchFunction():  # an aten op, not the submission's call: the runtime's mode is off
+                out = func(*args, **(kwargs or {}))
+            inputs = tensors_in(args, kwargs)
+            gpus.settle_created(out, inputs, device(func, inputs))
+            return out
+
+    return Gradients

@@ -15,7 +15,7 @@ from grader.devices import DEVICE, NON_COMPUTING, TRANSFERS, DeviceMode, cuda_in
 from grader.virtual import autograd, device_rules, refusals, torch_api
 from grader.virtual.clocks import GPUClocks
 from grader.virtual.memory import CAPACITY, Memory
-from grader.virtual.placing import Placing, aside
+from grader.virtual.placing import aside, placing
 from grader.virtual.rng import RANDOM, VirtualRandom
 
 CPU = torch.device("cpu")
@@ -44,6 +44,7 @@ class VirtualGPUs(DeviceMode):
         self.cuda = None  # the VirtualCuda answering torch.cuda: it knows each thread's current streams
         self.clocks = GPUClocks(count)  # when each GPU would finish its work: the time its events read
         self.random = VirtualRandom(self)  # each GPU's random number generator
+        self.placing = placing(self)  # the class of the modes that place what an op makes (placing.py)
 
     @property
     def current(self):
@@ -58,10 +59,10 @@ class VirtualGPUs(DeviceMode):
         """This mode on for the runtime's own torch calls from a place where it may be off (an
         autograd Function's forward runs inside the mode's handler, where the mode is off); the
         calling op's Placing steps aside, as each op inside is placed by its own rule."""
-        if self in torch.overrides._get_current_function_mode_stack():
+        if self.front in torch.overrides._get_current_function_mode_stack():
             yield
         else:
-            with aside(), self:
+            with aside(), self.front:
                 yield
 
     # -- where tensors live -------------------------------------------------------------------
@@ -390,7 +391,7 @@ class VirtualGPUs(DeviceMode):
         """Tensor.__repr__ (a Parameter's own __repr__ adds its heading, then calls this)."""
         tensor = args[0]
         self.host_read("__repr__", tensor)  # (printing a tensor reads it)
-        with self.trace.paused(), self:  # re-entered, so the printed device is the virtual one
+        with self.trace.paused(), self.front:  # re-entered, so the printed device is the virtual one
             return torch._tensor_str._str(tensor, **kwargs)
 
     def _format(self, func, args, kwargs):
@@ -478,7 +479,7 @@ def _default_device():
 def _placed(gpus, func, device):
     """func run with what it makes placed on `device` as it makes it."""
     def run(*args, **kwargs):
-        with Placing(gpus, device):
+        with gpus.placing(device):
             return func(*args, **kwargs)
 
     return run

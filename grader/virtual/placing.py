@@ -10,21 +10,30 @@ from grader.devices import tensors_in
 
 
 class Placing(TorchDispatchMode):
-    """Homes on `device` (a GPU) what each aten op run under it creates."""
+    """What the modes of `placing` are: `aside` finds them on the stack by this class."""
 
-    def __init__(self, gpus, device):
-        super().__init__()
-        self.gpus, self.device = gpus, device
 
-    @classmethod
-    def _should_skip_dynamo(cls):
-        return False  # else torch wraps __torch_dispatch__ in a guard that imports torch._dynamo (a second)
+def placing(gpus):
+    """The class of one runtime's placement modes: `Mode(device)` homes on `device` (a GPU) what
+    each aten op run under it creates. The runtime lives in this closure, not on the mode, which a
+    submission's saved-tensor hooks could find on the dispatch stack."""
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        self.gpus.settle_created(out, tensors_in(args, kwargs), self.device)
-        return out
+    class Mode(Placing):
+        def __init__(self, device):
+            super().__init__()
+            self.device = device
+
+        @classmethod
+        def _should_skip_dynamo(cls):
+            return False  # else torch wraps __torch_dispatch__ in a guard that imports torch._dynamo (a second)
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            gpus.settle_created(out, tensors_in(args, kwargs), self.device)
+            return out
+
+    return Mode
 
 
 @contextlib.contextmanager
