@@ -170,5 +170,5 @@ def merge(shards: list[pathlib.Path], out: pathlib.Path, roster: Roster | None =
 
 def write_atomically(path: pathlib.Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8", errors="backslashreplace")  # a student's text never ends the batch
     os.replace(tmp, path)

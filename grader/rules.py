@@ -57,6 +57,7 @@ OWNED = {"utils": "torch.nn"}  # names allowed only read off that module (`[torc
 GADGETS = frozenset({
     "update_wrapper", "wraps", "WRAPPER_ASSIGNMENTS", "WRAPPER_UPDATES", "singledispatch", "singledispatchmethod",
     "get_type_hints", "ForwardRef", "attrgetter", "methodcaller", "itemgetter", "cell_contents", "format_map",
+    "make_dataclass",  # a class from a namespace the rules never see (its special methods)
 })
 DENIED_ATTRIBUTES = FRAME_ATTRIBUTES | POWERFUL_MODULES | TORCH_DENIED_ANYWHERE | GADGETS
 # Instance attributes torch documents that no class of a CPU build declares.
@@ -266,6 +267,19 @@ def _arguments(args):
     return [*args.posonlyargs, *args.args, *args.kwonlyargs, *filter(None, [args.vararg, args.kwarg])]
 
 
+def _classes(body):
+    """(the names of the file's classes, of their methods and of its functions): a method is reached
+    only through an instance, where `self` is that instance."""
+    classes, methods, functions = set(), set(), set()
+    for node in (n for top in body for n in ast.walk(top)):
+        if isinstance(node, ast.ClassDef):
+            classes.add(node.name)
+            methods.update(f.name for f in node.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            functions.add(node.name)
+    return classes, methods, functions
+
+
 def _is_main_block(node):
     """`if __name__ == "__main__":` at the top level, exactly, with no `else`: the one block that
     never runs when the grader imports the file (any other test of `__name__` may run there)."""
@@ -286,6 +300,7 @@ class _Checker(ast.NodeVisitor):
         # `self`, never rebound and no other function's parameter, is the method's first parameter)
         self.in_class = [False]  # whether the innermost scope being visited is a class body
         self.first_parameter = False  # whether the next parameter visited is a method's first
+        self.classes, self.methods_defined, self.functions = _classes(body)
 
     def refuse(self, node, reason, tamper=True):
         raise Refusal(getattr(node, "lineno", 0), reason, tamper)
@@ -341,6 +356,14 @@ class _Checker(ast.NodeVisitor):
             self.refuse(node, f"uses {node.id}, which reaches the interpreter; the lab never needs it")
         if node.id == "self" and not isinstance(node.ctx, ast.Load):
             self.refuse(node, "assigns to self; self is a method's own object, its first parameter")
+        if node.id == "type":  # type(name, bases, namespace), and any class's type, make classes unseen
+            self.refuse(node, "uses type, which can make classes the rules never see; use isinstance(x, T), "
+                              "and write classes with a class statement", tamper=False)
+        if self.in_class[-1] and node.id in self.methods_defined and isinstance(node.ctx, ast.Load):
+            self.refuse(node, f"uses the method {node.id} as a value in its class's body; call it on an instance",
+                        tamper=False)
+        if node.id == "__name__" and not isinstance(node.ctx, ast.Load):
+            self.refuse(node, "assigns to __name__, which decides whether the demo block runs")
 
     def visit_arg(self, node):
         if node.arg == "self" and not self.first_parameter:
@@ -351,6 +374,9 @@ class _Checker(ast.NodeVisitor):
 
     def visit_Attribute(self, node):
         self.generic_visit(node)  # the innermost step first: `torch.fx.x` is refused for torch.fx
+        if isinstance(node.value, ast.Name) and node.value.id in self.classes and node.attr in self.methods_defined:
+            self.refuse(node, f"reads the method {node.attr} off the class {node.value.id}; call it on an instance "
+                              f"(self.{node.attr}(...)) or through super().{node.attr}(...)", tamper=False)
         self.resolve(node)
         if node.attr in OWNED and self.resolve(node.value) is not importlib.import_module(OWNED[node.attr]):
             self.refuse(node, f"uses .{node.attr} on something other than {OWNED[node.attr]} (the lab's is "
@@ -418,6 +444,9 @@ class _Checker(ast.NodeVisitor):
                   and not any(isinstance(d, ast.Name) and d.id in ("staticmethod", "classmethod")
                               for d in node.decorator_list))
         for decorator in node.decorator_list:
+            if method and any(isinstance(n, ast.Name) and n.id in self.functions for n in ast.walk(decorator)):
+                self.refuse(decorator, f"decorates the method {node.name} with a function of the file's own, which "
+                                       "holds the method as a plain function", tamper=False)
             self.visit(decorator)
         self.methods.append(method)
         self.in_class.append(False)
@@ -451,13 +480,6 @@ class _Checker(ast.NodeVisitor):
         for part in node.body:
             self.visit(part)
         self.in_class.pop()
-
-    def visit_Call(self, node):
-        """`type(name, bases, namespace)` makes a class the rules never see defined (its special
-        methods, a metaclass); `type(x)` is harmless."""
-        if isinstance(node.func, ast.Name) and node.func.id == "type" and len(node.args) + len(node.keywords) != 1:
-            self.refuse(node, "calls type() to make a class; write the class with a class statement")
-        self.generic_visit(node)
 
     def resolve(self, node):
         """Follow `alias.a.b` through the real modules, refusing a step into a module the rules

@@ -6,6 +6,7 @@ A frame is MAGIC, the payload's length (8 bytes), then the payload: the JSON hea
 """
 import json
 import os
+import re
 import socket
 import struct
 
@@ -13,6 +14,7 @@ MAGIC = b"MPL1"
 PREFIX = struct.Struct("<4sQ")
 HEADER_LENGTH = struct.Struct("<I")
 HEADER_CAP = 16 * 2**20  # bytes of a frame's JSON header (the blobs, tensors, need the rest of a result)
+SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")  # the JSON escape of a surrogate, lone or paired
 CONTAINERS_CAP = 1_000_000  # lists and objects in one header: a probe's facts have far fewer
 
 
@@ -53,6 +55,8 @@ def unpack(payload):
         if size > HEADER_CAP or text.count(b"[") + text.count(b"{") > CONTAINERS_CAP:
             raise ValueError("its header is too large")  # JSON of tiny containers grows ~50x as objects
         document = json.loads(text)
+        if SURROGATE.search(text):  # a lone surrogate, which no UTF-8 file can hold: kept as its escape
+            document = _encodable(document)
         blobs, offset = {}, HEADER_LENGTH.size + size
         for name, length in document["blobs"]:
             if not isinstance(name, str) or not isinstance(length, int) or length < 0:
@@ -64,6 +68,17 @@ def unpack(payload):
         return document["header"], blobs
     except (struct.error, ValueError, KeyError, TypeError, RecursionError) as error:
         raise Unreadable(f"it is malformed ({type(error).__name__})") from None
+
+
+def _encodable(value):
+    """`value` with each string's unencodable characters (lone surrogates) written as escapes."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_encodable(v) for v in value]
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    return value
 
 
 def read_frame(sock_or_file, cap):

@@ -57,6 +57,9 @@ def _found(roots, depth=4):
                 continue
             if isinstance(value, types.ModuleType):
                 continue  # torch's and Python's own modules: walked from their names, not into
+            if isinstance(value, (tuple, list, dict)):  # a subscript is as open as an attribute
+                items = value.items() if isinstance(value, dict) else enumerate(value)
+                following += [(f"{path}[{key!r}]", item) for key, item in list(items)[:64]]
             for name in _public(value):
                 try:
                     following.append((f"{path}.{name}", getattr(value, name)))

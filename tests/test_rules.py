@@ -34,10 +34,9 @@ LEGAL = [
     "import torch\nwith torch.no_grad(), torch.cuda.device(1), torch.cuda.stream(torch.cuda.Stream(1)):\n    pass\n",
     "import torch\nfrom torch.nn.utils import clip_grad_norm_\ntorch.nn.utils.clip_grad_norm_([], 1.0)\n",
     "import torch.nn as nn\nf = nn.utils.clip_grad_norm_\n",
-    # self, as methods use it: a property, a closure in a method; type() of one object.
+    # self, as methods use it: a property, a closure in a method.
     "class N:\n    def __init__(self):\n        self._d = 1\n    @property\n    def d(self):\n        return self._d\n"
     "    def h(self):\n        def inner():\n            return self._d\n        return inner()\n",
-    "import torch\nkind = type(torch.zeros(1))\n",
 ]
 REFUSED = [  # (source, words in the reason, tamper-suspected)
     # Red team, after the rules moved into the sandbox: a guard that runs, self rebound or borrowed,
@@ -51,7 +50,19 @@ REFUSED = [  # (source, words in the reason, tamper-suspected)
     ("class N:\n    def __init__(self):\n        self._d = None\n    @staticmethod\n    def g(self):\n"
      "        return self._d\n", "names a parameter self", False),
     ("import torch\nx = [torch][0].utils\n", "uses .utils on something other than torch.nn", True),
-    ('E = type("E", (), {})\n', "calls type() to make a class", True),
+    ('E = type("E", (), {})\n', "uses type", False),
+    ("class A:\n    pass\nt = type(A)\nB = t('B', (), {})\n", "uses type", False),
+    ("class Maker(type):\n    pass\n", "uses type", False),
+    ('import dataclasses\nX = dataclasses.make_dataclass("X", [])\n', "uses .make_dataclass", True),
+    ('__name__ = "__main__"\nif __name__ == "__main__":\n    import os\n', "assigns to __name__", True),
+    ("import torch\nclass Peek:\n    def __init__(self):\n        self._cudart = None\n    def cudart(self):\n"
+     "        return self._cudart\nx = Peek.cudart(torch.cuda)\n", "reads the method cudart off the class",
+     False),
+    ("class Peek:\n    def __init__(self):\n        self._c = None\n    def get(self):\n        return self._c\n"
+     "    fns = (get,)\n", "uses the method get as a value", False),
+    ("saved = []\ndef keep(f):\n    saved.append(f)\n    return f\nclass Peek:\n    def __init__(self):\n"
+     "        self._c = None\n    @keep\n    def get(self):\n        return self._c\n", "decorates the method",
+     False),
     ('import torch\ns = "{0:{1.__self__}}".format(1, torch)\n', "uses .__self__", True),
     ("from torch import os", "reaches the module os", True),
     ("import torch\ngetattr(torch, 'o' + 's')", "uses getattr", True),
@@ -87,7 +98,7 @@ REFUSED = [  # (source, words in the reason, tamper-suspected)
     ("class X:\n    def __getattr__(self, name):\n        return 1", "defines __getattr__", False),
     ("class X:\n    def __del__(self):\n        pass", "defines __del__", False),
     ("class X:\n    def __torch_function__(self):\n        pass", "defines __torch_function__", False),
-    ("class M(type):\n    pass\nclass X(metaclass=M):\n    pass", "passes metaclass=", False),
+    ("import collections\nclass X(metaclass=collections.OrderedDict):\n    pass", "passes metaclass=", False),
     ("try:\n    1 / 0\nexcept Exception as e:\n    e.__traceback__", "uses .__traceback__", True),
     ("def g():\n    yield\ng().gi_frame", "uses .gi_frame", True),
     ("import torch\ntorch.load('x', weights_only=False)", "uses .load", True),

@@ -30,3 +30,11 @@ def test_a_header_past_its_cap_is_unreadable():
     text = json.dumps({"header": "x" * (wire.HEADER_CAP + 1), "blobs": []}).encode()
     with pytest.raises(wire.Unreadable):
         wire.unpack(_payload(text))
+
+
+def test_a_lone_surrogate_arrives_as_its_escape():
+    """JSON may carry a lone surrogate (an exception's text, say), which no UTF-8 file can hold: one
+    student's message once ended the whole batch, for every classmate, when it reached a file."""
+    header, _ = wire.unpack(wire.pack({"failure": "raised ValueError('\ud800') and \U0001f600"})[wire.PREFIX.size:])
+    assert header["failure"] == "raised ValueError('\\ud800') and \U0001f600"
+    header["failure"].encode("utf-8")

@@ -9,7 +9,6 @@ recorded in the trace (with the GPU it would have waited for), which is what the
 brings the host's clock up to that GPU's (grader/virtual/clocks.py), which events and queries read.
 """
 import collections
-import contextlib
 import itertools
 import os
 import sys
@@ -63,6 +62,7 @@ class VirtualCuda:
         self.count = None  # the visible GPUs, counted when the driver first initialises
         self.Event = _event_class(gpus)
         self.Stream, default = _stream_class(self)
+        self.stream = _stream_context(self)
         self.numbers = itertools.count(1)  # each stream made is numbered, on any GPU; 0 is each GPU's default
         self.defaults = [default(index) for index in range(gpus.count)]
         self._selected = threading.local()  # per thread: GPU index -> the stream selected there
@@ -194,20 +194,6 @@ class VirtualCuda:
         if self.gpus.placement(tensor).type != "cuda":
             raise RuntimeError("record_stream: expected a CUDA tensor")
 
-    @contextlib.contextmanager
-    def stream(self, stream):
-        """`with torch.cuda.stream(s):` work goes to s (and its GPU is current) for the block."""
-        if stream is None:
-            yield
-            return
-        device, previous = self.gpus.current, self.current_stream(stream.device)
-        self.set_stream(stream)
-        try:
-            yield
-        finally:
-            self.set_stream(previous)
-            self.gpus.current = device
-
     def properties(self, index):
         """What torch's get_device_properties returns once it has checked `index`."""
         return _Properties(f"Virtual GPU {index} (CPU-backed, grader.virtual)", index, self.gpus.memory.capacity)
@@ -309,6 +295,30 @@ class _StreamCore:
         selected = self.cuda.stream(stream)
         selected.__enter__()
         self.entered.append(selected)
+
+
+def _stream_context(cuda):
+    """The class of what `torch.cuda.stream(s)` returns: `with` it, work goes to s (and its GPU is
+    current) for the block. The runtime lives in this closure: a contextmanager's `.args` would
+    hand it to the submission."""
+
+    class StreamContext:
+        def __init__(self, stream):
+            self.stream, self._saved = stream, []
+
+        def __enter__(self):
+            if self.stream is not None:
+                self._saved.append((cuda.gpus.current, cuda.current_stream(self.stream.device)))
+                cuda.set_stream(self.stream)
+
+        def __exit__(self, *exc):
+            if self.stream is not None:
+                device, previous = self._saved.pop()
+                cuda.set_stream(previous)
+                cuda.gpus.current = device
+            return False
+
+    return StreamContext
 
 
 def _stream_class(cuda):
