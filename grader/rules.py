@@ -296,10 +296,11 @@ class _Checker(ast.NodeVisitor):
         self.aliases = {}  # name bound by an import -> the module or object it names
         self.public, self.private, self.foreign = vocabulary(allowed)
         self.defined, self.own = _defined(body)
-        self.methods = []  # the functions being visited, innermost last: whether each is a method (where
-        # `self`, never rebound and no other function's parameter, is the method's first parameter)
+        # The functions being visited, innermost last: None where one binds no `self`, else whether it
+        # is a method (`self` is only ever a function's first parameter, never rebound).
+        self.binders = []
         self.in_class = [False]  # whether the innermost scope being visited is a class body
-        self.first_parameter = False  # whether the next parameter visited is a method's first
+        self.first_parameter = False  # whether the next parameter visited is a function's first
         self.classes, self.methods_defined, self.functions = _classes(body)
 
     def refuse(self, node, reason, tamper=True):
@@ -367,10 +368,13 @@ class _Checker(ast.NodeVisitor):
 
     def visit_arg(self, node):
         if node.arg == "self" and not self.first_parameter:
-            self.refuse(node, "names a parameter self that is not the first of a method of a class; call it "
-                              "something else", tamper=False)
+            self.refuse(node, "names a parameter self that is not a function's first; call it something else",
+                        tamper=False)
         self.first_parameter = False
         self.generic_visit(node)
+
+    def visit_Lambda(self, node):
+        self.scope(node, method=False)
 
     def visit_Attribute(self, node):
         self.generic_visit(node)  # the innermost step first: `torch.fx.x` is refused for torch.fx
@@ -392,7 +396,8 @@ class _Checker(ast.NodeVisitor):
                 self.refuse(node, f"uses .{name}, which reaches past the lab's contract")
             return
         if name.startswith("_"):
-            on_self = isinstance(owner, ast.Name) and owner.id == "self" and any(self.methods)  # a method's own
+            binder = next((b for b in reversed(self.binders) if b is not None), False)
+            on_self = isinstance(owner, ast.Name) and owner.id == "self" and binder  # a method's own instance
             if not on_self or name not in self.own or name in self.private:
                 self.refuse(node, f"uses .{name}, a private attribute of something that is not yours (only the "
                                   "self._x your own code sets are)")
@@ -448,17 +453,25 @@ class _Checker(ast.NodeVisitor):
                 self.refuse(decorator, f"decorates the method {node.name} with a function of the file's own, which "
                                        "holds the method as a plain function", tamper=False)
             self.visit(decorator)
-        self.methods.append(method)
-        self.in_class.append(False)
-        self.first_parameter = method
-        self.visit(node.args)
-        self.first_parameter = False
-        for part in [*node.body, *filter(None, [node.returns])]:
-            self.visit(part)
-        self.in_class.pop()
-        self.methods.pop()
+        self.scope(node, method)
 
     visit_AsyncFunctionDef = visit_FunctionDef
+
+    def scope(self, node, method):
+        """Visit a function's parameters and body (a def's or a lambda's) as a scope of its own."""
+        positional = [*node.args.posonlyargs, *node.args.args]
+        binds = bool(positional) and positional[0].arg == "self"
+        self.binders.append(method if binds else None)
+        self.in_class.append(False)
+        self.first_parameter = True
+        self.visit(node.args)
+        self.first_parameter = False
+        for part in node.body if isinstance(node.body, list) else [node.body]:
+            self.visit(part)
+        if getattr(node, "returns", None) is not None:
+            self.visit(node.returns)
+        self.in_class.pop()
+        self.binders.pop()
 
     def visit_AnnAssign(self, node):
         self.annotation(node.annotation)

@@ -34,6 +34,7 @@ LEGAL = [
     "import torch\nwith torch.no_grad(), torch.cuda.device(1), torch.cuda.stream(torch.cuda.Stream(1)):\n    pass\n",
     "import torch\nfrom torch.nn.utils import clip_grad_norm_\ntorch.nn.utils.clip_grad_norm_([], 1.0)\n",
     "import torch.nn as nn\nf = nn.utils.clip_grad_norm_\n",
+    "class P:\n    one = property(lambda self: 1)\n",  # self as a lambda's first parameter
     # self, as methods use it: a property, a closure in a method.
     "class N:\n    def __init__(self):\n        self._d = 1\n    @property\n    def d(self):\n        return self._d\n"
     "    def h(self):\n        def inner():\n            return self._d\n        return inner()\n",
@@ -46,10 +47,13 @@ REFUSED = [  # (source, words in the reason, tamper-suspected)
     ("import torch\nclass N:\n    def __init__(self):\n        self._device = None\ndef f():\n    self = torch\n"
      "    return self._device\n", "assigns to self", True),
     ("import torch\nclass N:\n    def __init__(self):\n        self._device = None\ndef f(self):\n"
-     "    return self._device\n", "names a parameter self", False),
+     "    return self._device\n", "uses ._device, a private attribute", True),
     ("class N:\n    def __init__(self):\n        self._d = None\n    @staticmethod\n    def g(self):\n"
-     "        return self._d\n", "names a parameter self", False),
+     "        return self._d\n", "uses ._d, a private attribute", True),
     ("import torch\nx = [torch][0].utils\n", "uses .utils on something other than torch.nn", True),
+    ("f = lambda x, self: 1\n", "names a parameter self that is not a function's first", False),
+    ("class N:\n    def __init__(self):\n        self._d = None\ng = lambda self: self._d\n", "uses ._d, a private",
+     True),
     ('E = type("E", (), {})\n', "uses type", False),
     ("class A:\n    pass\nt = type(A)\nB = t('B', (), {})\n", "uses type", False),
     ("class Maker(type):\n    pass\n", "uses type", False),
