@@ -377,6 +377,13 @@ class _Checker(ast.NodeVisitor):
         self.scope(node, method=False)
 
     def visit_Attribute(self, node):
+        steps, base = [], node
+        while isinstance(base, ast.Attribute):
+            steps.insert(0, base)
+            base = base.value
+        for step in steps:  # a chain's dunders first, innermost first: the worse of two reasons
+            if step.attr.startswith("__") and step.attr.endswith("__"):
+                self.attribute(step, step.attr)
         self.generic_visit(node)  # the innermost step first: `torch.fx.x` is refused for torch.fx
         if isinstance(node.value, ast.Name) and node.value.id in self.classes and node.attr in self.methods_defined:
             self.refuse(node, f"reads the method {node.attr} off the class {node.value.id}; call it on an instance "
