@@ -47,19 +47,23 @@ class Order:
                         "(the lab needs one or two per GPU)", pytrace=False)
         self.waits = []  # (index of the wait, {queue: index of the last op it covers there})
         self.recorded = {}  # event number -> (index of its record, its GPU, {queue: last op before it})
-        clocks = {}
+        # Each queue's clock, and each GPU's whole (the join of its queues' clocks, what a device-wide
+        # wait covers). Clocks only grow, so a GPU's whole is joined with each new clock as it is set,
+        # never recomputed from all of them: the replay stays linear in the events.
+        self._clocks, self._whole = {}, {}
+        clocks = self._clocks
         for i, e in enumerate(events):
             here = _queue(e.device, e.stream)
             if e.kind == "op" and on_gpu(e.device):
-                clocks[here] = {**clocks.get(here, {}), here: i}
+                self._set(here, {**clocks.get(here, {}), here: i})
             elif e.kind == "transfer":
-                self._copy(clocks, i, e)
+                self._copy(i, e)
             elif e.kind == "cuda_event" and e.name == "record" and e.ids:
                 self.recorded[e.ids[0]] = (i, e.device, clocks.get(here, {}))
             elif e.kind == "cuda_event" and e.name == "wait" and e.ids:
-                clocks[here] = _join(clocks.get(here, {}), self.recorded.get(e.ids[0], (0, 0, {}))[2])
+                self._set(here, _join(clocks.get(here, {}), self.recorded.get(e.ids[0], (0, 0, {}))[2]))
             elif e.kind == "cuda_event" and e.name == "wait_stream":
-                clocks[here] = _join(clocks.get(here, {}), clocks.get(_queue(e.source, e.source_stream), {}))
+                self._set(here, _join(clocks.get(here, {}), clocks.get(_queue(e.source, e.source_stream), {})))
             elif e.kind == "sync":
                 what, target = e.waits_for()
                 if what == "event":
@@ -67,14 +71,18 @@ class Order:
                 elif what == "stream":
                     covered = clocks.get(target, {})
                 else:
-                    covered = _join(*(clock for queue, clock in clocks.items() if queue[0] == target))
+                    covered = self._whole.get(target, {})
                 self.waits.append((i, covered))
 
-    def _copy(self, clocks, i, e):
+    def _set(self, queue, clock):
+        self._clocks[queue] = clock
+        self._whole[queue[0]] = _join(self._whole.get(queue[0], {}), clock)
+
+    def _copy(self, i, e):
         ends = [_queue(d, s) for d, s in ((e.source, e.source_stream), (e.device, e.stream)) if on_gpu(d)]
-        joined = {**_join(*(clocks.get(q, {}) for q in ends)), **{q: i for q in ends}}
+        joined = {**_join(*(self._clocks.get(q, {}) for q in ends)), **{q: i for q in ends}}
         for queue in ends:
-            clocks[queue] = joined
+            self._set(queue, joined)
         if e.device == "cpu" and on_gpu(e.source) and e.name != "non_blocking":  # a copy to the host waits for it
             self.waits.append((i, joined))
 
