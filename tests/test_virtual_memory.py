@@ -169,3 +169,13 @@ def test_the_grader_finds_the_hosts_wait_at_the_read_not_at_a_non_blocking_copy(
     print(host.sum())
     events = virtual_gpus.trace.events
     assert [(events[i].kind, events[i].name) for i, _ in Order(events).waits] == [("sync", "sum")]
+
+
+def test_before_cuda_is_used_nothing_is_allocated_and_asking_starts_nothing(virtual_gpus):
+    """torch's own memory_stats answers {} before CUDA is initialised, so memory_allocated is 0,
+    and asking does not initialise it (checkpointing and seeding read is_initialized)."""
+    assert torch.cuda.memory_allocated() == 0 and torch.cuda.max_memory_allocated(1) == 0
+    assert torch.cuda.memory_stats() == {} and torch.cuda.memory_reserved() == 0
+    assert not torch.cuda.is_initialized()
+    x = torch.ones(1, device=D1)
+    assert torch.cuda.is_initialized() and torch.cuda.memory_allocated(1) == 512 and x.is_cuda

@@ -222,7 +222,10 @@ class VirtualCuda:
         return self.memory_stats(device).get("reserved_bytes.all.peak", 0)
 
     def _answer(self, name, key, device):
-        """A GPU's allocated bytes, recorded in the trace as answered (Part 5 reports them)."""
+        """A GPU's allocated bytes, recorded in the trace as answered (Part 5 reports them); 0 before
+        CUDA is used, as torch answers, without starting it."""
+        if not torch.cuda.is_initialized():
+            return 0
         index = self.gpus.index(device)
         value = self.memory_stats(index).get(key, 0)
         self.gpus.trace.add("memory", name, device=f"cuda:{index}", value=value)
