@@ -1,8 +1,8 @@
 """Recording what a submission does on its devices, shared by real and virtual GPUs.
 
-`DeviceMode` is a TorchFunctionMode: while it is active it sees every torch call the submission
-makes (functions, methods, attribute reads) and writes ops, transfers and synchronizations into a
-`Trace`. On real GPUs it only watches (`real_gpus`); `grader.virtual` subclasses it to also say
+`DeviceMode`, through the TorchFunctionMode it puts on torch's stack (its `front`), sees every
+torch call the submission makes (functions, methods, attribute reads) and writes ops, transfers and
+synchronizations into a `Trace`. On real GPUs it only watches (`real_gpus`); `grader.virtual` subclasses it to also say
 where each tensor lives.
 """
 import contextlib
@@ -74,14 +74,13 @@ def front(handler):
     return Front()
 
 
-class DeviceMode(TorchFunctionMode):
-    """Records every device-relevant torch call into `trace`; real GPUs do the work. What torch's
-    mode stack holds is its `front`, never the mode itself."""
+class DeviceMode:
+    """Records every device-relevant torch call into `trace`; real GPUs do the work. Not a mode
+    itself: what torch's mode stack holds is its `front`, which hands each call to it."""
 
     clock = None  # real GPUs: the clocks read as they are
 
     def __init__(self, trace):
-        super().__init__()
         self.trace = trace
         self.front = front(self.__torch_function__)
 

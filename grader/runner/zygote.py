@@ -28,7 +28,7 @@ import sys
 import time
 import traceback
 
-from grader import wire
+from grader import rules, wire
 from grader.contract import wall_seconds
 from grader.procs import descendants
 
@@ -70,7 +70,6 @@ def main(argv=None):
         importlib.import_module(name)
     import torch.optim  # noqa: F401 - preloaded: every probe that takes an optimizer step needs it
 
-    from grader import rules
     from grader.runner import probes  # the runtime, the probes and what they import
 
     rules.vocabulary(allowed)  # once, for every session
@@ -179,8 +178,6 @@ def _run_probes(request, results):
 def _refused(request, results):
     """Whether the static rules refuse the submission, before any of it runs; if so, every probe is
     lost for that one reason. (A request without `allowed` asks for no rules: the sandbox's tests.)"""
-    from grader import rules
-
     if request["allowed"] is None:
         return False
     refusal = rules.reason(request["source"], frozenset(request["allowed"]))

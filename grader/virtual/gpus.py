@@ -28,7 +28,7 @@ READS_NOTHING = (NON_COMPUTING - HOST_READS) | TRANSFERS | {"__get__", "__set__"
 
 
 class VirtualGPUs(DeviceMode):
-    """A TorchFunctionMode under which `cuda:0 .. cuda:count-1` exist and hold CPU-backed tensors."""
+    """The runtime under whose mode (`front`) `cuda:0 .. cuda:count-1` exist and hold CPU-backed tensors."""
 
     def __init__(self, count, trace, capacity=CAPACITY):
         super().__init__(trace)
