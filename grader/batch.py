@@ -100,7 +100,7 @@ class Batch:
         self.runners = [runners.Runner(isolation, rubric.allowed_imports, hidden=secrets, long_lived=True,
                                        limits=limits).start()
                         for _ in range(jobs)]
-        reference.warm()  # once for every worker, while the zygotes import torch
+        reference.warm(diagnoses=True)  # once for every worker, while the zygotes import torch
         try:
             self.mode, _ = self.runners[0].mode(mode)
         except ValueError:

@@ -21,7 +21,7 @@ from grader import ROOT, reference
 from grader import rubric as rubrics
 from grader.checks import NotAttempted, PartialCredit
 from grader.contract import MODE_CHOICES, MODE_HELP, probe_seconds
-from grader.facts import GRADING
+from grader.facts import GRADING, Shared
 from grader.report import (
     NOT_ATTEMPTED,
     NOT_GRADED,
@@ -174,6 +174,11 @@ class Grading:
         if self.problem is not None:
             return runners.Outcome(failure=self.problem)
         return self.session.outcome(name)
+
+    def shared(self):
+        """The facts every grading shares (grader.facts.Shared), which the sandbox computed before
+        any submission."""
+        return Shared.from_json(self.runner.shared)
 
     def probe(self, name):
         outcome = self.outcome(name)

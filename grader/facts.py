@@ -209,7 +209,16 @@ class Pipeline(Facts):
     reason: str | None = None  # why it counts as not attempted
     shape: list[int] | None = None  # of PipelinedMPModel's output
     pipelined: Step | None = None
-    reference: Step | None = None  # the grader's own unsplit model, the baseline
+    reference: Step | None = None  # the grader's own unsplit model, the baseline (real GPUs; see Shared)
+
+
+@dataclasses.dataclass(frozen=True)
+class Shared(Facts):
+    """What the sandbox computes once, before any submission, for every grading to share
+    (grader.runner.probes.shared): on virtual GPUs, whose timelines are modelled from the ops alone,
+    the grader's own unsplit model's training step is the same for every submission, so Part 6's
+    baseline is taken there (real GPUs measure it in the pipeline probe, beside the submission's)."""
+    baseline: Step
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,7 @@ import functools
 import numpy
 
 from grader import inputs
-from grader.contract import BATCH, LR, PIPELINE_BATCH, SEEDS, SHAPES, STEPS
+from grader.contract import BATCH, DEFAULT_LR, LR, PIPELINE_BATCH, SEEDS, SHAPES, STEPS
 
 ROLES = tuple(SHAPES)
 
@@ -89,6 +89,21 @@ def sgd(seed, size, steps, lr, accumulate=False):
     return losses, w, update
 
 
+def losses(seed, size, steps, lr, accumulate=False):
+    """The loss before each of the first `steps` steps of `sgd`. A run's first losses do not depend
+    on how many steps follow, and the loss before the step after its last is its final weights'
+    loss: every count up to STEPS + 1 reads the one run of STEPS."""
+    if steps > STEPS + 1:
+        return sgd(seed, size, steps, lr, accumulate)[0]
+    before = sgd(seed, size, STEPS, lr, accumulate)[0][:steps]
+    return before + [_final_loss(seed, size, lr, accumulate)] * (steps - len(before))
+
+
+@functools.cache
+def _final_loss(seed, size, lr, accumulate):
+    return loss(seed, size, sgd(seed, size, STEPS, lr, accumulate)[1])
+
+
 @functools.cache
 def gradients(seed, size):
     """The output and the gradients of the MSE loss of one training step on the grader's weights
@@ -108,9 +123,14 @@ def largest_difference(got, expected):
     return float(numpy.abs(got - expected).max())
 
 
-def warm():
+def warm(diagnoses=False):
     """Compute the references the checks will ask for (the grader calls this while the sandbox
-    starts: it is work off the critical path)."""
+    starts: it is work off the critical path). With `diagnoses`, also the losses of the common
+    mistakes, which only a wrong train() needs: a batch, whose workers are forked from the process
+    that computed them, asks for them once for the whole class."""
     output(SEEDS["forward"], BATCH)
     sgd(SEEDS["train"], BATCH, STEPS, LR)
     gradients(SEEDS["pipeline"], PIPELINE_BATCH)
+    if diagnoses:
+        for lr, accumulate in ((LR, False), (DEFAULT_LR, False), (LR, True)):
+            losses(SEEDS["train"], BATCH, STEPS + 1, lr, accumulate)

@@ -48,10 +48,11 @@ def payload_length(prefix, cap):
 
 
 def unpack(payload):
-    """(header, blobs) of a frame's payload; Unreadable when it is not exactly what it claims."""
+    """(header, blobs) of a frame's payload (bytes, or a memoryview: then each blob is a view of
+    it, not a copy); Unreadable when it is not exactly what it claims."""
     try:
         (size,) = HEADER_LENGTH.unpack_from(payload)
-        text = payload[HEADER_LENGTH.size:HEADER_LENGTH.size + size]
+        text = bytes(payload[HEADER_LENGTH.size:HEADER_LENGTH.size + size])
         if size > HEADER_CAP or text.count(b"[") + text.count(b"{") > CONTAINERS_CAP:
             raise ValueError("its header is too large")  # JSON of tiny containers grows ~50x as objects
         document = json.loads(text)
@@ -79,6 +80,31 @@ def _encodable(value):
     if isinstance(value, dict):
         return {_encodable(k): _encodable(v) for k, v in value.items()}
     return value
+
+
+class FrameReader:
+    """One frame read from a descriptor in pieces, as they arrive, into a buffer allocated once its
+    length is known: a result of tens of megabytes is copied once, and its blobs are views of it."""
+
+    def __init__(self, cap):
+        self.cap, self._prefix, self._payload, self._filled = cap, bytearray(), None, 0
+
+    def read(self, fd):
+        """Read what `fd` has: (header, blobs) once the frame is whole, else None. EOFError when the
+        stream ends first; Unreadable when what came is not a frame, or a larger one than `cap`."""
+        if self._payload is None:
+            chunk = os.read(fd, PREFIX.size - len(self._prefix))
+            self._prefix += chunk
+            if len(self._prefix) == PREFIX.size:
+                self._payload = memoryview(bytearray(payload_length(bytes(self._prefix), self.cap)))
+        else:
+            chunk = os.readv(fd, [self._payload[self._filled:]])
+            self._filled += chunk
+        if not chunk:
+            raise EOFError("the stream ended inside a frame")
+        if self._payload is not None and self._filled == len(self._payload):
+            return unpack(self._payload)
+        return None
 
 
 def read_frame(sock_or_file, cap):

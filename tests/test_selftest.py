@@ -1,6 +1,11 @@
 """`python -m grader.selftest`: the machine check a TA runs first. Here (no GPU) it grades in
 virtual mode; its one-GPU rehearsal pieces are run on virtual GPUs to keep their code honest."""
 
+import ast
+import importlib
+import importlib.util
+import pathlib
+
 from helpers import python_m
 
 from grader import selftest
@@ -47,3 +52,27 @@ def test_help_and_a_template_without_solutions(tmp_path):
     assert run.returncode == 0 and "two or more" in run.stdout and "--rubric" in run.stdout
     run = python_m("grader.selftest", "--rubric", tmp_path / "missing.yaml")
     assert run.returncode == 2 and "invalid rubric" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_the_timing_reference_rehearsal_runs(monkeypatch):
+    """On virtual GPUs, at a small batch: the row times the grader's own forward both ways."""
+    monkeypatch.setattr(selftest, "LARGE_BATCH", 64)
+    with virtual_gpus(2):
+        row = selftest.separation_row(("cuda:0", "cuda:1"))
+    assert row.check == "large-batch reference on cuda:0 and cuda:1" and " us vs " in row.got, row
+
+
+def test_every_name_the_gpu_checks_import_exists():
+    """The one- and two-GPU rows import what they use when they run, which only a GPU machine does:
+    each name they import must be there, or the TA's first command ends in an ImportError."""
+    tree = ast.parse(pathlib.Path(selftest.__file__).read_text())
+    imported = [(node.module, alias.name) for function in tree.body if isinstance(function, ast.FunctionDef)
+                for node in ast.walk(function) if isinstance(node, ast.ImportFrom) for alias in node.names]
+    assert len(imported) >= 6
+
+    def exists(module, name):  # an attribute, or a submodule of a package
+        found = importlib.import_module(module)
+        return hasattr(found, name) or (hasattr(found, "__path__") and importlib.util.find_spec(f"{module}.{name}"))
+
+    missing = [f"{module}.{name}" for module, name in imported if not exists(module, name)]
+    assert not missing

@@ -8,10 +8,11 @@ from corpus import ROOT
 from helpers import python_m
 
 from grader.contract import PIPELINE_BATCH, SPLIT
-from grader.facts import Interval
+from grader.facts import Interval, Shared
 from grader.sandbox import isolation, runner
 from grader.timeline import GPU_BANDWIDTH, GPU_FLOPS, MIN_WIDTH, PHASES, Timeline, from_facts, model, strip
-from grader.trace import Event
+from grader.trace import Event, Trace
+from grader.virtual import virtual_gpus
 
 FORWARD = ("stage 0", "stage 1", "transfer")
 PIPELINE_SPLITS = PIPELINE_BATCH // SPLIT
@@ -22,13 +23,29 @@ def timelines():
     zygote = runner.Runner(isolation.detect(), ["torch", "time"]).start()
     try:
         source = (ROOT / "solutions" / "model.py").read_text()
-        session = zygote.grade(source, "model.py", "virtual", ["timeline", "pipeline"], runner.Limits(30, 4 * 2**30))
-        drawn, graded = session.outcome("timeline").facts, session.outcome("pipeline").facts
+        session = zygote.grade(source, "model.py", "virtual", ["timeline"], runner.Limits(30, 4 * 2**30))
+        drawn, shared = session.outcome("timeline").facts, Shared.from_json(zygote.shared)
     finally:
         zygote.close()
     return {"simple": from_facts(drawn.simple.step, "simple"),
             "pipelined": from_facts(drawn.pipelined.step, "pipelined"),
-            "reference": from_facts(graded.reference, "reference")}
+            "reference": from_facts(shared.baseline, "reference")}
+
+
+def test_the_shared_baseline_is_the_one_a_probe_takes_beside_a_submission():
+    """Virtual GPUs model a step's timeline from its ops alone, so the grader's unsplit step taken
+    once before any submission (facts.Shared) is the one a probe takes after a submission's step."""
+    from grader.runner import probes
+    from grader.runner.loader import load
+
+    shared = Shared.from_json(probes.shared())
+    trace = Trace(sources=["model.py"])
+    with virtual_gpus(2, trace), probes.steady():
+        probe = probes.Probe(load((ROOT / "solutions" / "model.py").read_text(), "model.py"), trace, "virtual")
+        assert probes.pipeline(probe).reference is None  # virtual GPUs' baseline is the shared one
+        beside = probes._baseline(probe, *probes._pipeline_batch(probe))
+    assert from_facts(beside, "beside").intervals == from_facts(shared.baseline, "shared").intervals
+    assert len(shared.baseline.events) > 10
 
 
 def test_the_model_queues_each_gpu_in_order_and_copies_after_their_source():

@@ -2,6 +2,7 @@
 
 The grader draws the weights and the batch itself, so the right losses and final weights are
 its own computation (grader.reference), never a run of the submission's code."""
+import functools
 import math
 
 from grader import reference
@@ -60,8 +61,13 @@ def test_losses_returned(probe):
 
 
 def _final_weights(grading):
-    blobs = grading.outcome("train").blobs
-    return {role: reference.tensor(blobs, role, shape) for role, shape in SHAPES.items()}
+    return _decoded(grading.outcome("train"))
+
+
+@functools.lru_cache(maxsize=1)
+def _decoded(outcome):
+    """train()'s final weights, decoded once for the checks that read them."""
+    return {role: reference.tensor(outcome.blobs, role, shape) for role, shape in SHAPES.items()}
 
 
 @rubric("part2.loss_decreases")
@@ -78,7 +84,7 @@ def test_loss_decreases(probe, grading):
     expect(_measured(facts, {"x", "y"}),
            "the losses train() returned were not computed from the model's output on the x it was given against the "
            f"y it was given: compute each step's loss as loss_fn(model(x), y) on that batch ({HINT})")
-    before = reference.sgd(SEEDS["train"], BATCH, STEPS, LR)[0][0]  # the loss before the first step
+    before = reference.losses(SEEDS["train"], BATCH, 1, LR)[0]  # the loss before the first step
     after = reference.loss(SEEDS["train"], BATCH, _final_weights(grading))
     expect(after < before,
            f"on the batch it was given, the loss of the model's weights went from {before:.5f} before train() to "
@@ -97,13 +103,13 @@ def _diagnosis(facts, losses, steps):
     """What the losses are, when they are not SGD's at LR: told apart by the grader's own runs of
     the common mistakes on the same weights and batch."""
     seed = SEEDS["train"]
-    if _close(losses, reference.sgd(seed, BATCH, steps, DEFAULT_LR)[0]):
+    if _close(losses, reference.losses(seed, BATCH, steps, DEFAULT_LR)):
         return (f"these are SGD's losses at lr={DEFAULT_LR}, train()'s default, not at the lr={LR} it was given: pass "
                 "the `lr` argument to the optimizer, optim.SGD(model.parameters(), lr=lr)")
-    if _close(losses, reference.sgd(seed, BATCH, steps, LR, accumulate=True)[0]):
+    if _close(losses, reference.losses(seed, BATCH, steps, LR, accumulate=True)):
         return ("these are the losses of gradients that pile up from step to step: call optimizer.zero_grad() "
                 "every step, before backward()")
-    if _close(losses, reference.sgd(seed, BATCH, steps + 1, LR)[0][1:]):
+    if _close(losses, reference.losses(seed, BATCH, steps + 1, LR)[1:]):
         return ("each loss is the one after its step: record loss.item() of the loss you called backward() on, "
                 "before the next forward")
     unused = _unused_batch(facts)
@@ -119,12 +125,13 @@ def test_matches_sgd(probe, grading):
     facts = probe("train")
     losses = _losses(facts)
     steps = min(max(len(losses), 1), STEPS)  # a wrong count of steps is losses_returned's finding
-    expected, final, update = reference.sgd(SEEDS["train"], BATCH, steps, LR)
+    expected = reference.losses(SEEDS["train"], BATCH, steps, LR)
     shown = ", ".join(f"{v:.5f}" for v in expected)
-    if not _close(losses, expected):  # the diagnosis runs the grader's SGD three more times: only when needed
+    if not _close(losses, expected):  # the diagnosis runs the grader's SGD twice more (a batch: once for all)
         fail(f"the grader called {CALL} on its own weights and batch; it returned the losses "
              f"{[round(v, 5) if isinstance(v, float) else v for v in losses]}, where SGD(lr={LR}) with MSELoss gives "
              f"[{shown}]: {_diagnosis(facts, losses, steps)} ({HINT})")
+    _, final, update = reference.sgd(SEEDS["train"], BATCH, steps, LR)
     got = _final_weights(grading)
     if not reference.all_finite(got.values()):
         fail("after train() the weights hold NaN or infinite values")

@@ -108,6 +108,15 @@ def prepare():
         own_math.weights(seed)
 
 
+def shared():
+    """The facts every grading shares (grader.facts.Shared), as JSON: computed in a child of the
+    zygote before any session, on the runtime a probe gets, so that the zygote itself never runs it."""
+    trace = Trace(sources=[])
+    with virtual_gpus(2, trace), steady():
+        probe = Probe(None, trace, "virtual")
+        return F.Shared(_baseline(probe, *_pipeline_batch(probe))).to_json()
+
+
 def run(name, source, path, mode):
     """(facts as JSON, blobs) of probe `name` on the submission `source`; StudentError when it
     fails whole."""
@@ -308,8 +317,8 @@ def _pipeline_batch(probe):
 
 def pipeline(probe):
     """PipelinedMPModel: a traced training step of it on the grader's weights, whose output and
-    gradients are kept (as blobs), and one of the grader's own unsplit model (the baseline). The
-    step is the grader's own (own_math.sgd_step)."""
+    gradients are kept (as blobs), and on real GPUs one of the grader's own unsplit model (the
+    baseline; virtual GPUs' is `shared`). The step is the grader's own (own_math.sgd_step)."""
     x, y = _pipeline_batch(probe)
     try:
         pipelined, params = probe.model(SEEDS["pipeline"], SPLIT, cls="PipelinedMPModel")
@@ -326,10 +335,14 @@ def pipeline(probe):
         for role, param in params.items():
             if made.get(id(param)) is not None:
                 probe.blob(f"grad_{role}", made[id(param)])
+    return F.Pipeline(True, None, shape, step, _baseline(probe, x, y) if probe.mode == "real" else None)
+
+
+def _baseline(probe, x, y):
+    """The trace of a training step of the grader's own unsplit model, the same layers as Part 6's."""
     unsplit = own_math.unsplit_model(SEEDS["pipeline"])
-    baseline, _ = _training_step(probe, "the grader's unsplit model", lambda batch: own_math.forward(unsplit, batch),
-                                 list(unsplit.values()), x, y)
-    return F.Pipeline(True, None, shape, step, baseline)
+    return _training_step(probe, "the grader's unsplit model", lambda batch: own_math.forward(unsplit, batch),
+                          list(unsplit.values()), x, y)[0]
 
 
 def timeline(probe):

@@ -1,7 +1,8 @@
 """The zygote: import torch and the runtime once, then, per submission, fork a session that runs
 its probes, and clean up after it.
 
-Once ready it says so, with what only a process with torch can tell: how many CUDA GPUs it sees.
+Once ready it says so, with what only a process with torch can tell: how many CUDA GPUs it sees,
+and the facts every grading shares (grader.runner.probes.shared), computed before any submission.
 Requests come over the socket the grader passed (`--socket-fd`) as `grader.wire` frames:
   {"op": "grade"} with descriptors [request, output, result_1, ..., result_n]: fork a session and
       reply {"session": pid}. The session, not the zygote, reads the submission's request from
@@ -40,6 +41,7 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 1 << 12, 
 KEYCTL = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)  # the keyctl system call's number
 KEYCTL_JOIN_SESSION_KEYRING, KEYCTL_CLEAR, KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING = 1, 7, -4, -5
 REQUEST_CAP = 1 << 20  # a request carries the submission's text (capped at 256 KiB by the grader)
+HANDOVER_CAP = 1 << 20  # what a child of the zygote computes for it (grader.runner.probes.shared: a few KiB)
 TMP_BYTES = 64 * 2**20  # each student's /tmp and /dev/shm
 GRACE = 1.0  # seconds between a probe's wall-clock backstop and its kill
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -75,6 +77,7 @@ def main(argv=None):
     rules.vocabulary(allowed)  # once, for every session
     probes.prepare()
     gpus = _visible_gpus()
+    shared = _in_child(probes.shared)
     for name in filter(None, args.preload.split(",") if gpus >= 2 else ()):
         importlib.import_module(name)
 
@@ -87,7 +90,7 @@ def main(argv=None):
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     prctl(PR_SET_DUMPABLE, 0)
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    wire.send(sock, {"ready": os.getpid(), "gpus": gpus})
+    wire.send(sock, {"ready": os.getpid(), "gpus": gpus, "shared": shared})
     while True:
         try:
             request, fds = wire.receive(sock, 1 << 16)
@@ -187,27 +190,37 @@ def _refused(request, results):
 
 
 def _visible_gpus():
-    """How many CUDA GPUs torch sees here, asked by a child of its own: the zygote must never
-    start CUDA itself, or no probe forked from it could use it."""
+    """How many CUDA GPUs torch sees here: asked in a child, since the zygote must never start CUDA
+    itself, or no probe forked from it could use it."""
     import torch
 
-    if not torch.backends.cuda.is_built():
-        return 0
+    def count():
+        try:
+            return torch.cuda.device_count()
+        except Exception:  # noqa: BLE001 - a driver that cannot answer: no GPU
+            return 0
+
+    return _in_child(count) if torch.backends.cuda.is_built() else 0
+
+
+def _in_child(func):
+    """func()'s JSON-ready result, computed in a child of the zygote, so that nothing it does (CUDA
+    started, the virtual runtime installed once) stays in the zygote that every session inherits."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(read)
         try:
-            count = torch.cuda.device_count()
-        except Exception:  # noqa: BLE001 - a driver that cannot answer: no GPU
-            count = 0
-        os.write(write, str(count).encode())
+            wire.write_all(write, wire.pack(func()))
+        except BaseException:  # noqa: BLE001 - the grader's own fault: its traceback goes to the zygote's stderr
+            traceback.print_exc()
+            os._exit(1)
         os._exit(0)
     os.close(write)
     with os.fdopen(read, "rb") as answer:
-        text = answer.read(32)
+        header, _ = wire.read_frame(answer, HANDOVER_CAP)
     os.waitpid(pid, 0)
-    return int(text or 0)
+    return header
 
 
 def _cpu_seconds(pid):

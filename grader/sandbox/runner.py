@@ -7,6 +7,7 @@ passes, whatever arrives. A malformed, oversized, late or missing result is that
 never the grader's crash; each descriptor is closed exactly once.
 """
 import dataclasses
+import fcntl
 import os
 import select
 import signal
@@ -22,6 +23,7 @@ from grader.facts import DESCRIPTIONS, PROBES, Malformed
 from grader.sandbox import isolation as isolations
 
 RESULT_CAP = 48 * 2**20  # the largest result: train()'s final weights as float32 (16 MB), with room
+PIPE_BYTES = 2**20
 OUTPUT_CAP = 2**20  # what the submission prints, kept per submission; the rest is counted and dropped
 ZYGOTE_BYTES = 2 * 2**30  # a slot's memory beyond what its probes may add: the zygote's own (torch, the runtime)
 READY_SECONDS = 120  # importing torch in a fresh sandbox, on a slow machine
@@ -43,10 +45,10 @@ class Limits:
     threads: int = 1  # torch threads per probe
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Outcome:
     """One probe's result: its facts (of the probe's type in grader.facts) and blobs, or the failure
-    that stands for them."""
+    that stands for them. Each is one probe's one result: it equals only itself, and can key a cache."""
     facts: object | None = None
     blobs: dict = dataclasses.field(default_factory=dict)
     failure: str | None = None
@@ -66,6 +68,7 @@ class Runner:
         self.allowed, self.hidden = frozenset(allowed), tuple(hidden)
         self.preload = frozenset({"torch._dynamo"} if long_lived or isolation.kind == "uid" else ())
         self.gpus = None  # the CUDA GPUs the sandbox sees, once it is ready
+        self.shared = None  # and the facts every grading shares, as JSON (grader.facts.Shared)
         self.process = self.sock = self.group = None
         self.uid, self._uid_lock = isolation.claim_uid()
         self.limits = limits or Limits(30, 4 * 2**30)
@@ -87,7 +90,8 @@ class Runner:
 
     def ready(self):
         if not self._ready:
-            self.gpus = self._answer(READY_SECONDS, "start")["gpus"]
+            answer = self._answer(READY_SECONDS, "start")
+            self.gpus, self.shared = answer["gpus"], answer["shared"]
             self._ready = True
 
     def mode(self, asked):
@@ -108,7 +112,7 @@ class Runner:
         self.ready()
         limits = limits or self.limits
         request_read, request_write = os.pipe()
-        pipes = [os.pipe() for _ in range(len(probes) + 1)]  # the output, then one per probe
+        pipes = [_pipe() for _ in range(len(probes) + 1)]  # the output, then one per probe
         request = {"probes": list(probes), "source": source, "path": path, "mode": mode,
                    "allowed": sorted(self.allowed) if rules else None, "descriptions": DESCRIPTIONS, "uid": self.uid,
                    **dataclasses.asdict(limits)}
@@ -178,6 +182,17 @@ class Runner:
         return header
 
 
+def _pipe():
+    """A pipe whose buffer holds PIPE_BYTES where the system allows it (Linux's default is 64 KiB): a
+    probe writing a result of megabytes waits for the reader a few times, not hundreds."""
+    read, write = os.pipe()
+    try:
+        fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except OSError:  # past /proc/sys/fs/pipe-max-size, or the user's pipe quota: the default serves
+        pass
+    return read, write
+
+
 def _send_request(fd, frame):
     """Write a session's request (a thread: the pipe holds less than a submission's text, and the
     session reads it only once it has started)."""
@@ -209,7 +224,7 @@ class Session:
         self.seconds, self.deadline = seconds, deadline
         self.outcomes, self.output, self.dropped = {}, bytearray(), 0
         self._pipes = {fd: name for name, fd in pipes.items()}
-        self._buffers = {fd: bytearray() for fd in pipes.values()}
+        self._frames = {fd: wire.FrameReader(RESULT_CAP) for fd in pipes.values()}
         self._output_fd, self._done = output, threading.Condition()
         self._thread = threading.Thread(target=self._collect, daemon=True)
         self._thread.start()
@@ -268,30 +283,25 @@ class Session:
 
     def _read(self, fd):
         """Read what `fd` has; False once it is finished with (closed by the caller)."""
-        chunk = os.read(fd, 1 << 20)
         if fd == self._output_fd:
+            chunk = os.read(fd, 1 << 20)
             keep = max(0, OUTPUT_CAP - len(self.output))
             self.output += chunk[:keep]
             self.dropped += len(chunk) - min(len(chunk), keep)
             return bool(chunk)
-        name, buffer = self._pipes[fd], self._buffers[fd]
-        if not chunk:  # the session reports every probe that ended: it, too, ended
+        name = self._pipes[fd]
+        try:
+            frame = self._frames[fd].read(fd)
+            if frame is None:
+                return True
+            self._settle(name, _outcome(name, *frame))
+        except EOFError:  # the session reports every probe that ended: it, too, ended
             self._settle(name, Outcome(failure=f"the grading process ended during {DESCRIPTIONS[name]} before it "
                                                 "could report (killed, or out of memory?)"))
-            return False
-        buffer += chunk
-        try:
-            if len(buffer) >= wire.PREFIX.size:
-                length = wire.payload_length(bytes(buffer[:wire.PREFIX.size]), RESULT_CAP)
-                if len(buffer) >= wire.PREFIX.size + length:
-                    header, blobs = wire.unpack(bytes(buffer[wire.PREFIX.size:wire.PREFIX.size + length]))
-                    self._settle(name, _outcome(name, header, blobs))
-                    return False
         except wire.Unreadable as error:
             self._settle(name, Outcome(failure=f"the grading process sent an unreadable result during "
                                                f"{DESCRIPTIONS[name]}: {error}"))
-            return False
-        return True
+        return False
 
     def _settle(self, name, outcome):
         with self._done:
