@@ -1,5 +1,7 @@
 """The virtual runtime's overhead on the lab's 5-step training at batch 32, as a ratio to the same
-training on plain CPU tensors, the two taken in turn in this run (medians of 31). Target: 1.2x.
+training on plain CPU tensors, the two taken in turn in this run (medians of 31), both on one torch
+thread as every probe runs (grader.sandbox.runner.Limits.threads): with two, the floor is the
+machine's contention as much as the lab's arithmetic. Target: 1.2x.
 Run: python bench/runtime_overhead.py [REPEATS]"""
 import sys
 
@@ -28,6 +30,7 @@ def train(first, second):
 
 
 def ratio(repeats=31):
+    torch.set_num_threads(1)
     cpu = "cpu"
     train(cpu, cpu)  # warm-up: lazy imports, allocator
 

@@ -7,6 +7,9 @@ import yaml
 
 from grader.contract import MODES
 
+# libyaml's safe loader where PyYAML was built with it: every batch worker reads the rubric.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 class RubricError(Exception):
     pass
@@ -55,7 +58,7 @@ def load(path: str | pathlib.Path, answer_key: str | pathlib.Path | None = None)
     of the one the rubric names (a batch's private copy)."""
     path = pathlib.Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=SAFE_LOADER)  # noqa: S506 - a safe loader
     except (OSError, yaml.YAMLError) as error:
         raise RubricError(f"{path}: cannot read: {error}") from None
     _keys(data, path, required={"items", "limits", "answer_key", "allowed_imports"})
