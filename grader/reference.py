@@ -71,11 +71,17 @@ def output(seed, size):
     return forward(weights(seed), _batch(seed, size)[0])
 
 
-@functools.cache
 def sgd(seed, size, steps, lr, accumulate=False):
     """The handout's loop on the grader's weights and batch of `seed`: MSE, plain SGD at `lr`.
     Returns (the loss before each step, the final weights, the last step's update). With
     `accumulate`, the mistake of never zeroing the gradients: each step adds to the last's."""
+    return _sgd(seed, size, steps, lr, bool(accumulate))
+
+
+@functools.cache
+def _sgd(seed, size, steps, lr, accumulate):
+    """`sgd`, cached under one key however it was called (functools.cache keys a defaulted
+    argument apart from a passed one)."""
     x, y = _batch(seed, size)
     w = weights(seed)
     losses, update, total = [], {}, {role: 0.0 for role in ROLES}

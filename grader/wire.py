@@ -5,6 +5,7 @@ A frame is MAGIC, the payload's length (8 bytes), then the payload: the JSON hea
 (4 bytes), the header, and the blobs it lists, back to back.
 """
 import json
+import mmap
 import os
 import re
 import socket
@@ -16,6 +17,7 @@ HEADER_LENGTH = struct.Struct("<I")
 HEADER_CAP = 16 * 2**20  # bytes of a frame's JSON header (the blobs, tensors, need the rest of a result)
 SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")  # the JSON escape of a surrogate, lone or paired
 CONTAINERS_CAP = 1_000_000  # lists and objects in one header: a probe's facts have far fewer
+BLOBS_CAP = 64  # tensors in one frame: a probe returns at most a model's parameters and an output
 
 
 class Unreadable(Exception):
@@ -59,6 +61,8 @@ def unpack(payload):
         if SURROGATE.search(text):  # a lone surrogate, which no UTF-8 file can hold: kept as its escape
             document = _encodable(document)
         blobs, offset = {}, HEADER_LENGTH.size + size
+        if len(document["blobs"]) > BLOBS_CAP:
+            raise ValueError("it holds too many blobs")
         for name, length in document["blobs"]:
             if not isinstance(name, str) or not isinstance(length, int) or length < 0:
                 raise ValueError("bad blob entry")
@@ -83,8 +87,10 @@ def _encodable(value):
 
 
 class FrameReader:
-    """One frame read from a descriptor in pieces, as they arrive, into a buffer allocated once its
-    length is known: a result of tens of megabytes is copied once, and its blobs are views of it."""
+    """One frame read from a descriptor in pieces, as they arrive, into a buffer mapped once its
+    length is known: a result of tens of megabytes is copied once, and its blobs are views of it.
+    The mapping's pages exist only as data fills them, so a length announced and never sent
+    costs nothing."""
 
     def __init__(self, cap):
         self.cap, self._prefix, self._payload, self._filled = cap, bytearray(), None, 0
@@ -96,7 +102,8 @@ class FrameReader:
             chunk = os.read(fd, PREFIX.size - len(self._prefix))
             self._prefix += chunk
             if len(self._prefix) == PREFIX.size:
-                self._payload = memoryview(bytearray(payload_length(bytes(self._prefix), self.cap)))
+                length = payload_length(bytes(self._prefix), self.cap)
+                self._payload = memoryview(mmap.mmap(-1, length) if length else b"")
         else:
             chunk = os.readv(fd, [self._payload[self._filled:]])
             self._filled += chunk

@@ -78,3 +78,18 @@ def test_real_mode_without_two_gpus_is_one_line():
     assert run.returncode != 0
     assert "--grader-mode real needs two CUDA GPUs; 0 visible" in run.stderr, run.stderr
     assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_what_the_checks_ask_of_a_right_train_was_computed_while_the_sandbox_started(monkeypatch):
+    """reference.warm() runs beside the zygote's import; a right train() then costs the checks no
+    backward pass of their own, however they ask (the losses of one step, of all, the weights)."""
+    reference.warm()
+    passes = []
+    backward = reference.backward
+    monkeypatch.setattr(reference, "backward", lambda *args: passes.append(1) or backward(*args))
+    assert len(reference.losses(SEEDS["train"], BATCH, 1, LR)) == 1
+    assert len(reference.losses(SEEDS["train"], BATCH, STEPS, LR)) == STEPS
+    assert len(reference.sgd(SEEDS["train"], BATCH, STEPS, LR)[0]) == STEPS
+    assert passes == []
+    reference.losses(SEEDS["train"], BATCH, 3, LR, accumulate=True)  # a diagnosis: computed when asked
+    assert len(passes) == STEPS
