@@ -50,15 +50,23 @@ def install(patcher):
     for owner, refuse in ((torch.autograd.profiler.profile, _legacy_cuda_profiling),
                           (torch.amp.autocast_mode.autocast, _cuda_autocast)):
         patcher.setattr(owner, "__init__", _checked(owner.__init__, refuse))
-    for module in (torch.cuda, torch.cuda.memory):  # last: the runtime's own stand-ins are in place
-        for name, value in list(vars(module).items()):
-            if not name.startswith("_") and inspect.isfunction(value) and value.__module__.startswith("torch"):
-                patcher.setattr(module, name, _driver_checked(f"{module.__name__}.{name}", value))
+    for module, name, value in _torch_cuda_functions():  # last: the runtime's own stand-ins are in place
+        patcher.setattr(module, name, _driver_checked(f"{module.__name__}.{name}", value))
 
 
+def _torch_cuda_functions():
+    """(module, name, function) of each of torch.cuda's own public functions there now."""
+    return [(module, name, value) for module in (torch.cuda, torch.cuda.memory)
+            for name, value in list(vars(module).items())
+            if not name.startswith("_") and inspect.isfunction(value) and value.__module__.startswith("torch")]
+
+
+@functools.cache
 def _driver_checked(name, function):
     """torch.cuda's own `function`, which fails on a CPU-only torch when it reaches for the CUDA
-    driver: then with a refusal that names it, not with torch's internal error."""
+    driver: then with a refusal that names it, not with torch's internal error. Made once per
+    function, when this module is imported (it holds nothing of a runtime): each probe, forked
+    from the zygote that imported it, installs them as they are."""
     @functools.wraps(function)
     def checked(*args, **kwargs):
         try:
@@ -133,3 +141,7 @@ def generator(make):
         return make(device)
 
     return new
+
+
+for _module, _name, _value in _torch_cuda_functions():
+    _driver_checked(f"{_module.__name__}.{_name}", _value)
