@@ -248,3 +248,19 @@ def test_a_kernel_key_does_not_reach_the_next_submission(runner):
     search = KEYS + "    raise RuntimeError(f'found {libc.syscall(keyctl, 10, -4, b\"user\", b\"mp-lab-left\", 0)}')\n"
     found, _ = train_outcome(runner, with_train(search))  # KEYCTL_SEARCH in the user keyring
     assert "RuntimeError: found -1" in found.failure, found.failure
+
+
+def test_a_driver_that_kills_the_child_asking_it_means_no_gpu(monkeypatch):
+    """The zygote asks torch for its GPUs in a child (it must never start CUDA itself); a driver
+    that ends that child leaves the zygote running, with no GPU."""
+    import os
+
+    import torch
+
+    from grader.runner import zygote
+
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: os._exit(3))
+    assert zygote._visible_gpus() == 0
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert zygote._visible_gpus() == 2

@@ -200,7 +200,10 @@ def _visible_gpus():
         except Exception:  # noqa: BLE001 - a driver that cannot answer: no GPU
             return 0
 
-    return _in_child(count) if torch.backends.cuda.is_built() else 0
+    try:
+        return _in_child(count) if torch.backends.cuda.is_built() else 0
+    except (EOFError, wire.Unreadable):  # the child died in the driver: no GPU it can use
+        return 0
 
 
 def _in_child(func):

@@ -23,7 +23,7 @@ from grader.facts import DESCRIPTIONS, PROBES, Malformed
 from grader.sandbox import isolation as isolations
 
 RESULT_CAP = 48 * 2**20  # the largest result: train()'s final weights as float32 (16 MB), with room
-PIPE_BYTES = 2**20
+PIPE_BYTES = 2**20  # each result pipe's buffer (Linux's largest for a user, /proc/sys/fs/pipe-max-size)
 OUTPUT_CAP = 2**20  # what the submission prints, kept per submission; the rest is counted and dropped
 ZYGOTE_BYTES = 2 * 2**30  # a slot's memory beyond what its probes may add: the zygote's own (torch, the runtime)
 READY_SECONDS = 120  # importing torch in a fresh sandbox, on a slow machine
