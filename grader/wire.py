@@ -26,17 +26,31 @@ class Unreadable(Exception):
 
 def pack(header, blobs=None):
     """The frame of `header` (JSON-ready) and `blobs` ({name: bytes})."""
-    blobs = blobs or {}
+    return b"".join(pieces(header, blobs))
+
+
+def pieces(header, blobs=None):
+    """The frame of `header` and `blobs` ({name: any bytes-like object}) as the buffers it is made
+    of, the blobs as they are: written one after another (`write_all`), a result of megabytes is
+    never copied into one."""
+    blobs = {name: _bytes_of(data) for name, data in (blobs or {}).items()}
     text = json.dumps({"header": header, "blobs": [[name, len(data)] for name, data in blobs.items()]}).encode()
-    payload = b"".join([HEADER_LENGTH.pack(len(text)), text, *blobs.values()])
-    return PREFIX.pack(MAGIC, len(payload)) + payload
+    length = HEADER_LENGTH.size + len(text) + sum(len(data) for data in blobs.values())
+    return [PREFIX.pack(MAGIC, length) + HEADER_LENGTH.pack(len(text)) + text, *blobs.values()]
 
 
-def write_all(fd, data):
-    """Write all of `data` to the descriptor `fd` (a pipe takes it in pieces)."""
+def _bytes_of(data):
+    """A C-contiguous buffer as a flat view of its bytes (an empty one has no shape to flatten)."""
     view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+    return view.cast("B") if view.nbytes else memoryview(b"")
+
+
+def write_all(fd, *buffers):
+    """Write all of each of `buffers` to the descriptor `fd`, in turn (a pipe takes them in pieces)."""
+    for data in buffers:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
 
 
 def payload_length(prefix, cap):

@@ -83,3 +83,22 @@ def test_a_frame_read_in_pieces_gives_views_of_one_buffer():
     header, blobs = got
     assert header == {"facts": {"n": 1}} and blobs["w"] == bytes(range(256)) * 4 and blobs["b"] == b"\1\2"
     assert isinstance(blobs["w"], memoryview)
+
+
+def test_a_frame_written_in_pieces_is_the_packed_frame():
+    """A probe writes its frame as the buffers it is made of (its tensors' own memory, never joined
+    into one copy); what arrives is byte for byte the packed frame, empty and 0-dim tensors too."""
+    import numpy
+
+    blobs = {"w": numpy.arange(12, dtype=numpy.float32).reshape(3, 4), "empty": numpy.zeros((32, 0), numpy.float32),
+             "scalar": numpy.float32(2.5) * numpy.ones((), numpy.float32), "raw": b"\1\2"}
+    read, write = os.pipe()
+    wire.write_all(write, *wire.pieces({"facts": {}}, blobs))
+    os.close(write)
+    with os.fdopen(read, "rb") as stream:
+        sent = stream.read()
+    assert sent == wire.pack({"facts": {}}, blobs)
+    header, got = wire.unpack(sent[wire.PREFIX.size:])
+    assert numpy.frombuffer(got["w"], numpy.float32).tolist() == list(range(12))
+    assert len(got["empty"]) == 0 and got["raw"] == b"\1\2"
+    assert numpy.frombuffer(got["scalar"], numpy.float32).tolist() == [2.5] and header == {"facts": {}}

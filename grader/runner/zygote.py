@@ -304,18 +304,18 @@ def _probe(request, name, fd, others):
 
         try:
             facts, blobs = probes.run(name, request["source"], request["path"], request["mode"])
-            frame = wire.pack({"facts": facts}, blobs)
+            frame = wire.pieces({"facts": facts}, blobs)
         except StudentError as error:
-            frame = wire.pack({"failure": str(error)})
+            frame = wire.pieces({"failure": str(error)})
     except BaseException:  # noqa: BLE001 - anything else is the grader's fault: say so, plainly
-        frame = wire.pack({"failure": "internal grader error, please report it:\n" + traceback.format_exc()})
+        frame = wire.pieces({"failure": "internal grader error, please report it:\n" + traceback.format_exc()})
     for stream in (sys.stdout, sys.stderr):  # what the submission printed reaches the output pipe first
         try:
             stream.flush()
         except Exception:  # noqa: BLE001 - a closed or replaced stream: its output is lost, not the result
             pass
     try:
-        wire.write_all(fd, frame)
+        wire.write_all(fd, *frame)
         code = REPORTED
     except OSError:
         code = 1
