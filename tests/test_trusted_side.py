@@ -93,3 +93,20 @@ def test_what_the_checks_ask_of_a_right_train_was_computed_while_the_sandbox_sta
     assert passes == []
     reference.losses(SEEDS["train"], BATCH, 3, LR, accumulate=True)  # a diagnosis: computed when asked
     assert len(passes) == STEPS
+
+
+def test_an_output_the_submission_rewrites_after_returning_it_is_judged_as_returned(tmp_path):
+    """A probe keeps a returned tensor as a copy of its own at once: the forward that returns zeros
+    and rewrites them with the right values in its next call (verbose=True) is judged on the zeros."""
+    model = tmp_path / "model.py"
+    model.write_text((ROOT / "solutions" / "model.py").read_text().replace(
+        "        return self.relu2(self.layer2(x))\n",
+        "        out = self.relu2(self.layer2(x))\n"
+        "        if verbose:\n"
+        "            self.returned.copy_(out.cpu())  # the last call's output, rewritten now\n"
+        "            return out\n"
+        "        self.returned = (out * 0).cpu()\n"
+        "        return self.returned\n", 1))
+    _, graded = grade(tmp_path, *submitted(model))
+    forward_math = next(c for c in graded["checks"] if c["id"] == "part1.forward_math")
+    assert forward_math["status"] != "passed", forward_math

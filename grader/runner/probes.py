@@ -60,10 +60,12 @@ class Probe:
         return self.trace.events[mark:]
 
     def blob(self, name, tensor):
-        """Keep `tensor` (any device) as float32 bytes for the trusted side: a host copy of the
-        probe's own, whose memory (a numpy view of it) is written out as it is."""
+        """Keep `tensor` (any device) as float32 bytes for the trusted side: copied, once, into a
+        host tensor only the probe holds (no later code of the submission can reach it), whose
+        memory (a numpy view) is written out as it is."""
         with self.trace.paused():
-            host = tensor.detach().to("cpu").to(torch.float32).contiguous()
+            host = torch.empty(tensor.shape, dtype=torch.float32)
+            host.copy_(tensor.detach())
             self.blobs[name] = host.numpy()
         return list(host.shape)
 
