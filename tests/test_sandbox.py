@@ -264,3 +264,19 @@ def test_a_driver_that_kills_the_child_asking_it_means_no_gpu(monkeypatch):
     assert zygote._visible_gpus() == 0
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert zygote._visible_gpus() == 2
+
+
+def test_code_left_to_run_when_its_objects_are_freed_runs_before_the_tamper_check(runner):
+    """A generator's `finally` in a reference cycle is a finalizer the rules cannot see: the probe
+    collects it before its tamper check, so what it does there is judged, and nothing of the
+    submission runs after the check."""
+    source = with_train("    def later():\n"
+                        "        try:\n"
+                        "            yield\n"
+                        "        finally:\n"
+                        "            torch.cuda.synchronize = print\n"
+                        "    cycle = [later()]\n"
+                        "    next(cycle[0])\n"
+                        "    cycle.append(cycle)\n")
+    outcome, _ = train_outcome(runner, source)
+    assert outcome.failure.startswith(TAMPER) and "torch.cuda.synchronize" in outcome.failure, outcome

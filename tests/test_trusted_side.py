@@ -110,3 +110,15 @@ def test_an_output_the_submission_rewrites_after_returning_it_is_judged_as_retur
     _, graded = grade(tmp_path, *submitted(model))
     forward_math = next(c for c in graded["checks"] if c["id"] == "part1.forward_math")
     assert forward_math["status"] != "passed", forward_math
+
+
+def test_a_solution_that_sets_torchs_default_device_gets_full_marks(tmp_path):
+    """torch.set_default_device(device1) is honest code: what the probes make for themselves (the
+    host copies of returned tensors) is made on the CPU all the same."""
+    model = tmp_path / "model.py"
+    source = (ROOT / "solutions" / "model.py").read_text()
+    assert "device1 = torch.device(\"cuda:1\")\n" in source
+    model.write_text(source.replace("device1 = torch.device(\"cuda:1\")\n",
+                                    "device1 = torch.device(\"cuda:1\")\ntorch.set_default_device(device1)\n", 1))
+    _, graded = grade(tmp_path, *submitted(model))
+    assert not [c for c in graded["checks"] if c["status"] != "passed"], graded["checks"]

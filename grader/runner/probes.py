@@ -7,6 +7,7 @@ the references are computed on the trusted side from `grader.inputs` and the ret
 The probe's own steps (copying weights, reading results) are kept out of the trace.
 """
 import contextlib
+import gc
 import io
 import math
 import random
@@ -64,7 +65,7 @@ class Probe:
         host tensor only the probe holds (no later code of the submission can reach it), whose
         memory (a numpy view) is written out as it is."""
         with self.trace.paused():
-            host = torch.empty(tensor.shape, dtype=torch.float32)
+            host = torch.empty(tensor.shape, dtype=torch.float32, device="cpu")  # whatever default device was set
             host.copy_(tensor.detach())
             self.blobs[name] = host.numpy()
         return list(host.shape)
@@ -130,14 +131,24 @@ def run(name, source, path, mode):
             probe = Probe(load(source, path), trace, mode)
             facts = observe(probe)
         except Exception:
+            _finalized()
             snapshot.check()  # tampering explains any failure, the grader's own included, best
             raise
+        _finalized()
         snapshot.check()
         if trace.overflow:
             raise StudentError(f"your code made {EVENT_CAP + trace.overflow:,} GPU calls, copies, waits, clock "
                                f"reads and prints in {F.DESCRIPTIONS[name]}'s probe; the grader records at most "
                                f"{EVENT_CAP:,}: far more than the lab needs (a loop left running?)")
         return facts.to_json(), probe.blobs
+
+
+def _finalized():
+    """Run now what the submission left to run when its objects are freed (a generator's `finally`
+    in a reference cycle: the rules refuse `__del__`, not that), before the tamper check, and
+    collect nothing after it: none of the submission's code runs once the check has passed."""
+    gc.collect()
+    gc.disable()
 
 
 def construct(probe):
