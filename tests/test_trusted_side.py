@@ -122,3 +122,15 @@ def test_a_solution_that_sets_torchs_default_device_gets_full_marks(tmp_path):
                                     "device1 = torch.device(\"cuda:1\")\ntorch.set_default_device(device1)\n", 1))
     _, graded = grade(tmp_path, *submitted(model))
     assert not [c for c in graded["checks"] if c["status"] != "passed"], graded["checks"]
+
+
+def test_a_sparse_output_is_named_not_an_internal_error(tmp_path):
+    """A forward that returns a sparse tensor loses the output checks for that reason, plainly."""
+    model = tmp_path / "model.py"
+    model.write_text((ROOT / "solutions" / "model.py").read_text().replace(
+        "        return self.relu2(self.layer2(x))\n", "        return self.relu2(self.layer2(x)).to_sparse()\n", 1))
+    _, graded = grade(tmp_path, *submitted(model))
+    checks = {c["id"]: c for c in graded["checks"]}
+    assert "layout sparse_coo" in checks["part1.output_on_cuda1"]["message"]
+    assert checks["part1.single_transfer"]["status"] == "passed"
+    assert not [c for c in graded["checks"] if "internal grader error" in c["message"]]

@@ -171,6 +171,8 @@ def forward(probe):
     if out is not None:
         if type(out) is not torch.Tensor:
             output = F.Output(name_of(out), None, None)
+        elif out.layout != torch.strided:  # a sparse or otherwise laid-out tensor: not the lab's output
+            output = F.Output(f"{name_of(out)} of layout {str(out.layout).removeprefix('torch.')}", None, None)
         else:
             output = F.Output(None, probe.device(out), probe.blob("output", out))
     verbose_x = probe.watched(x, "x", CUDA0 if retry else "cpu")
