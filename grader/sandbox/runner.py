@@ -45,10 +45,10 @@ class Limits:
     threads: int = 1  # torch threads per probe
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True)
 class Outcome:
     """One probe's result: its facts (of the probe's type in grader.facts) and blobs, or the failure
-    that stands for them. Each is one probe's one result: it equals only itself, and can key a cache."""
+    that stands for them."""
     facts: object | None = None
     blobs: dict = dataclasses.field(default_factory=dict)
     failure: str | None = None
