@@ -3,6 +3,7 @@ batches (`grader.inputs`), computed in float64 with numpy, without any of the su
 (and without torch, which this process never imports); and the tensors a probe returned, decoded
 from their bytes."""
 import functools
+import math
 
 import numpy
 
@@ -17,14 +18,16 @@ class BadBlob(Exception):
 
 
 def tensor(blobs, name, shape):
-    """The float32 tensor `name` of a probe's blobs, as a float64 array; BadBlob if absent or mis-sized."""
+    """The float32 tensor `name` of a probe's blobs, as a read-only float32 array over its bytes
+    (not copied: arithmetic with the float64 references widens each value exactly, as it goes);
+    BadBlob if absent or mis-sized."""
     data = blobs.get(name)
     count = 1
     for size in shape:
         count *= size
     if data is None or len(data) != 4 * count:
         raise BadBlob(f"{name}: expected {count} float32 values")
-    return numpy.frombuffer(data, dtype=numpy.float32).reshape(shape).astype(numpy.float64)
+    return numpy.frombuffer(data, dtype=numpy.float32).reshape(shape)
 
 
 def weights(seed):
@@ -120,6 +123,20 @@ def gradients(seed, size):
 
 def all_finite(arrays):
     return all(numpy.isfinite(a).all() for a in arrays)
+
+
+def norm(arrays):
+    """The Euclidean norm of `arrays` taken as one vector, in float64."""
+    total = 0.0
+    for array in arrays:
+        flat = numpy.ravel(array).astype(numpy.float64, copy=False)
+        total += float(flat @ flat)
+    return math.sqrt(total)
+
+
+def distance(got, expected):
+    """The Euclidean distance between two {role: array} of the same shapes, in float64."""
+    return norm(numpy.subtract(got[role], expected[role], dtype=numpy.float64) for role in expected)
 
 
 def largest_difference(got, expected):

@@ -100,10 +100,10 @@ def _gradients_mode(gpus):
             return False  # else torch wraps __torch_dispatch__ in a guard that imports torch._dynamo (a second)
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            with torch._C.DisableTorchFunction():  # an aten op, not the submission's call: the runtime's mode is off
-                out = func(*args, **(kwargs or {}))
-            inputs = tensors_in(args, kwargs)
-            gpus.settle_created(out, inputs, device(func, inputs))
+            with torch._C.DisableTorchFunction():  # an aten op, not the submission's call: the runtime's mode is off,
+                out = func(*args, **(kwargs or {}))  # for its own bookkeeping too
+                inputs = tensors_in(args, kwargs)
+                gpus.settle_created(out, inputs, device(func, inputs))
             return out
 
     return Gradients
