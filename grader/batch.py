@@ -116,7 +116,7 @@ class Batch:
         self.jobs = len(self.runners)
         for runner in self.runners:  # started side by side; ready before any worker is forked
             runner.ready()
-        self.seconds = timeout or probe_seconds(rubric.seconds_per_function, self.mode, len(GRADING)) + \
+        self.seconds = timeout or probe_seconds(rubric.seconds_per_function, self.mode, GRADING) + \
             grader.conftest.BACKSTOP
 
     def run(self, students, force=False, only=None):

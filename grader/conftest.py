@@ -228,7 +228,7 @@ class Grading:
             if self.mode not in self.rubric.items[item_id].modes:
                 item.add_marker(pytest.mark.skip(reason=f"not graded in {self.mode} mode"))
             # A backstop: probes enforce their own limit and report it more precisely.
-            limit = probe_seconds(self.rubric.seconds_per_function, "real", len(GRADING)) + BACKSTOP
+            limit = probe_seconds(self.rubric.seconds_per_function, "real", GRADING) + BACKSTOP
             item.add_marker(pytest.mark.timeout(limit))
 
     def pytest_collection_finish(self, session):

@@ -22,6 +22,11 @@ SHAPES = {"w1": (2000, 1000), "b1": (2000,), "w2": (1000, 2000), "b2": (1000,)}
 # Seeds of the grader's own weights and batches: both sides draw the same tensors from them.
 SEEDS = {"forward": 10, "train": 12, "time_forward": 13, "profile": 14, "pipeline": 15}
 PROFILE_KEYS = ("stage0_ms", "transfer_ms", "stage1_ms", "wall_ms", "idle_fraction")
+# On virtual GPUs, the probes one process runs in turn, each from the same state (a fresh load of
+# the submission, a fresh runtime, torch's global settings put back): a process costs about as
+# much as a light probe. Two groups of about equal work, so that a student's run on two cores
+# takes as long as its heavier half.
+TOGETHER = (("construct", "forward", "time_forward", "profile"), ("train", "pipeline"))
 TAMPER = "tamper-suspected"  # the word every channel (table, JSON, batch status) uses for abuse
 
 
@@ -35,7 +40,18 @@ def wall_seconds(seconds_per_function: float) -> float:
     return WALL_FACTOR * seconds_per_function
 
 
-def probe_seconds(seconds_per_function: float, mode: str, probes: int) -> float:
-    """How long, by the wall clock, `probes` probes of a submission may take together: one after
-    another on real GPUs (whose timings must not disturb each other), side by side on virtual ones."""
-    return wall_seconds(seconds_per_function) * (probes if mode == "real" else 1)
+def in_turn(probes: list[str], mode: str) -> list[list[str]]:
+    """`probes` as the groups a process runs in turn: on real GPUs each probe alone (their timings
+    must not disturb each other, nor one's memory peaks another's figures); on virtual ones
+    TOGETHER's groups, side by side, and any probe in none of them alone."""
+    if mode == "real":
+        return [[name] for name in probes]
+    groups = [[name for name in group if name in probes] for group in TOGETHER]
+    return [group for group in groups if group] + [[name] for name in probes if not any(name in g for g in TOGETHER)]
+
+
+def probe_seconds(seconds_per_function: float, mode: str, probes: list[str]) -> float:
+    """How long, by the wall clock, `probes` of a submission may take together: one after another
+    on real GPUs, each group of `in_turn` in turn and the groups side by side on virtual ones."""
+    count = len(probes) if mode == "real" else max(map(len, in_turn(probes, mode)), default=1)
+    return wall_seconds(seconds_per_function) * count

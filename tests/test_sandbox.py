@@ -280,3 +280,84 @@ def test_code_left_to_run_when_its_objects_are_freed_runs_before_the_tamper_chec
                         "    cycle.append(cycle)\n")
     outcome, _ = train_outcome(runner, source)
     assert outcome.failure.startswith(TAMPER) and "torch.cuda.synchronize" in outcome.failure, outcome
+
+
+# -- probes run in turn (grader.contract.TOGETHER): one process a group, each probe on its own ----
+def with_first_lines(**bodies):
+    """The solution, each named function of it starting with its body (indented by the caller)."""
+    source = "import os\n" + SOLUTION
+    for function, body in bodies.items():
+        head = next(line for line in source.splitlines() if line.startswith(f"def {function}("))
+        source = source.replace(head + "\n", head + "\n" + body, 1)
+    return source
+
+
+def group_outcomes(runner, source, probes=("construct", "forward", "time_forward", "profile", "train", "pipeline")):
+    session = runner.grade(source, "model.py", "virtual", list(probes), LIMITS, rules=False)
+    outcomes = {name: session.outcome(name) for name in probes}
+    session.finish()
+    runner.clean()
+    return outcomes
+
+
+def test_probes_share_a_process_in_the_groups_the_contract_names(runner):
+    def said(name):  # (what the probes print is not kept)
+        return f"    os.write(2, f'pid {name} {{os.getpid()}}\\n'.encode())\n"
+
+    pids = with_first_lines(time_forward=said("time_forward"), profile_stages=said("profile"), train=said("train"))
+    session = runner.grade(pids, "model.py", "virtual", ["time_forward", "profile", "train"], LIMITS, rules=False)
+    for name in ("time_forward", "profile", "train"):
+        assert session.outcome(name).facts is not None
+    printed = dict(line.split()[1:] for line in bytes(session.output).decode().splitlines() if line.startswith("pid "))
+    session.finish()
+    runner.clean()
+    assert printed["time_forward"] == printed["profile"] != printed["train"], printed
+
+
+@pytest.mark.parametrize("ending", ["    os.kill(os.getpid(), 9)\n", "    while True:\n        pass\n"])
+def test_a_probe_that_crashes_or_overruns_costs_only_itself_not_the_rest_of_its_group(runner, ending):
+    outcomes = group_outcomes(runner, with_first_lines(time_forward=ending))
+    failure = outcomes["time_forward"].failure
+    assert "crashed during time_forward()" in failure or "time_forward() did not finish within 5 s" in failure
+    for name in ("construct", "forward", "profile", "train", "pipeline"):  # before it, after it, beside it
+        assert outcomes[name].failure is None and outcomes[name].facts is not None, (name, outcomes[name])
+
+
+def test_what_one_function_leaves_set_in_torch_does_not_reach_the_next_probe(runner):
+    """An honest slip (a global setting changed and never put back) costs only its own function's
+    checks, as when each probe had a process of its own."""
+    slips = with_first_lines(time_forward="    torch.set_default_dtype(torch.float64)\n",
+                             train="    torch.set_grad_enabled(False)\n")
+    outcomes = group_outcomes(runner, slips)
+    assert outcomes["time_forward"].failure is None  # (torch itself repoints torch.Storage: not tampering)
+    layer1 = 4 * (2000 * 1000 + 2000)  # float32, as torch's default dtype is
+    assert outcomes["profile"].facts.param_bytes["cuda:0"] == layer1, outcomes["profile"]
+    assert outcomes["pipeline"].facts is not None and outcomes["pipeline"].facts.attempted, outcomes["pipeline"]
+
+
+def test_a_change_to_torch_made_between_probes_is_caught_by_the_next():
+    """What runs after a probe's tamper check (its objects freed as it returns) is caught before the
+    next probe of its process starts: torch, time and builtins are checked against their state at rest."""
+    import torch
+
+    from grader.runner import probes
+    from grader.runner.snapshot import Tampering
+
+    in_turn = probes.InTurn()
+    synchronize = torch.cuda.synchronize
+    torch.cuda.synchronize = print
+    try:
+        with pytest.raises(Tampering, match="torch.cuda.synchronize"):
+            in_turn.run("construct", SOLUTION, "model.py", "virtual")
+    finally:
+        torch.cuda.synchronize = synchronize
+
+
+def test_virtual_groups_hold_every_probe_once_and_real_gpus_run_each_alone():
+    from grader.contract import TOGETHER, in_turn
+    from grader.facts import GRADING
+
+    groups = in_turn(GRADING, "virtual")
+    assert sorted(name for group in groups for name in group) == sorted(GRADING) and len(groups) == len(TOGETHER)
+    assert in_turn(GRADING, "real") == [[name] for name in GRADING]
+    assert in_turn(["timeline", "train"], "virtual") == [["train"], ["timeline"]]  # a tool's probe: alone

@@ -10,8 +10,10 @@ from grader.contract import TAMPER
 from grader.runner.loader import StudentError
 
 TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
-# What torch.cuda's own lazy initialisation sets at the first use of CUDA, often the submission's.
-CUDA_STATE = frozenset({"_initialized", "_cached_device_count", "default_generators"})
+# What torch sets itself, as a submission's honest calls ask: torch.cuda's lazy initialisation at
+# the first use of CUDA, and torch.Storage, which set_default_dtype points at the default's storage.
+TORCH_STATE = {torch: frozenset({"Storage"}),
+               torch.cuda: frozenset({"_initialized", "_cached_device_count", "default_generators"})}
 
 
 class Tampering(StudentError):
@@ -44,7 +46,7 @@ class Snapshot:
             now = vars(owner)
             for name in sorted(saved.keys() | now.keys()):
                 value = now.get(name, Snapshot)  # Snapshot: removed
-                if owner is torch.cuda and name in CUDA_STATE:
+                if name in TORCH_STATE.get(owner, ()):
                     continue
                 if value is not saved.get(name, Snapshot) and not _made_by_torch(value):
                     raise Tampering(f"the submission changed {getattr(owner, '__name__', owner)}.{name}")

@@ -8,7 +8,8 @@ Requests come over the socket the grader passed (`--socket-fd`) as `grader.wire`
       reply {"session": pid}. The session, not the zygote, reads the submission's request from
       `request`, so nothing of any student ever enters the zygote's memory, which every later
       session inherits. The session applies the static rules (grader.rules) before any of the
-      submission runs; then each probe child writes one frame to its result descriptor.
+      submission runs; then each of its children runs a group of probes in turn (the request's
+      `groups`), and each probe writes one frame to its result descriptor.
   {"op": "clean"}: kill every process the submission left, wipe the private /tmp and /dev/shm;
       reply {"killed": n}.
 The zygote is a subreaper, so a process the submission double-forks or `setsid`s away is still
@@ -143,39 +144,115 @@ def _session(request_fd, output, results, hide):
 
 
 def _run_probes(request, results):
-    """Run the request's probes, side by side (virtual GPUs) or one at a time (real GPUs, whose
-    timings must not disturb each other), each within its limits, and speak for any that ended
-    without its result."""
-    pending = list(zip(request["probes"], results))
+    """Run the request's groups of probes (grader.contract.in_turn): each group in a child of its
+    own, its probes in turn, the groups side by side (virtual GPUs) or one at a time (real GPUs,
+    whose timings must not disturb each other), each probe within its limits; and speak for any
+    that ended without its result. A probe that crashes or overruns costs only itself: the rest of
+    its group go on in a fresh child."""
+    unreported = dict(zip(request["probes"], results))  # the descriptors this session still holds
+    pending = [list(group) for group in request["groups"]]
     running = {}
-    limit, backstop = request["seconds"], wall_seconds(request["seconds"])
     while pending or running:
         while pending and (not running or request["mode"] == "virtual"):
-            name, fd = pending.pop(0)
-            pid = os.fork()
-            if pid == 0:
-                _probe(request, name, fd, [f for _, f in pending] + [f for _, f, _ in running.values()])
-            running[pid] = (name, fd, time.monotonic() + backstop)
+            child = _Child(request, pending.pop(0), unreported, [c.progress for c in running.values()])
+            running[child.pid] = child
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid in running:
-            name, fd, _ = running.pop(pid)
-            _speak_for(fd, name, status, request)
+            child = running.pop(pid)
+            child.follow(unreported)
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == REPORTED:
+                child.reported(unreported)
+            else:
+                pending[:0] = _nonempty(child.lost(_ending(status, request["descriptions"][child.current]), unreported))
+            os.close(child.progress)
         elif not pid:
-            for pid, (name, fd, deadline) in list(running.items()):
-                if _cpu_seconds(pid) > limit:
-                    failure = (f"{request['descriptions'][name]} did not finish within {limit:g} s of CPU time "
-                               "(an endless loop, or far too much work?)")
-                elif time.monotonic() > deadline + GRACE:
-                    failure = (f"{request['descriptions'][name]} did not finish within {backstop:g} s (waiting or "
-                               "sleeping: nothing the lab needs takes so long)")
-                else:
-                    continue
-                _kill_group(pid)
-                os.waitpid(pid, 0)
-                del running[pid]
-                _write(fd, {"failure": failure})
-                os.close(fd)
+            for child in list(running.values()):
+                child.follow(unreported)
+                failure = child.overrun(request)
+                if failure is not None:
+                    judged = child.done
+                    _kill_group(child.pid)
+                    os.waitpid(child.pid, 0)
+                    del running[child.pid]
+                    child.follow(unreported)  # (the probe judged may have reported meanwhile: then no failure)
+                    pending[:0] = _nonempty(child.lost(failure if child.done == judged else None, unreported))
+                    os.close(child.progress)
             time.sleep(0.01)
+
+
+def _nonempty(group):
+    return [group] if group else []
+
+
+class _Child:
+    """A child of the session running `names` in turn. After each probe's frame it writes one byte
+    to its progress pipe, so the session knows which probe is running: the one whose limits count,
+    and the one to speak for if the child ends."""
+
+    def __init__(self, request, names, unreported, others):
+        self.names, self.done = names, 0
+        read, write = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(read)
+            mine = {name: unreported[name] for name in names}
+            _probes(request, mine, write, [fd for name, fd in unreported.items() if name not in mine] + others)
+        os.close(write)
+        os.set_blocking(read, False)
+        self.progress = read
+        self.limit, self.backstop = request["seconds"], wall_seconds(request["seconds"])
+        self.started = time.monotonic()
+        self._next(0.0)
+
+    @property
+    def current(self):
+        return self.names[min(self.done, len(self.names) - 1)]
+
+    def _next(self, cpu):
+        self.cpu, self.deadline = cpu, time.monotonic() + self.backstop
+
+    def follow(self, unreported):
+        """Read the child's progress: each probe it reported is off the session's hands."""
+        try:
+            ticks = len(os.read(self.progress, 4096))
+        except BlockingIOError:
+            return
+        for name in self.names[self.done:self.done + ticks]:
+            os.close(unreported.pop(name))
+        self.done = min(len(self.names), self.done + ticks)
+        if ticks:
+            self._next(_cpu_seconds(self.pid))
+
+    def overrun(self, request):
+        """Why the running probe must be stopped (its CPU time, or the wall clock), or None. A child
+        as a whole never gets more than its probes' limits together, whatever its progress says."""
+        what = request["descriptions"][self.current]
+        cpu, count = _cpu_seconds(self.pid), len(self.names)
+        if cpu - self.cpu > self.limit or cpu > self.limit * count:
+            return (f"{what} did not finish within {self.limit:g} s of CPU time (an endless loop, or far too much "
+                    "work?)")
+        now = time.monotonic()
+        if now > self.deadline + GRACE or now > self.started + count * (self.backstop + GRACE):
+            return (f"{what} did not finish within {self.backstop:g} s (waiting or sleeping: nothing the lab needs "
+                    "takes so long)")
+        return None
+
+    def lost(self, failure, unreported):
+        """The probes the child did not report, to run in a fresh child: all of them, or with a
+        `failure`, those after the running one, whose result it is."""
+        rest = self.names[self.done:]
+        if failure is None or not rest:
+            return rest
+        fd = unreported.pop(rest[0])
+        _write(fd, {"failure": failure})
+        os.close(fd)
+        return rest[1:]
+
+    def reported(self, unreported):
+        """The child exited as one that wrote every frame: none is the session's to speak for."""
+        for name in self.names:
+            if name in unreported:
+                os.close(unreported.pop(name))
 
 
 def _refused(request, results):
@@ -262,64 +339,84 @@ def _mount(source, target, kind, flags, data=None):
         raise OSError(ctypes.get_errno(), f"mount {target} failed")
 
 
-def _speak_for(fd, name, status, request):
-    """Write what happened to a probe that ended without reporting."""
-    what = request["descriptions"][name]
-    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == REPORTED:
-        os.close(fd)
-        return
+def _ending(status, what):
+    """What happened to a child that ended, during `what`, without reporting."""
     if os.WIFSIGNALED(status):
         sig = signal.Signals(os.WTERMSIG(status)).name
         hint = " - out of memory?" if sig == "SIGKILL" else ""
-        failure = f"the grading process crashed during {what} (killed by signal {sig}{hint})"
-    else:
-        failure = (f"tamper-suspected: your code ended the grading process during {what} (exit status "
-                   f"{os.WEXITSTATUS(status)}) before it could report; a submission must not exit the process")
-    _write(fd, {"failure": failure})
-    os.close(fd)
+        return f"the grading process crashed during {what} (killed by signal {sig}{hint})"
+    return (f"tamper-suspected: your code ended the grading process during {what} (exit status "
+            f"{os.WEXITSTATUS(status)}) before it could report; a submission must not exit the process")
 
 
-def _probe(request, name, fd, others):
-    """A probe's child: limits, the student's identity, then the probe; its one frame to `fd`."""
+def _probes(request, fds, progress, others):
+    """A group's child: limits and the student's identity, then each probe of `fds` in turn (a
+    fresh load of the submission each, grader.runner.probes.InTurn), its one frame to its
+    descriptor and then a byte to `progress`."""
     try:
         for other in others:
             os.close(other)
-        os.setpgid(0, 0)
-        _limit(request)
-        _drop_bounding_set()
-        if request["uid"] is not None:
-            os.setgroups([])
-            os.setgid(request["uid"])
-            os.setuid(request["uid"])
-        _drop_capabilities()
-        _fresh_keyrings()
-        prctl(PR_SET_NO_NEW_PRIVS, 1)
-        prctl(PR_SET_DUMPABLE, 0)
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        _become_student(request)
         import torch
 
         torch.set_num_threads(request["threads"])  # probes run side by side: one core each
         from grader.runner import probes
         from grader.runner.loader import StudentError
 
+        in_turn = probes.InTurn()
+    except BaseException:  # noqa: BLE001 - the grader's fault: every probe of the group says so, plainly
+        failure = _internal_error()
+        for fd in fds.values():
+            _report(fd, failure, progress)
+        os._exit(REPORTED)
+    for name, fd in fds.items():
         try:
-            facts, blobs = probes.run(name, request["source"], request["path"], request["mode"])
+            facts, blobs = in_turn.run(name, request["source"], request["path"], request["mode"])
             frame = wire.pieces({"facts": facts}, blobs)
         except StudentError as error:
             frame = wire.pieces({"failure": str(error)})
-    except BaseException:  # noqa: BLE001 - anything else is the grader's fault: say so, plainly
-        frame = wire.pieces({"failure": "internal grader error, please report it:\n" + traceback.format_exc()})
-    for stream in (sys.stdout, sys.stderr):  # what the submission printed reaches the output pipe first
-        try:
-            stream.flush()
-        except Exception:  # noqa: BLE001 - a closed or replaced stream: its output is lost, not the result
-            pass
+        except BaseException:  # noqa: BLE001 - anything else is the grader's fault: say so, plainly
+            frame = _internal_error()
+        for stream in (sys.stdout, sys.stderr):  # what the submission printed reaches the output pipe first
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - a closed or replaced stream: its output is lost, not the result
+                pass
+        if not _report(fd, frame, progress):
+            os._exit(1)
+    os._exit(REPORTED)
+
+
+def _become_student(request):
+    """This process as student code may run in it: its own group, limits, no capability, the
+    student's identity, no way back."""
+    os.setpgid(0, 0)
+    _limit(request)
+    _drop_bounding_set()
+    if request["uid"] is not None:
+        os.setgroups([])
+        os.setgid(request["uid"])
+        os.setuid(request["uid"])
+    _drop_capabilities()
+    _fresh_keyrings()
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    prctl(PR_SET_DUMPABLE, 0)
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _internal_error():
+    return wire.pieces({"failure": "internal grader error, please report it:\n" + traceback.format_exc()})
+
+
+def _report(fd, frame, progress):
+    """Write a probe's frame, then tell the session it is written; whether both were."""
     try:
         wire.write_all(fd, *frame)
-        code = REPORTED
+        os.close(fd)
+        os.write(progress, b"+")
+        return True
     except OSError:
-        code = 1
-    os._exit(code)
+        return False
 
 
 def _limit(request):

@@ -18,7 +18,7 @@ import time
 
 from grader import procs, wire
 from grader.bounded import shorten
-from grader.contract import probe_seconds, wall_seconds
+from grader.contract import in_turn, probe_seconds, wall_seconds
 from grader.facts import DESCRIPTIONS, PROBES, Malformed
 from grader.sandbox import isolation as isolations
 
@@ -113,7 +113,8 @@ class Runner:
         limits = limits or self.limits
         request_read, request_write = os.pipe()
         pipes = [_pipe() for _ in range(len(probes) + 1)]  # the output, then one per probe
-        request = {"probes": list(probes), "source": source, "path": path, "mode": mode,
+        request = {"probes": list(probes), "groups": in_turn(list(probes), mode), "source": source, "path": path,
+                   "mode": mode,
                    "allowed": sorted(self.allowed) if rules else None, "descriptions": DESCRIPTIONS, "uid": self.uid,
                    **dataclasses.asdict(limits)}
         # The process limit counts per user: exact for a uid of its own, and for the sandbox's own
@@ -129,7 +130,7 @@ class Runner:
             for fd in [request_read] + [w for _, w in pipes]:
                 os.close(fd)
         threading.Thread(target=_send_request, args=(request_write, wire.pack(request)), daemon=True).start()
-        deadline = time.monotonic() + probe_seconds(limits.seconds, mode, len(probes)) + GRACE
+        deadline = time.monotonic() + probe_seconds(limits.seconds, mode, list(probes)) + GRACE
         session = Session(dict(zip(probes, (r for r, _ in pipes[1:]))), pipes[0][0], deadline, limits.seconds)
         try:
             self._answer(30, "grade")
