@@ -335,22 +335,77 @@ def test_what_one_function_leaves_set_in_torch_does_not_reach_the_next_probe(run
     assert outcomes["pipeline"].facts is not None and outcomes["pipeline"].facts.attempted, outcomes["pipeline"]
 
 
-def test_a_change_to_torch_made_between_probes_is_caught_by_the_next():
-    """What runs after a probe's tamper check (its objects freed as it returns) is caught before the
-    next probe of its process starts: torch, time and builtins are checked against their state at rest."""
+def _replace_gelu():
     import torch
 
-    from grader.runner import probes
-    from grader.runner.snapshot import Tampering
+    gelu = torch.nn.functional.gelu
+    torch.nn.functional.gelu = print  # (not torch's own: torch replacing its own is not tampering)
+    return lambda: setattr(torch.nn.functional, "gelu", gelu)
 
-    in_turn = probes.InTurn()
-    synchronize = torch.cuda.synchronize
-    torch.cuda.synchronize = print
+
+def _torch_call(on, off):
+    def leave():
+        import torch
+
+        on(torch)
+        return lambda: off(torch)
+    return leave
+
+
+def _global_hook():
+    import torch
+
+    return torch.nn.modules.module.register_module_forward_hook(lambda *args: None).remove
+
+
+def _module_kept():
+    import sys
+
+    kept = sys.modules["submission"]
+    return lambda: kept
+
+
+LEFT = {  # what a probe may leave behind -> how to put it back
+    "torch changed": _replace_gelu,
+    "the default dtype": _torch_call(lambda t: t.set_default_dtype(t.float64), lambda t: t.set_default_dtype(t.float32)),
+    "grad mode": _torch_call(lambda t: t.set_grad_enabled(False), lambda t: t.set_grad_enabled(True)),
+    "a global hook": _global_hook,
+    "forward AD": _torch_call(lambda t: t.autograd.forward_ad.enter_dual_level(),
+                              lambda t: t.autograd.forward_ad.exit_dual_level()),
+    "the module alive": _module_kept,
+}
+
+
+@pytest.mark.parametrize("left", LEFT)
+def test_what_a_probe_leaves_behind_gives_the_next_a_fresh_process(left):
+    """Nothing is put back inside the process: where it is not as the first probe found it, the
+    rest of the group goes on in a fresh one (grader.runner.in_turn.Dirty)."""
+    from grader.runner.in_turn import Dirty, InTurn
+
+    in_turn = InTurn()
+    in_turn.run("construct", SOLUTION, "model.py", "virtual")
+    undo = LEFT[left]()
     try:
-        with pytest.raises(Tampering, match="torch.cuda.synchronize"):
+        with pytest.raises(Dirty):
             in_turn.run("construct", SOLUTION, "model.py", "virtual")
     finally:
-        torch.cuda.synchronize = synchronize
+        undo()
+    clean = InTurn()
+    clean.run("construct", SOLUTION, "model.py", "virtual")
+    clean.run("construct", SOLUTION, "model.py", "virtual")  # what a clean probe leaves lets the next run
+
+
+@pytest.mark.parametrize("top", ["torch.set_num_interop_threads(1)\n",  # torch allows it once a process
+                                 "BUFFER = torch.empty(300_000_000, dtype=torch.float32)\n"])  # 1.2 GB of 2 GiB
+def test_module_level_code_runs_as_in_a_process_of_its_own(runner, top):
+    outcomes = group_outcomes(runner, "import torch\n" + top + with_first_lines())
+    assert all(o.facts is not None for o in outcomes.values()), outcomes
+
+
+def test_tampering_costs_only_the_probe_that_did_it(runner):
+    outcomes = group_outcomes(runner, with_first_lines(time_forward="    torch.nn.functional.gelu = print\n"))
+    assert outcomes["time_forward"].failure.startswith(TAMPER)
+    assert all(outcomes[name].facts is not None for name in ("construct", "forward", "profile", "train", "pipeline"))
 
 
 def test_virtual_groups_hold_every_probe_once_and_real_gpus_run_each_alone():

@@ -20,6 +20,10 @@ class StudentError(Exception):
         self.unfinished = unfinished
 
 
+class ImportFailed(StudentError):
+    """The submission's own module-level code raised."""
+
+
 def load(source, path):
     """The submission as a module named `submission`; its file name is `path` (for line numbers)."""
     try:
@@ -32,7 +36,7 @@ def load(source, path):
     try:
         exec(code, module.__dict__)
     except BaseException as error:  # noqa: BLE001 - whatever the submission raises at import
-        raise StudentError(f"importing your submission raised {explain(error, path)}") from None
+        raise ImportFailed(f"importing your submission raised {explain(error, path)}") from None
     return module
 
 

@@ -7,7 +7,6 @@ the references are computed on the trusted side from `grader.inputs` and the ret
 The probe's own steps (copying weights, reading results) are kept out of the trace.
 """
 import contextlib
-import dataclasses
 import gc
 import io
 import math
@@ -139,51 +138,6 @@ def run(name, source, path, mode):
                                f"reads and prints in {F.DESCRIPTIONS[name]}'s probe; the grader records at most "
                                f"{EVENT_CAP:,}: far more than the lab needs (a loop left running?)")
         return facts.to_json(), probe.blobs
-
-
-class InTurn:
-    """Probes run one after another in one process (grader.contract.TOGETHER), each from the state
-    the first started from: the submission loaded afresh and a fresh runtime (`run`); and before
-    each, what the probe before left to finalize run, torch, time and builtins checked against how
-    they were at rest (a change made after the last probe's check is caught here), and torch's
-    global settings put back, so that an honest slip in one function (set_grad_enabled(False),
-    set_default_dtype) costs only the checks of that function."""
-
-    def __init__(self):
-        self.rest = Snapshot()
-        self.settings = {setting: setting.get() for setting in SETTINGS}
-
-    def run(self, name, source, path, mode):
-        gc.collect()
-        self.rest.check()
-        for setting, value in self.settings.items():
-            if setting.get() != value:  # (only then: use_deterministic_algorithms imports torch._inductor's config)
-                setting.put(value)
-        torch.set_default_device(None)  # (none here at rest: the zygote never sets one)
-        gc.enable()  # (the probe before disabled it: see _finalized)
-        return run(name, source, path, mode)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Setting:
-    get: object
-    put: object
-
-
-SETTINGS = (  # torch's process-wide settings that change what a probe computes or reports
-    _Setting(torch.is_grad_enabled, torch.set_grad_enabled),
-    _Setting(torch.get_default_dtype, torch.set_default_dtype),
-    _Setting(lambda: (torch.are_deterministic_algorithms_enabled(),
-                      torch.is_deterministic_algorithms_warn_only_enabled()),
-             lambda value: torch.use_deterministic_algorithms(value[0], warn_only=value[1])),
-    _Setting(torch.get_float32_matmul_precision, torch.set_float32_matmul_precision),
-    _Setting(lambda: (torch.is_anomaly_enabled(), torch.is_anomaly_check_nan_enabled()),
-             lambda value: torch.set_anomaly_enabled(*value)),
-    _Setting(torch.get_num_threads, torch.set_num_threads),
-    _Setting(torch.is_warn_always_enabled, torch.set_warn_always),
-    _Setting(lambda: dict(vars(torch._tensor_str.PRINT_OPTS)),
-             lambda value: vars(torch._tensor_str.PRINT_OPTS).update(value)),
-)
 
 
 def _finalized():

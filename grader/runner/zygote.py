@@ -36,7 +36,8 @@ from grader.procs import descendants
 
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 36, 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
-REPORTED = 86  # a probe's exit status once its frame is written: any other ending is the session's to report
+REPORTED = 86  # a child's exit status once every frame is written: any other ending is the session's to report
+AFRESH = 87  # a child's exit status when the rest of its probes need a fresh process (grader.runner.in_turn.Dirty)
 CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 1 << 12, 1 << 14, 1 << 18
 KEYCTL = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)  # the keyctl system call's number
@@ -73,7 +74,8 @@ def main(argv=None):
         importlib.import_module(name)
     import torch.optim  # noqa: F401 - preloaded: every probe that takes an optimizer step needs it
 
-    from grader.runner import probes  # the runtime, the probes and what they import
+    from grader.runner import in_turn, probes  # noqa: F401 - the runtime, the probes and what they import: before
+    # any session, whose namespaces may cover the folder they come from (a checkout under /tmp)
 
     rules.vocabulary(allowed)  # once, for every session
     probes.prepare()
@@ -160,8 +162,11 @@ def _run_probes(request, results):
         if pid in running:
             child = running.pop(pid)
             child.follow(unreported)
-            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == REPORTED:
+            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+            if code == REPORTED:
                 child.reported(unreported)
+            elif code == AFRESH and child.done:  # (a fresh child's first probe always runs: this ends)
+                pending[:0] = _nonempty(child.lost(None, unreported))
             else:
                 pending[:0] = _nonempty(child.lost(_ending(status, request["descriptions"][child.current]), unreported))
             os.close(child.progress)
@@ -350,9 +355,9 @@ def _ending(status, what):
 
 
 def _probes(request, fds, progress, others):
-    """A group's child: limits and the student's identity, then each probe of `fds` in turn (a
-    fresh load of the submission each, grader.runner.probes.InTurn), its one frame to its
-    descriptor and then a byte to `progress`."""
+    """A group's child: limits and the student's identity, then each probe of `fds` in turn
+    (grader.runner.in_turn), its one frame to its descriptor and then a byte to `progress`; it
+    exits AFRESH where the rest need a fresh child."""
     try:
         for other in others:
             os.close(other)
@@ -360,10 +365,10 @@ def _probes(request, fds, progress, others):
         import torch
 
         torch.set_num_threads(request["threads"])  # probes run side by side: one core each
-        from grader.runner import probes
+        from grader.runner.in_turn import Dirty, InTurn  # (imported by the zygote: see main)
         from grader.runner.loader import StudentError
 
-        in_turn = probes.InTurn()
+        in_turn = InTurn()
     except BaseException:  # noqa: BLE001 - the grader's fault: every probe of the group says so, plainly
         failure = _internal_error()
         for fd in fds.values():
@@ -373,15 +378,14 @@ def _probes(request, fds, progress, others):
         try:
             facts, blobs = in_turn.run(name, request["source"], request["path"], request["mode"])
             frame = wire.pieces({"facts": facts}, blobs)
+        except Dirty:  # the rest of the group goes on in a fresh child
+            _flush_output()
+            os._exit(AFRESH)
         except StudentError as error:
             frame = wire.pieces({"failure": str(error)})
         except BaseException:  # noqa: BLE001 - anything else is the grader's fault: say so, plainly
             frame = _internal_error()
-        for stream in (sys.stdout, sys.stderr):  # what the submission printed reaches the output pipe first
-            try:
-                stream.flush()
-            except Exception:  # noqa: BLE001 - a closed or replaced stream: its output is lost, not the result
-                pass
+        _flush_output()  # what the submission printed reaches the output pipe before its result
         if not _report(fd, frame, progress):
             os._exit(1)
     os._exit(REPORTED)
@@ -402,6 +406,14 @@ def _become_student(request):
     prctl(PR_SET_NO_NEW_PRIVS, 1)
     prctl(PR_SET_DUMPABLE, 0)
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _flush_output():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed or replaced stream: its output is lost, not the result
+            pass
 
 
 def _internal_error():
