@@ -11,6 +11,7 @@ from grader import inputs
 from grader.contract import BATCH, DEFAULT_LR, LR, PIPELINE_BATCH, SEEDS, SHAPES, STEPS
 
 ROLES = tuple(SHAPES)
+BLOCK = 1 << 16  # elements compared at a time (512 KiB of float64)
 
 
 class BadBlob(Exception):
@@ -136,14 +137,24 @@ def norm(arrays):
 
 def distance(got, expected):
     """The Euclidean distance between two {role: array} of the same shapes, in float64."""
-    return norm(numpy.subtract(got[role], expected[role], dtype=numpy.float64) for role in expected)
+    return norm(numpy.subtract(a, b, dtype=numpy.float64) for role in expected
+                for a, b in _blocks(got[role], expected[role]))
 
 
 def largest_difference(got, expected):
     """max |got - expected|, NaN-aware: inf when either holds a NaN or an infinity."""
     if not all_finite((got, expected)):
         return float("inf")
-    return float(numpy.abs(got - expected).max())
+    return max((float(numpy.abs(numpy.subtract(a, b, dtype=numpy.float64)).max()) for a, b in _blocks(got, expected)),
+               default=0.0)
+
+
+def _blocks(got, expected):
+    """The two arrays' elements in matching blocks of BLOCK: their float64 differences never need
+    memory the size of a layer."""
+    got, expected = numpy.ravel(got), numpy.ravel(expected)
+    for start in range(0, got.size, BLOCK):
+        yield got[start:start + BLOCK], expected[start:start + BLOCK]
 
 
 def warm(diagnoses=False):
