@@ -10,7 +10,8 @@ HOST_READS = frozenset(
     {"item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__", "__format__", "__repr__"}
 )
 BATCH = 32
-STEPS = 6  # not train()'s default (5): a train() that ignores `steps` shows
+STEPS = 6  # not train()'s default: a train() that ignores `steps` shows
+DEFAULT_STEPS = 5  # train()'s default in the starter
 DEFAULT_LR = 0.01  # train()'s default in the starter
 LR = 0.02  # not the default: a train() that ignores `lr` shows
 LARGE_BATCH = 8192  # large enough that a forward without synchronize is visibly shorter (H100)

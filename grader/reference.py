@@ -8,7 +8,7 @@ import math
 import numpy
 
 from grader import inputs
-from grader.contract import BATCH, DEFAULT_LR, LR, PIPELINE_BATCH, SEEDS, SHAPES, STEPS
+from grader.contract import BATCH, DEFAULT_LR, DEFAULT_STEPS, LR, PIPELINE_BATCH, SEEDS, SHAPES, STEPS
 
 ROLES = tuple(SHAPES)
 BLOCK = 1 << 16  # elements compared at a time (512 KiB of float64)
@@ -161,10 +161,12 @@ def warm(diagnoses=False):
     """Compute the references the checks will ask for (the grader calls this while the sandbox
     starts: it is work off the critical path). With `diagnoses`, also the losses of the common
     mistakes, which only a wrong train() needs: a batch, whose workers are forked from the process
-    that computed them, asks for them once for the whole class."""
+    that computed them, asks for them once for the whole class, and the final weights of train()'s
+    default step count, which a train() that ignores `steps` is compared with."""
     output(SEEDS["forward"], BATCH)
     sgd(SEEDS["train"], BATCH, STEPS, LR)
     gradients(SEEDS["pipeline"], PIPELINE_BATCH)
     if diagnoses:
         for lr, accumulate in ((LR, False), (DEFAULT_LR, False), (LR, True)):
             losses(SEEDS["train"], BATCH, STEPS + 1, lr, accumulate)
+        sgd(SEEDS["train"], BATCH, DEFAULT_STEPS, LR)

@@ -10,7 +10,7 @@ from corpus import ROOT
 from helpers import grade, submitted
 
 from grader import inputs, reference
-from grader.contract import BATCH, LR, PIPELINE_BATCH, SEEDS, STEPS
+from grader.contract import BATCH, DEFAULT_STEPS, LR, PIPELINE_BATCH, SEEDS, STEPS
 
 GRADES_WITHOUT_TORCH = """
 import sys, pytest
@@ -93,6 +93,18 @@ def test_what_the_checks_ask_of_a_right_train_was_computed_while_the_sandbox_sta
     assert passes == []
     reference.losses(SEEDS["train"], BATCH, 3, LR, accumulate=True)  # a diagnosis: computed when asked
     assert len(passes) == STEPS
+
+
+def test_a_batch_computes_once_what_a_train_that_ignores_steps_is_compared_with(monkeypatch):
+    """train()'s default step count is the commonest wrong one: a batch's workers, forked after
+    warm(diagnoses=True), compare it with final weights computed once for the class."""
+    reference._sgd.cache_clear()
+    reference.warm(diagnoses=True)
+    passes = []
+    backward = reference.backward
+    monkeypatch.setattr(reference, "backward", lambda *args: passes.append(1) or backward(*args))
+    assert len(reference.sgd(SEEDS["train"], BATCH, DEFAULT_STEPS, LR)[0]) == DEFAULT_STEPS
+    assert passes == []
 
 
 def test_an_output_the_submission_rewrites_after_returning_it_is_judged_as_returned(tmp_path):
