@@ -335,7 +335,7 @@ def test_what_one_function_leaves_set_in_torch_does_not_reach_the_next_probe(run
     assert outcomes["pipeline"].facts is not None and outcomes["pipeline"].facts.attempted, outcomes["pipeline"]
 
 
-def _replace_gelu():
+def _torch_replaced():
     import torch
 
     gelu = torch.nn.functional.gelu
@@ -366,8 +366,9 @@ def _module_kept():
 
 
 LEFT = {  # what a probe may leave behind -> how to put it back
-    "torch changed": _replace_gelu,
-    "the default dtype": _torch_call(lambda t: t.set_default_dtype(t.float64), lambda t: t.set_default_dtype(t.float32)),
+    "torch changed": _torch_replaced,
+    "the default dtype": _torch_call(lambda t: t.set_default_dtype(t.float64),
+                                     lambda t: t.set_default_dtype(t.float32)),
     "grad mode": _torch_call(lambda t: t.set_grad_enabled(False), lambda t: t.set_grad_enabled(True)),
     "a global hook": _global_hook,
     "forward AD": _torch_call(lambda t: t.autograd.forward_ad.enter_dual_level(),
