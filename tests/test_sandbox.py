@@ -358,11 +358,24 @@ def _global_hook():
     return torch.nn.modules.module.register_module_forward_hook(lambda *args: None).remove
 
 
-def _module_kept():
-    import sys
+def _optimizer_hook():
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-    kept = sys.modules["submission"]
+    return register_optimizer_step_pre_hook(lambda *args: None).remove
+
+
+def _memory_kept():
+    import torch
+
+    kept = torch.ones(80_000_000)  # 320 MB
     return lambda: kept
+
+
+def _interop_threads():
+    import torch
+
+    torch.set_num_interop_threads(torch.get_num_interop_threads())  # torch allows it once a process
+    return lambda: None
 
 
 LEFT = {  # what a probe may leave behind -> how to put it back
@@ -373,7 +386,9 @@ LEFT = {  # what a probe may leave behind -> how to put it back
     "a global hook": _global_hook,
     "forward AD": _torch_call(lambda t: t.autograd.forward_ad.enter_dual_level(),
                               lambda t: t.autograd.forward_ad.exit_dual_level()),
-    "the module alive": _module_kept,
+    "memory kept": _memory_kept,
+    "a call torch allows once": _interop_threads,
+    "a global optimizer hook": _optimizer_hook,
 }
 
 
@@ -396,11 +411,28 @@ def test_what_a_probe_leaves_behind_gives_the_next_a_fresh_process(left):
     clean.run("construct", SOLUTION, "model.py", "virtual")  # what a clean probe leaves lets the next run
 
 
-@pytest.mark.parametrize("top", ["torch.set_num_interop_threads(1)\n",  # torch allows it once a process
-                                 "BUFFER = torch.empty(300_000_000, dtype=torch.float32)\n"])  # 1.2 GB of 2 GiB
-def test_module_level_code_runs_as_in_a_process_of_its_own(runner, top):
-    outcomes = group_outcomes(runner, "import torch\n" + top + with_first_lines())
+@pytest.mark.parametrize("top, init", [
+    ("torch.set_num_interop_threads(1)\n", ""),  # torch allows it once a process
+    ("", "        torch.set_num_interop_threads(torch.get_num_interop_threads())\n"),  # in every model made
+    ("BUFFER = torch.empty(300_000_000, dtype=torch.float32)\n", ""),  # 1.2 GB of the 2 GiB a probe may add
+])
+def test_module_level_code_runs_as_in_a_process_of_its_own(runner, top, init):
+    source = with_first_lines().replace("        super().__init__()\n", "        super().__init__()\n" + init, 1)
+    outcomes = group_outcomes(runner, "import torch\n" + top + source)
     assert all(o.facts is not None for o in outcomes.values()), outcomes
+
+
+def test_what_a_probe_leaves_to_finalize_never_runs(runner):
+    """As in a process that ended: a module-level generator's `finally` runs in no later probe."""
+    left = "def _left():\n    try:\n        yield\n    finally:\n        os._exit(3)\n_w = _left()\nnext(_w)\n"
+    outcomes = group_outcomes(runner, with_first_lines() + left)
+    assert all(o.facts is not None for o in outcomes.values()), outcomes
+
+
+def test_a_probe_that_exits_as_reported_costs_only_itself(runner):
+    outcomes = group_outcomes(runner, with_first_lines(time_forward="    os._exit(86)\n"))
+    assert outcomes["time_forward"].failure.startswith(TAMPER)
+    assert all(outcomes[name].facts is not None for name in ("construct", "forward", "profile", "train", "pipeline"))
 
 
 def test_tampering_costs_only_the_probe_that_did_it(runner):

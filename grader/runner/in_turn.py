@@ -1,16 +1,19 @@
 """Probes run one after another in one process (grader.contract.TOGETHER), each as if it had the
 process to itself: it loads the submission afresh on a fresh runtime (grader.runner.probes.run),
 and it starts only where the process is still as the first probe found it. What a probe leaves
-behind is not put back: the rest of its group goes on in a fresh process instead (`Dirty`), so a
-probe in turn sees what a probe alone would. A load that fails in a process that ran a probe
-before is tried again in a fresh one too: module-level code may make a call torch allows once a
-process (`torch.set_num_interop_threads`)."""
+behind is neither put back nor freed: what it made stays as it was, as in a process that ended
+(none of it is finalized: a generator's `finally` never runs), and where the process is not as it
+was, the rest of the group goes on in a fresh one (`Dirty`). So a probe in turn sees what a probe
+alone would. A load that fails in a process that ran a probe before is tried again in a fresh one
+too: module-level code may make a call torch allows once a process."""
+import functools
 import gc
+import resource
 import sys
-import weakref
 
 import torch
 import torch.nn.modules.module as modules
+import torch.optim.optimizer as optimizers
 from torch.autograd import forward_ad
 from torch.utils._python_dispatch import _len_torch_dispatch_stack
 
@@ -18,12 +21,16 @@ from grader.runner import probes
 from grader.runner.loader import ImportFailed
 from grader.runner.snapshot import Snapshot
 
-GLOBAL_HOOKS = sorted(name for name in vars(modules) if name.startswith("_global_") and name.endswith("hooks"))
+GROWTH = 256 * 2**20  # the address space the probes before may leave: past it, a fresh process
+GLOBAL_HOOKS = [(modules, name) for name in sorted(vars(modules)) if name.startswith("_global_") and
+                name.endswith("hooks")] + [(optimizers, name) for name in sorted(vars(optimizers))
+                                          if name.startswith("_global_optimizer_") and name.endswith("hooks")]
 PRECISIONS = [(owner, "fp32_precision") for owner in (
     torch.backends, torch.backends.cuda.matmul, torch.backends.cudnn, torch.backends.mkldnn,
     getattr(torch.backends.cudnn, "conv", None), getattr(torch.backends.cudnn, "rnn", None),
     getattr(torch.backends.mkldnn, "matmul", None), getattr(torch.backends.mkldnn, "conv", None),
     getattr(torch.backends.mkldnn, "rnn", None)) if owner is not None and hasattr(owner, "fp32_precision")]
+ONCE = ("set_num_interop_threads",)  # torch's calls that a process may make once, whatever the value
 
 
 class Dirty(Exception):
@@ -31,20 +38,25 @@ class Dirty(Exception):
 
 
 class InTurn:
-    def __init__(self):
-        self.rest, self.state = Snapshot(), state()
-        self.previous = None  # the last probe's module, weakly: it must be gone before the next loads
+    def __init__(self, memory_bytes=None):
+        """`memory_bytes`: the address space each probe may add (virtual GPUs' limit), or None."""
+        self.memory_bytes = memory_bytes
+        self.called = set()  # which of ONCE the submission called in this process
+        for name in ONCE:
+            setattr(torch, name, _recorded(self.called, name, getattr(torch, name)))
+        self.rest, self.state, self.size = Snapshot(), state(), _address_space()
+        self.kept = []  # each probe's module, never freed here
         self.ran = False
 
     def run(self, name, source, path, mode):
         """(facts, blobs) of probe `name`, as probes.run; Dirty, before any of it runs, when the
         process is no longer fit for it."""
-        sys.modules.pop("submission", None)  # the last probe's module, collected now if nothing else holds it
-        gc.collect()  # and what it left to finalize runs now, before the process is judged
-        what = self._left()
-        if what is not None:
-            raise Dirty(what)
-        gc.enable()  # (the probe before disabled it: see probes._finalized)
+        if self.ran:
+            gc.freeze()  # what the probes before left, garbage or not, is never collected here
+            what = self._left()
+            if what is not None:
+                raise Dirty(what)
+            gc.enable()  # (the probe before disabled it: see probes._finalized)
         first, self.ran = not self.ran, True
         try:
             return probes.run(name, source, path, mode)
@@ -53,18 +65,27 @@ class InTurn:
                 raise
             raise Dirty(f"the submission's import failed here: {error}") from None
         finally:
-            module = sys.modules.get("submission")
-            self.previous = weakref.ref(module) if module is not None else None
+            self.kept.append(sys.modules.get("submission"))
 
     def _left(self):
-        """What the probes before left in the process, or None."""
-        if self.previous is not None and self.previous() is not None:
-            return "the last probe's module is still alive"
+        """What the probes before left in the process, or None; with none, this probe gets the
+        address space a probe alone would."""
+        if self.called:
+            return f"the submission called torch.{min(self.called)}"
         changed = self.rest.changed()
         if changed is not None:
             return changed
         now = state()
-        return next((f"{key} is {now[key]!r}" for key in self.state if now[key] != self.state[key]), None)
+        what = next((f"{key} is {now[key]!r}" for key in self.state if now[key] != self.state[key]), None)
+        if what is not None:
+            return what
+        size = _address_space()
+        if size - self.size > GROWTH:
+            return f"the probes before left {(size - self.size) / 2**20:.0f} MiB"
+        if self.memory_bytes is not None:
+            hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+            resource.setrlimit(resource.RLIMIT_AS, (min(hard, size + self.memory_bytes), hard))
+        return None
 
 
 def state():
@@ -86,7 +107,7 @@ def state():
         "the backends' flags": (torch.backends.cudnn.enabled, torch.backends.cudnn.benchmark,
                                 torch.backends.cudnn.deterministic, torch.backends.mkldnn.enabled),
         "sparse invariants": torch.sparse.check_sparse_tensor_invariants.is_enabled(),
-        "the global module hooks": [len(getattr(modules, name)) for name in GLOBAL_HOOKS],
+        "the global hooks": [len(getattr(owner, name)) for owner, name in GLOBAL_HOOKS],
         "the torch function modes": len(torch.overrides._get_current_function_mode_stack()),
         "the dispatch modes": _len_torch_dispatch_stack(),
         "the forward-AD level": forward_ad._current_level,
@@ -100,3 +121,18 @@ def _quietly(getter):
         return getter()
     except Exception as error:  # noqa: BLE001 - the error is the state
         return type(error).__name__
+
+
+def _recorded(called, name, function):
+    """torch's `function`, noting in `called` that it was called."""
+    @functools.wraps(function)
+    def recorded(*args, **kwargs):
+        called.add(name)
+        return function(*args, **kwargs)
+
+    return recorded
+
+
+def _address_space():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[0]) * resource.getpagesize()

@@ -163,7 +163,7 @@ def _run_probes(request, results):
             child = running.pop(pid)
             child.follow(unreported)
             code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-            if code == REPORTED:
+            if code == REPORTED and child.done == len(child.names):
                 child.reported(unreported)
             elif code == AFRESH and child.done:  # (a fresh child's first probe always runs: this ends)
                 pending[:0] = _nonempty(child.lost(None, unreported))
@@ -368,7 +368,7 @@ def _probes(request, fds, progress, others):
         from grader.runner.in_turn import Dirty, InTurn  # (imported by the zygote: see main)
         from grader.runner.loader import StudentError
 
-        in_turn = InTurn()
+        in_turn = InTurn(request["memory_bytes"] if request["mode"] == "virtual" else None)
     except BaseException:  # noqa: BLE001 - the grader's fault: every probe of the group says so, plainly
         failure = _internal_error()
         for fd in fds.values():
@@ -438,12 +438,16 @@ def _limit(request):
     limits = {resource.RLIMIT_CORE: 0, resource.RLIMIT_FSIZE: request["file_bytes"], resource.RLIMIT_NOFILE: 256}
     if request["processes"] is not None:  # counted for the student's own uid or user namespace
         limits[resource.RLIMIT_NPROC] = request["processes"]
+    from grader.runner.in_turn import GROWTH  # (imported by the zygote: see main)
+
+    limits = {limit: (value, value) for limit, value in limits.items()}
     if request["mode"] == "virtual":  # (real CUDA reserves far more address space than it uses)
         with open("/proc/self/statm") as statm:
             used = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-        limits[resource.RLIMIT_AS] = used + request["memory_bytes"]
-    for limit, value in limits.items():
-        resource.setrlimit(limit, (value, value))
+        # each probe in turn gets memory_bytes beyond what it starts with (in_turn.InTurn)
+        limits[resource.RLIMIT_AS] = (used + request["memory_bytes"], used + request["memory_bytes"] + GROWTH)
+    for limit, (soft, hard) in limits.items():
+        resource.setrlimit(limit, (soft, hard))
 
 
 def _drop_bounding_set():
