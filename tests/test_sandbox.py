@@ -364,18 +364,23 @@ def _optimizer_hook():
     return register_optimizer_step_pre_hook(lambda *args: None).remove
 
 
+def _saved_tensor_hooks():
+    import torch
+
+    def offloaded():  # a `with` a kept generator holds open
+        with torch.autograd.graph.save_on_cpu():
+            yield
+
+    kept = offloaded()
+    next(kept)
+    return lambda: next(kept, None)
+
+
 def _memory_kept():
     import torch
 
     kept = torch.ones(80_000_000)  # 320 MB
     return lambda: kept
-
-
-def _interop_threads():
-    import torch
-
-    torch.set_num_interop_threads(torch.get_num_interop_threads())  # torch allows it once a process
-    return lambda: None
 
 
 LEFT = {  # what a probe may leave behind -> how to put it back
@@ -387,13 +392,22 @@ LEFT = {  # what a probe may leave behind -> how to put it back
     "forward AD": _torch_call(lambda t: t.autograd.forward_ad.enter_dual_level(),
                               lambda t: t.autograd.forward_ad.exit_dual_level()),
     "memory kept": _memory_kept,
-    "a call torch allows once": _interop_threads,
     "a global optimizer hook": _optimizer_hook,
+    "saved-tensor hooks": _saved_tensor_hooks,
 }
 
 
+@pytest.fixture
+def torch_kept(monkeypatch):
+    """What InTurn wraps in torch is put back after the test."""
+    import torch
+
+    monkeypatch.setattr(torch, "set_num_interop_threads", torch.set_num_interop_threads)
+    return torch
+
+
 @pytest.mark.parametrize("left", LEFT)
-def test_what_a_probe_leaves_behind_gives_the_next_a_fresh_process(left):
+def test_what_a_probe_leaves_behind_gives_the_next_a_fresh_process(left, torch_kept):
     """Nothing is put back inside the process: where it is not as the first probe found it, the
     rest of the group goes on in a fresh one (grader.runner.in_turn.Dirty)."""
     from grader.runner.in_turn import Dirty, InTurn
@@ -420,6 +434,42 @@ def test_module_level_code_runs_as_in_a_process_of_its_own(runner, top, init):
     source = with_first_lines().replace("        super().__init__()\n", "        super().__init__()\n" + init, 1)
     outcomes = group_outcomes(runner, "import torch\n" + top + source)
     assert all(o.facts is not None for o in outcomes.values()), outcomes
+
+
+def test_judging_the_process_runs_none_of_the_submissions_code(runner):
+    """An object the submission stored in torch's settings is judged by its type: its own methods
+    (a __repr__ that raises, a property that loops) never run between probes."""
+    stored = ("import collections\n"
+              "class Loops(collections.UserList):\n"
+              "    def __init__(self):\n        pass\n"
+              "    @property\n    def data(self):\n        while True:\n            pass\n"
+              "class Raises:\n    def __repr__(self):\n        raise ValueError('boom')\n"
+              "torch.set_printoptions(precision=Loops(), linewidth=Raises())\n")
+    outcomes = group_outcomes(runner, with_first_lines() + stored)
+    assert all(o.facts is not None for o in outcomes.values()), outcomes
+
+
+def test_a_call_torch_allows_once_a_process_counts_when_it_succeeds(torch_kept, monkeypatch):
+    """After a successful `torch.set_num_interop_threads` (torch allows one a process, whatever the
+    value), the next probe needs a fresh process; a call torch refuses changes nothing."""
+    from grader.runner.in_turn import InTurn
+
+    def once(count):  # torch's own, in a process that has not called it yet
+        if count <= 0:
+            raise RuntimeError("Expected num_threads > 0")
+
+    monkeypatch.setattr(torch_kept, "set_num_interop_threads", once)
+    in_turn = InTurn()
+    with pytest.raises(RuntimeError):
+        torch_kept.set_num_interop_threads(0)
+    assert in_turn._left() is None
+    torch_kept.set_num_interop_threads(1)
+    assert "set_num_interop_threads" in in_turn._left()
+
+    class Holder:
+        call = torch_kept.set_num_interop_threads
+
+    assert Holder().call is torch_kept.set_num_interop_threads  # not bound as a method, as torch's builtin is not
 
 
 def test_what_a_probe_leaves_to_finalize_never_runs(runner):

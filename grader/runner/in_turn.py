@@ -43,7 +43,7 @@ class InTurn:
         self.memory_bytes = memory_bytes
         self.called = set()  # which of ONCE the submission called in this process
         for name in ONCE:
-            setattr(torch, name, _recorded(self.called, name, getattr(torch, name)))
+            setattr(torch, name, _Recorded(self.called, name, getattr(torch, name)))
         self.rest, self.state, self.size = Snapshot(), state(), _address_space()
         self.kept = []  # each probe's module, never freed here
         self.ran = False
@@ -90,7 +90,8 @@ class InTurn:
 
 def state():
     """torch's process-wide state that a submission's honest calls change and that changes what a
-    probe computes or reports: settings, global hooks, modes, an open forward-AD level."""
+    probe computes or reports: settings, global hooks, modes, an open forward-AD level. Plain
+    values only (`_plain`): comparing or showing them runs none of the submission's code."""
     return {
         "grad mode": torch.is_grad_enabled(),
         "the default dtype": torch.get_default_dtype(),
@@ -102,7 +103,8 @@ def state():
         "anomaly detection": (torch.is_anomaly_enabled(), torch.is_anomaly_check_nan_enabled()),
         "the threads": (torch.get_num_threads(), torch.get_num_interop_threads()),
         "warn always": torch.is_warn_always_enabled(),
-        "the print options": dict(vars(torch._tensor_str.PRINT_OPTS)),
+        "the print options": [(name, _plain(value))
+                              for name, value in sorted(vars(torch._tensor_str.PRINT_OPTS).items())],
         "autocast": [torch.is_autocast_enabled(device) for device in ("cpu", "cuda")],
         "the backends' flags": (torch.backends.cudnn.enabled, torch.backends.cudnn.benchmark,
                                 torch.backends.cudnn.deterministic, torch.backends.mkldnn.enabled),
@@ -110,8 +112,17 @@ def state():
         "the global hooks": [len(getattr(owner, name)) for owner, name in GLOBAL_HOOKS],
         "the torch function modes": len(torch.overrides._get_current_function_mode_stack()),
         "the dispatch modes": _len_torch_dispatch_stack(),
-        "the forward-AD level": forward_ad._current_level,
+        "the forward-AD level": _plain(forward_ad._current_level),
+        "saved-tensor hooks": (torch._C._autograd._top_saved_tensors_default_hooks(False) is not None,
+                               torch._C._autograd._saved_tensors_hooks_is_enabled()),
+        "autograd's threads": torch._C._is_multithreading_enabled(),
     }
+
+
+def _plain(value):
+    """`value` if it is a plain number, string or None; else what stands for it, its type's name
+    (an object the submission stored may run its code when compared or shown)."""
+    return value if type(value) in (int, float, bool, str, type(None)) else ("an object of", type(value).__name__)
 
 
 def _quietly(getter):
@@ -123,14 +134,18 @@ def _quietly(getter):
         return type(error).__name__
 
 
-def _recorded(called, name, function):
-    """torch's `function`, noting in `called` that it was called."""
-    @functools.wraps(function)
-    def recorded(*args, **kwargs):
-        called.add(name)
-        return function(*args, **kwargs)
+class _Recorded:
+    """torch's `function`, noting in `called` each time it succeeds: an object, not a function, so
+    that it does not bind as a method (torch's own, a builtin, does not)."""
 
-    return recorded
+    def __init__(self, called, name, function):
+        self._called, self._name, self._function = called, name, function
+        functools.update_wrapper(self, function)
+
+    def __call__(self, *args, **kwargs):
+        out = self._function(*args, **kwargs)
+        self._called.add(self._name)
+        return out
 
 
 def _address_space():

@@ -3,6 +3,7 @@
 import builtins
 import os
 import time
+import types
 
 import torch
 
@@ -23,10 +24,16 @@ class Tampering(StudentError):
 
 def _made_by_torch(value):
     """Torch sets some of its own attributes when it lazily imports torch._dynamo (wrapping
-    torch.manual_seed, adding submodules); such values come from torch's own files."""
-    code = getattr(getattr(value, "fget", value), "__code__", None)
-    where = code.co_filename if code is not None else getattr(value, "__file__", None)
-    return where is not None and where.startswith(TORCH_DIR)
+    torch.manual_seed, adding submodules); such values come from torch's own files. Read by their
+    types alone: a value the submission set runs none of its code here."""
+    target = value.fget if type(value) is property else value
+    if type(target) is types.FunctionType:
+        where = target.__code__.co_filename
+    elif type(target) is types.ModuleType:
+        where = vars(target).get("__file__")
+    else:
+        return False
+    return type(where) is str and where.startswith(TORCH_DIR)
 
 
 class Snapshot:
