@@ -23,10 +23,9 @@ SHAPES = {"w1": (2000, 1000), "b1": (2000,), "w2": (1000, 2000), "b2": (1000,)}
 # Seeds of the grader's own weights and batches: both sides draw the same tensors from them.
 SEEDS = {"forward": 10, "train": 12, "time_forward": 13, "profile": 14, "pipeline": 15}
 PROFILE_KEYS = ("stage0_ms", "transfer_ms", "stage1_ms", "wall_ms", "idle_fraction")
-# On virtual GPUs, the probes one process runs in turn, each from the same state (a fresh load of
-# the submission, a fresh runtime, torch's global settings put back): a process costs about as
-# much as a light probe. Two groups of about equal work, so that a student's run on two cores
-# takes as long as its heavier half.
+# On virtual GPUs, the probes one process runs in turn, each as if it had the process to itself
+# (grader.runner.in_turn): a process costs about as much as a light probe. Two groups of about
+# equal work, so that a student's run on two cores takes as long as its heavier half.
 TOGETHER = (("construct", "forward", "time_forward", "profile"), ("train", "pipeline"))
 TAMPER = "tamper-suspected"  # the word every channel (table, JSON, batch status) uses for abuse
 

@@ -56,6 +56,9 @@ class InTurn:
             what = self._left()
             if what is not None:
                 raise Dirty(what)
+            if self.memory_bytes is not None:  # the address space a probe alone would get
+                hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+                resource.setrlimit(resource.RLIMIT_AS, (min(hard, _address_space() + self.memory_bytes), hard))
             gc.enable()  # (the probe before disabled it: see probes._finalized)
         first, self.ran = not self.ran, True
         try:
@@ -68,8 +71,7 @@ class InTurn:
             self.kept.append(sys.modules.get("submission"))
 
     def _left(self):
-        """What the probes before left in the process, or None; with none, this probe gets the
-        address space a probe alone would."""
+        """What the probes before left in the process, or None."""
         if self.called:
             return f"the submission called torch.{min(self.called)}"
         changed = self.rest.changed()
@@ -79,13 +81,8 @@ class InTurn:
         what = next((f"{key} is {now[key]!r}" for key in self.state if now[key] != self.state[key]), None)
         if what is not None:
             return what
-        size = _address_space()
-        if size - self.size > GROWTH:
-            return f"the probes before left {(size - self.size) / 2**20:.0f} MiB"
-        if self.memory_bytes is not None:
-            hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-            resource.setrlimit(resource.RLIMIT_AS, (min(hard, size + self.memory_bytes), hard))
-        return None
+        grown = _address_space() - self.size
+        return f"the probes before left {grown / 2**20:.0f} MiB" if grown > GROWTH else None
 
 
 def state():
