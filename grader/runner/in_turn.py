@@ -44,7 +44,7 @@ class InTurn:
         self.called = set()  # which of ONCE the submission called in this process
         for name in ONCE:
             setattr(torch, name, _Recorded(self.called, name, getattr(torch, name)))
-        self.rest, self.state, self.size = Snapshot(), state(), _address_space()
+        self.rest, self.state, self.size = Snapshot(), state(), address_space()
         self.kept = []  # each probe's module, never freed here
         self.ran = False
 
@@ -58,7 +58,7 @@ class InTurn:
                 raise Dirty(what)
             if self.memory_bytes is not None:  # the address space a probe alone would get
                 hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-                resource.setrlimit(resource.RLIMIT_AS, (min(hard, _address_space() + self.memory_bytes), hard))
+                resource.setrlimit(resource.RLIMIT_AS, (min(hard, address_space() + self.memory_bytes), hard))
             gc.enable()  # (the probe before disabled it: see probes._finalized)
         first, self.ran = not self.ran, True
         try:
@@ -81,7 +81,7 @@ class InTurn:
         what = next((f"{key} is {now[key]!r}" for key in self.state if now[key] != self.state[key]), None)
         if what is not None:
             return what
-        grown = _address_space() - self.size
+        grown = address_space() - self.size
         return f"the probes before left {grown / 2**20:.0f} MiB" if grown > GROWTH else None
 
 
@@ -145,6 +145,7 @@ class _Recorded:
         return out
 
 
-def _address_space():
+def address_space():
+    """This process's address space, in bytes."""
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[0]) * resource.getpagesize()

@@ -438,13 +438,12 @@ def _limit(request):
     limits = {resource.RLIMIT_CORE: 0, resource.RLIMIT_FSIZE: request["file_bytes"], resource.RLIMIT_NOFILE: 256}
     if request["processes"] is not None:  # counted for the student's own uid or user namespace
         limits[resource.RLIMIT_NPROC] = request["processes"]
-    from grader.runner.in_turn import GROWTH  # (imported by the zygote: see main)
+    from grader.runner.in_turn import GROWTH, address_space  # (imported by the zygote: see main)
 
     limits = {limit: (value, value) for limit, value in limits.items()}
     if request["mode"] == "virtual":  # (real CUDA reserves far more address space than it uses)
-        with open("/proc/self/statm") as statm:
-            used = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
         # each probe in turn gets memory_bytes beyond what it starts with (in_turn.InTurn)
+        used = address_space()
         limits[resource.RLIMIT_AS] = (used + request["memory_bytes"], used + request["memory_bytes"] + GROWTH)
     for limit, (soft, hard) in limits.items():
         resource.setrlimit(limit, (soft, hard))
