@@ -38,6 +38,8 @@ class Dirty(Exception):
 
 
 class InTurn:
+    """The probes of one process, each run as if alone (see above)."""
+
     def __init__(self, memory_bytes=None):
         """`memory_bytes`: the address space each probe may add (virtual GPUs' limit), or None."""
         self.memory_bytes = memory_bytes
