@@ -22,14 +22,13 @@ from grader.runner.loader import ImportFailed
 from grader.runner.snapshot import Snapshot
 
 GROWTH = 256 * 2**20  # the address space the probes before may leave: past it, a fresh process
-GLOBAL_HOOKS = [(modules, name) for name in sorted(vars(modules)) if name.startswith("_global_") and
-                name.endswith("hooks")] + [(optimizers, name) for name in sorted(vars(optimizers))
-                                          if name.startswith("_global_optimizer_") and name.endswith("hooks")]
-PRECISIONS = [(owner, "fp32_precision") for owner in (
+GLOBAL_HOOKS = [(owner, name) for owner, prefix in ((modules, "_global_"), (optimizers, "_global_optimizer_"))
+                for name in sorted(vars(owner)) if name.startswith(prefix) and name.endswith("hooks")]
+PRECISIONS = [owner for owner in (
     torch.backends, torch.backends.cuda.matmul, torch.backends.cudnn, torch.backends.mkldnn,
-    getattr(torch.backends.cudnn, "conv", None), getattr(torch.backends.cudnn, "rnn", None),
-    getattr(torch.backends.mkldnn, "matmul", None), getattr(torch.backends.mkldnn, "conv", None),
-    getattr(torch.backends.mkldnn, "rnn", None)) if owner is not None and hasattr(owner, "fp32_precision")]
+    *(getattr(torch.backends.cudnn, kind, None) for kind in ("conv", "rnn")),
+    *(getattr(torch.backends.mkldnn, kind, None) for kind in ("matmul", "conv", "rnn")))
+    if hasattr(owner, "fp32_precision")]  # (torch's newer per-backend settings, where this torch has them)
 ONCE = ("set_num_interop_threads",)  # torch's calls that a process may make once, whatever the value
 
 
@@ -53,7 +52,8 @@ class InTurn:
     def run(self, name, source, path, mode):
         """(facts, blobs) of probe `name`, as probes.run; Dirty, before any of it runs, when the
         process is no longer fit for it."""
-        if self.ran:
+        first, self.ran = not self.ran, True
+        if not first:
             gc.freeze()  # what the probes before left, garbage or not, is never collected here
             what = self._left()
             if what is not None:
@@ -62,7 +62,6 @@ class InTurn:
                 hard = resource.getrlimit(resource.RLIMIT_AS)[1]
                 resource.setrlimit(resource.RLIMIT_AS, (min(hard, address_space() + self.memory_bytes), hard))
             gc.enable()  # (the probe before disabled it: see probes._finalized)
-        first, self.ran = not self.ran, True
         try:
             return probes.run(name, source, path, mode)
         except ImportFailed as error:
@@ -98,7 +97,7 @@ def state():
         "deterministic algorithms": (torch.are_deterministic_algorithms_enabled(),
                                      torch.is_deterministic_algorithms_warn_only_enabled()),
         "the matmul precision": _quietly(torch.get_float32_matmul_precision),
-        "the fp32 precisions": [getattr(owner, name) for owner, name in PRECISIONS],
+        "the fp32 precisions": [owner.fp32_precision for owner in PRECISIONS],
         "anomaly detection": (torch.is_anomaly_enabled(), torch.is_anomaly_check_nan_enabled()),
         "the threads": (torch.get_num_threads(), torch.get_num_interop_threads()),
         "warn always": torch.is_warn_always_enabled(),

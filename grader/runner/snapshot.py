@@ -15,6 +15,7 @@ TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
 # the first use of CUDA, and torch.Storage, which set_default_dtype points at the default's storage.
 TORCH_STATE = {torch: frozenset({"Storage"}),
                torch.cuda: frozenset({"_initialized", "_cached_device_count", "default_generators"})}
+PYTHONS_OWN = frozenset({"__warningregistry__"})  # what Python's warnings add to any module that warns
 
 
 class Tampering(StudentError):
@@ -59,7 +60,7 @@ class Snapshot:
             now = vars(owner)
             for name in sorted(saved.keys() | now.keys()):
                 value = now.get(name, Snapshot)  # Snapshot: removed
-                if name in TORCH_STATE.get(owner, ()) or name == "__warningregistry__":  # (the warnings' own)
+                if name in PYTHONS_OWN or name in TORCH_STATE.get(owner, ()):
                     continue
                 if value is not saved.get(name, Snapshot) and not _made_by_torch(value):
                     return f"{getattr(owner, '__name__', owner)}.{name}"
