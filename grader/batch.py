@@ -38,7 +38,7 @@ import pytest
 import pytest_timeout  # noqa: F401 - the one plugin workers load
 
 import grader.conftest  # the pristine grader, in memory before any student is read
-from grader import ROOT, gradebook, lms, reference, report, rows
+from grader import ROOT, gradebook, heap, lms, reference, report, rows
 from grader import rubric as rubrics
 from grader.contract import MODE_CHOICES, MODE_HELP, TAMPER, probe_seconds
 from grader.facts import GRADING
@@ -81,6 +81,7 @@ class Batch:
         """`mode`: as --grader-mode takes it (ValueError when it cannot be had); `jobs`: slots side
         by side in virtual mode (real mode grades one at a time); `timeout`: seconds a submission
         may take, or None for the probes' own limits and the checks' backstop."""
+        heap.keep_freed_memory()  # before the references are computed: every worker forked from here inherits it
         self.out, self.roster = pathlib.Path(out), roster
         self.gradescope, self.isolation = gradescope, isolation
         for sub in ("", "results", "feedback", "logs") + (("gradescope",) if gradescope else ()):
@@ -100,8 +101,9 @@ class Batch:
             _close_to_others(path)
         self.pristine = Pristine([ROOT / "grader", ROOT / "conftest.py", self.private])
         limits = runners.Limits(rubric.seconds_per_function, rubric.memory_bytes)
+        self.cores = max(1, len(os.sched_getaffinity(0)) // jobs)  # each slot's share: its probes side by side
         self.runners = [runners.Runner(isolation, rubric.allowed_imports, hidden=secrets, long_lived=True,
-                                       limits=limits).start()
+                                       limits=limits, cores=self.cores).start()
                         for _ in range(jobs)]
         reference.warm(diagnoses=True)  # once for every worker, while the zygotes import torch
         try:
@@ -116,7 +118,7 @@ class Batch:
         self.jobs = len(self.runners)
         for runner in self.runners:  # started side by side; ready before any worker is forked
             runner.ready()
-        self.seconds = timeout or probe_seconds(rubric.seconds_per_function, self.mode, GRADING) + \
+        self.seconds = timeout or probe_seconds(rubric.seconds_per_function, self.mode, GRADING, self.cores) + \
             grader.conftest.BACKSTOP
 
     def run(self, students, force=False, only=None):
@@ -164,7 +166,7 @@ class Batch:
         except runners.RunnerLost:
             runner.close()
             fresh = runners.Runner(runner.isolation, runner.allowed, runner.hidden, long_lived=True,
-                                   limits=runner.limits)
+                                   limits=runner.limits, cores=runner.cores)
             self.runners[slot] = fresh.start()
             self.runners[slot].ready()
             return False

@@ -25,7 +25,8 @@ SEEDS = {"forward": 10, "train": 12, "time_forward": 13, "profile": 14, "pipelin
 PROFILE_KEYS = ("stage0_ms", "transfer_ms", "stage1_ms", "wall_ms", "idle_fraction")
 # On virtual GPUs, the probes one process runs in turn, each as if it had the process to itself
 # (grader.runner.in_turn): a process costs about as much as a light probe. Two groups of about
-# equal work, so that a student's run on two cores takes as long as its heavier half.
+# equal work, so that a student's run on two cores takes as long as its heavier half; on one core
+# (a batch's slot, whose neighbours use the others) one process runs them all.
 TOGETHER = (("construct", "forward", "time_forward", "profile"), ("train", "pipeline"))
 TAMPER = "tamper-suspected"  # the word every channel (table, JSON, batch status) uses for abuse
 
@@ -40,18 +41,20 @@ def wall_seconds(seconds_per_function: float) -> float:
     return WALL_FACTOR * seconds_per_function
 
 
-def in_turn(probes: list[str], mode: str) -> list[list[str]]:
+def in_turn(probes: list[str], mode: str, cores: int = len(TOGETHER)) -> list[list[str]]:
     """`probes` as the groups a process runs in turn: on real GPUs each probe alone (their timings
     must not disturb each other, nor one's memory peaks another's figures); on virtual ones
-    TOGETHER's groups, side by side, and any probe in none of them alone."""
+    TOGETHER's groups side by side, or with one core to use all of them in one process; and any
+    probe in none of them alone."""
     if mode == "real":
         return [[name] for name in probes]
-    groups = [[name for name in group if name in probes] for group in TOGETHER]
+    together = TOGETHER if cores > 1 else [[name for group in TOGETHER for name in group]]
+    groups = [[name for name in group if name in probes] for group in together]
     return [group for group in groups if group] + [[name] for name in probes if not any(name in g for g in TOGETHER)]
 
 
-def probe_seconds(seconds_per_function: float, mode: str, probes: list[str]) -> float:
+def probe_seconds(seconds_per_function: float, mode: str, probes: list[str], cores: int = len(TOGETHER)) -> float:
     """How long, by the wall clock, `probes` of a submission may take together: one after another
     on real GPUs, each group of `in_turn` in turn and the groups side by side on virtual ones."""
-    count = len(probes) if mode == "real" else max(map(len, in_turn(probes, mode)), default=1)
+    count = len(probes) if mode == "real" else max(map(len, in_turn(probes, mode, cores)), default=1)
     return wall_seconds(seconds_per_function) * count

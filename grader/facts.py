@@ -8,6 +8,7 @@ than the trace may be or a string longer than TEXT_CAP is `Malformed` too, so th
 ever works on more than it can judge.
 """
 import dataclasses
+import functools
 import types
 import typing
 
@@ -25,7 +26,7 @@ class Facts:
     """JSON in and out for a dataclass of plain values, lists, dicts and other such dataclasses."""
 
     def to_json(self):
-        return dataclasses.asdict(self)
+        return _plain(self)
 
     @classmethod
     def from_json(cls, data):
@@ -33,6 +34,18 @@ class Facts:
             return _build(cls, data)
         except (TypeError, ValueError, KeyError, RecursionError) as error:
             raise Malformed(shorten(f"{cls.__name__}: {error}", 300)) from None
+
+
+def _plain(value):
+    """`value` as JSON-ready dicts and lists: dataclasses.asdict's result, without its deep copy of
+    every leaf (a trace holds thousands of events, each of plain values already)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: _plain(getattr(value, name)) for name in _fields(type(value))}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
 
 
 def _build(kind, data):
@@ -84,11 +97,18 @@ def _union(args, data):
 def _record(kind, data):
     if not isinstance(data, dict):
         raise TypeError(f"expected a mapping for {kind.__name__}, got {type(data).__name__}")
-    hints = typing.get_type_hints(kind)
-    names = {f.name for f in dataclasses.fields(kind)}
-    if set(data) - names:
-        raise TypeError(f"{kind.__name__} has no field {sorted(set(data) - names)[0]}")
+    hints = _fields(kind)
+    if data.keys() - hints.keys():
+        raise TypeError(f"{kind.__name__} has no field {sorted(data.keys() - hints.keys())[0]}")
     return kind(**{name: _build(hints[name], value) for name, value in data.items()})
+
+
+@functools.cache
+def _fields(kind):
+    """{field: its type hint} of a facts dataclass: read once per class, not once per record (a
+    trace holds thousands of events)."""
+    hints = typing.get_type_hints(kind)
+    return {field.name: hints[field.name] for field in dataclasses.fields(kind)}
 
 
 # -- construct: SimpleMPModel() ------------------------------------------------------------------

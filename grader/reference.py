@@ -40,7 +40,9 @@ def _relu(a):
 
 
 def forward(w, x):
-    """relu(W2 relu(W1 x + b1) + b2), the lab's network."""
+    """relu(W2 relu(W1 x + b1) + b2), the lab's network, in float64 (float32 weights are widened
+    first, exactly: a product of mixed types would not use BLAS)."""
+    w = {role: numpy.asarray(value, dtype=numpy.float64) for role, value in w.items()}
     return _relu(_relu(x @ w["w1"].T + w["b1"]) @ w["w2"].T + w["b2"])
 
 
@@ -87,15 +89,20 @@ def _sgd(seed, size, steps, lr, accumulate):
     """`sgd`, cached under one key however it was called (functools.cache keys a defaulted
     argument apart from a passed one)."""
     x, y = _batch(seed, size)
-    w = weights(seed)
-    losses, update, total = [], {}, {role: 0.0 for role in ROLES}
+    w = weights(seed)  # this run's own arrays: updated in place, as each step's are made fresh
+    losses, update, total = [], {}, {}
     for _ in range(steps):
         _, value, grads = backward(w, x, y)
         losses.append(value)
         for role in ROLES:
-            total[role] = total[role] + grads[role] if accumulate else grads[role]
-            update[role] = -lr * total[role]
-            w[role] = w[role] + update[role]
+            if not accumulate:
+                total[role] = grads[role]
+            elif role in total:
+                total[role] += grads[role]
+            else:
+                total[role] = grads[role].copy()
+            update[role] = numpy.multiply(total[role], -lr, out=None if accumulate else total[role])
+            w[role] += update[role]
     return losses, w, update
 
 
@@ -142,11 +149,16 @@ def distance(got, expected):
 
 
 def largest_difference(got, expected):
-    """max |got - expected|, NaN-aware: inf when either holds a NaN or an infinity."""
-    if not all_finite((got, expected)):
-        return float("inf")
-    return max((float(numpy.abs(numpy.subtract(a, b, dtype=numpy.float64)).max()) for a, b in _blocks(got, expected)),
-               default=0.0)
+    """max |got - expected|, NaN-aware: inf when either holds a NaN or an infinity (a NaN or an
+    infinity in either makes their difference one, and the maximum of any block holding one)."""
+    largest = 0.0
+    for a, b in _blocks(got, expected):
+        with numpy.errstate(invalid="ignore"):  # (inf - inf: a NaN, answered below)
+            block = float(numpy.abs(numpy.subtract(a, b, dtype=numpy.float64)).max())
+        if not math.isfinite(block):
+            return float("inf")
+        largest = max(largest, block)
+    return largest
 
 
 def _blocks(got, expected):

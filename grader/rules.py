@@ -119,9 +119,9 @@ def vocabulary(allowed_imports):
     attributes: a name the file defines opens none of them (`enum = None` then `x.re.enum`).
     Read from the real modules (in the zygote, before any submission), never from the virtual
     runtime's stand-ins."""
-    public, private, seen = set(DOCUMENTED), set(), {}
+    public, private, seen, walked = set(DOCUMENTED), set(), {}, set()
     for kind in BUILTIN_TYPES:
-        _names_of(kind, public, private)
+        _names_of(kind, public, private, walked)
     with warnings.catch_warnings():  # deprecated attributes warn when read: not the student's doing
         warnings.simplefilter("ignore")
         for name in sorted(allowed_imports - {"__future__"}):
@@ -129,7 +129,7 @@ def vocabulary(allowed_imports):
                 module = importlib.import_module(name)
             except ImportError:
                 continue
-            _walk(module, public, private, seen, depth=4 if name == "torch" else 1)
+            _walk(module, public, private, seen, walked, depth=4 if name == "torch" else 1)
         foreign = _foreign(seen.values(), public, allowed_imports)
     return frozenset(public - DENIED_ATTRIBUTES), frozenset(private), frozenset(foreign - public)
 
@@ -177,10 +177,10 @@ def _attribute(owner, name):
         return None
 
 
-def _walk(top, public, private, seen, depth):
+def _walk(top, public, private, seen, walked, depth):
     """Add what `top` offers, and its own submodules' (down to `depth`, shallowest first, so that
     a module also reached from deep inside is walked from where it is nearest), to the vocabulary;
-    `seen`: {name: module} of those walked."""
+    `seen`: {name: module} of those walked; `walked`: as _names_of."""
     queue = [(top, depth)]
     while queue:
         module, left = queue.pop(0)
@@ -193,7 +193,7 @@ def _walk(top, public, private, seen, depth):
                 if left:
                     queue.append((value, left - 1))
             elif isinstance(value, type):
-                _names_of(value, public, private)
+                _names_of(value, public, private, walked)
 
 
 def _offered(module, private):
@@ -230,9 +230,17 @@ def _foreign_value(value, root):
     return isinstance(home, str) and not home.startswith((root, "builtins"))
 
 
-def _names_of(kind, public, private):
-    """A class's attribute names: its own and its bases', its annotations and constructor arguments."""
+def _names_of(kind, public, private, walked):
+    """A class's attribute names: its own and its bases', its annotations and constructor arguments.
+    `walked`: what is read already, each class's own attributes and each constructor once (torch's
+    thousands of classes share their bases, and its modules each other's classes)."""
+    if ("constructor", id(kind)) in walked:
+        return
+    walked.add(("constructor", id(kind)))
     for cls in kind.__mro__:
+        if ("attributes", id(cls)) in walked:
+            continue
+        walked.add(("attributes", id(cls)))
         for name in [*vars(cls), *getattr(cls, "__annotations__", {})]:
             if not name.startswith("_"):
                 public.add(name)

@@ -5,6 +5,7 @@ import time
 import zlib
 
 import pytest
+import torch
 from corpus import ROOT
 
 from grader.contract import TAMPER
@@ -26,7 +27,7 @@ def with_train(body):
 
 @pytest.fixture(scope="module")
 def runner():
-    zygote = runners.Runner(ISOLATION, ["torch", "time", "math", "os"], hidden=[KEY], limits=LIMITS).start()
+    zygote = runners.Runner(ISOLATION, ["torch", "time", "math", "os"], hidden=[KEY], limits=LIMITS, cores=2).start()
     yield zygote
     zygote.close()
 
@@ -282,6 +283,22 @@ def test_code_left_to_run_when_its_objects_are_freed_runs_before_the_tamper_chec
     assert outcome.failure.startswith(TAMPER) and "torch.cuda.synchronize" in outcome.failure, outcome
 
 
+# -- the tamper check (grader.runner.snapshot): what it names ------------------------------------
+@pytest.mark.parametrize("change, named", [
+    (lambda patch: patch.setattr(torch.nn.functional, "gelu", print), "torch.nn.functional.gelu"),
+    (lambda patch: patch.delattr(torch.Tensor, "backward"), "Tensor.backward"),
+    (lambda patch: patch.setattr(time, "perf_counter_extra", print, raising=False), "time.perf_counter_extra"),
+])
+def test_the_snapshot_names_what_was_replaced_removed_or_added(monkeypatch, change, named):
+    from grader.runner.snapshot import Snapshot
+
+    snapshot = Snapshot()
+    monkeypatch.setattr(torch, "relu", torch.relu)  # the same object put back: no change
+    assert snapshot.changed() is None
+    change(monkeypatch)
+    assert snapshot.changed() == named
+
+
 # -- probes run in turn (grader.contract.TOGETHER): one process a group, each probe on its own ----
 def with_first_lines(**bodies):
     """The solution, each named function of it starting with its body (indented by the caller)."""
@@ -300,7 +317,8 @@ def group_outcomes(runner, source, probes=("construct", "forward", "time_forward
     return outcomes
 
 
-def test_probes_share_a_process_in_the_groups_the_contract_names(runner):
+def probe_pids(runner):
+    """{probe: the pid its function ran in}, for time_forward, profile and train."""
     def said(name):  # (what the probes print is not kept)
         return f"    os.write(2, f'pid {name} {{os.getpid()}}\\n'.encode())\n"
 
@@ -311,7 +329,22 @@ def test_probes_share_a_process_in_the_groups_the_contract_names(runner):
     printed = dict(line.split()[1:] for line in bytes(session.output).decode().splitlines() if line.startswith("pid "))
     session.finish()
     runner.clean()
+    return printed
+
+
+def test_probes_share_a_process_in_the_groups_the_contract_names(runner):
+    printed = probe_pids(runner)
     assert printed["time_forward"] == printed["profile"] != printed["train"], printed
+
+
+def test_with_one_core_to_use_one_process_runs_every_probe():
+    """A batch's slot, whose neighbours use the other cores."""
+    zygote = runners.Runner(ISOLATION, ["torch", "time", "math", "os"], limits=LIMITS, cores=1).start()
+    try:
+        printed = probe_pids(zygote)
+    finally:
+        zygote.close()
+    assert printed["time_forward"] == printed["profile"] == printed["train"], printed
 
 
 @pytest.mark.parametrize("ending", ["    os.kill(os.getpid(), 9)\n", "    while True:\n        pass\n"])
@@ -497,5 +530,6 @@ def test_virtual_groups_hold_every_probe_once_and_real_gpus_run_each_alone():
 
     groups = in_turn(GRADING, "virtual")
     assert sorted(name for group in groups for name in group) == sorted(GRADING) and len(groups) == len(TOGETHER)
+    assert in_turn(GRADING, "virtual", cores=1) == [[name for group in TOGETHER for name in group]]
     assert in_turn(GRADING, "real") == [[name] for name in GRADING]
     assert in_turn(["timeline", "train"], "virtual") == [["train"], ["timeline"]]  # a tool's probe: alone

@@ -56,6 +56,18 @@ def test_the_references_are_autograds_own_math():
     assert all(numpy.allclose(expected_grads[r], grads[r], rtol=1e-9, atol=1e-15) for r in grads)
 
 
+@pytest.mark.parametrize("bad", [numpy.nan, numpy.inf, -numpy.inf])
+def test_a_nan_or_infinity_in_any_block_is_an_infinite_difference(bad):
+    expected = numpy.zeros(3 * reference.BLOCK)
+    for at in (0, reference.BLOCK + 5, expected.size - 1):  # the first block, a middle one, the last
+        got = numpy.zeros(expected.size, dtype=numpy.float32)
+        got[7] = 0.5
+        assert reference.largest_difference(got, expected) == 0.5
+        got[at] = bad
+        assert reference.largest_difference(got, expected) == float("inf")
+        assert reference.largest_difference(numpy.zeros_like(got), got.astype(numpy.float64)) == float("inf")
+
+
 def test_the_rules_refuse_before_any_of_the_submission_runs(tmp_path):
     """The sandbox's session applies the rules before it loads the submission: nothing it does at
     import (here, a print) happens, and every item gives the rules' reason."""

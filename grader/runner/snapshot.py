@@ -1,6 +1,7 @@
 """Detecting, inside the sandbox, a submission that replaced parts of torch, time or builtins
 (placement, timing and results all depend on them): a second line behind the static rules."""
 import builtins
+import operator
 import os
 import time
 import types
@@ -55,9 +56,13 @@ class Snapshot:
             raise Tampering(f"the submission changed {changed}")
 
     def changed(self):
-        """The first attribute replaced or removed since the snapshot, as `owner.name`, or None."""
+        """The first attribute replaced or removed since the snapshot, as `owner.name`, or None.
+        An owner whose names all hold what they held is passed over whole: compared by identity,
+        in C (a probe checks twice, and torch alone has thousands of names)."""
         for owner, saved in zip(self.owners, self.saved):
             now = vars(owner)
+            if now.keys() == saved.keys() and all(map(operator.is_, map(now.__getitem__, saved), saved.values())):
+                continue
             for name in sorted(saved.keys() | now.keys()):
                 value = now.get(name, Snapshot)  # Snapshot: removed
                 if name in PYTHONS_OWN or name in TORCH_STATE.get(owner, ()):

@@ -30,7 +30,7 @@ import sys
 import time
 import traceback
 
-from grader import rules, wire
+from grader import heap, rules, wire
 from grader.contract import wall_seconds
 from grader.procs import descendants
 
@@ -55,6 +55,7 @@ def prctl(option, value, arg=0):
 
 
 def main(argv=None):
+    heap.keep_freed_memory()  # before torch loads: every probe forked from here inherits it
     parser = argparse.ArgumentParser(prog="python -m grader.runner", description=__doc__.splitlines()[0])
     parser.add_argument("--socket-fd", type=int, required=True, help="the grader's end of the request socket")
     parser.add_argument("--allowed", default="", help="comma-separated modules a submission may import: imported "

@@ -27,7 +27,7 @@ from grader.sandbox.cgroups import SlotGroup
 PACKAGE = ROOT / "grader"
 # What of the package the sandbox runs: the runtime, the probes and what they import. The rest (the
 # grader's references, checks, rubric, reports, applications) does not exist there.
-SANDBOX_PART = frozenset({"__init__.py", "bounded.py", "contract.py", "costs.py", "devices.py", "facts.py",
+SANDBOX_PART = frozenset({"__init__.py", "bounded.py", "contract.py", "costs.py", "devices.py", "facts.py", "heap.py",
                           "inputs.py", "patching.py", "procs.py", "rules.py", "trace.py", "wire.py", "runner",
                           "virtual", "__pycache__"})
 # The project's folders no sandbox may show, whatever binds them: the solutions and the tests' corpus.

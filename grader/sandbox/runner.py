@@ -57,13 +57,15 @@ class Outcome:
 class Runner:
     """One zygote, in its sandbox, and the uid its submissions run as (its own while it lives)."""
 
-    def __init__(self, isolation, allowed, hidden=(), long_lived=False, limits=None):
+    def __init__(self, isolation, allowed, hidden=(), long_lived=False, limits=None, cores=None):
         """`allowed`: the modules a submission may import. A `long_lived` zygote (a batch's) also
         imports torch._dynamo (a second), which real GPUs' optimizer steps import, once for every
         student, as does any zygote whose students cannot read the interpreter's files later (a uid
         of their own, no namespaces); a single run's leaves it to the probe that needs it (virtual
         GPUs never do: grader/virtual/dynamo.py). `limits`: the probes' (the slot's cgroup, where
-        there is one, holds what they may add and the zygote)."""
+        there is one, holds what they may add and the zygote). `cores`: how many processes of one
+        submission's probes may run side by side (grader.contract.in_turn; by default, as many
+        as this process may use)."""
         self.isolation, self.long_lived = isolation, long_lived
         self.allowed, self.hidden = frozenset(allowed), tuple(hidden)
         self.preload = frozenset({"torch._dynamo"} if long_lived or isolation.kind == "uid" else ())
@@ -72,6 +74,7 @@ class Runner:
         self.process = self.sock = self.group = None
         self.uid, self._uid_lock = isolation.claim_uid()
         self.limits = limits or Limits(30, 4 * 2**30)
+        self.cores = cores or len(os.sched_getaffinity(0))
 
     def start(self):
         """Start the zygote (it imports torch: seconds); `ready()` waits for it."""
@@ -113,8 +116,8 @@ class Runner:
         limits = limits or self.limits
         request_read, request_write = os.pipe()
         pipes = [_pipe() for _ in range(len(probes) + 1)]  # the output, then one per probe
-        request = {"probes": list(probes), "groups": in_turn(list(probes), mode), "source": source, "path": path,
-                   "mode": mode,
+        request = {"probes": list(probes), "groups": in_turn(list(probes), mode, self.cores), "source": source,
+                   "path": path, "mode": mode,
                    "allowed": sorted(self.allowed) if rules else None, "descriptions": DESCRIPTIONS, "uid": self.uid,
                    **dataclasses.asdict(limits)}
         # The process limit counts per user: exact for a uid of its own, and for the sandbox's own
@@ -130,7 +133,7 @@ class Runner:
             for fd in [request_read] + [w for _, w in pipes]:
                 os.close(fd)
         threading.Thread(target=_send_request, args=(request_write, wire.pack(request)), daemon=True).start()
-        deadline = time.monotonic() + probe_seconds(limits.seconds, mode, list(probes)) + GRACE
+        deadline = time.monotonic() + probe_seconds(limits.seconds, mode, list(probes), self.cores) + GRACE
         session = Session(dict(zip(probes, (r for r, _ in pipes[1:]))), pipes[0][0], deadline, limits.seconds)
         try:
             self._answer(30, "grade")
