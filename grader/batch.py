@@ -38,7 +38,7 @@ import pytest
 import pytest_timeout  # noqa: F401 - the one plugin workers load
 
 import grader.conftest  # the pristine grader, in memory before any student is read
-from grader import ROOT, gradebook, heap, lms, reference, report, rows
+from grader import ROOT, gradebook, heap, lms, procs, reference, report, rows
 from grader import rubric as rubrics
 from grader.contract import MODE_CHOICES, MODE_HELP, TAMPER, probe_seconds
 from grader.facts import GRADING
@@ -49,6 +49,7 @@ from grader.sandbox import runner as runners
 for _check in sorted((pathlib.Path(grader.conftest.__file__).parent / "checks").glob("test_*.py")):
     __import__(f"grader.checks.{_check.stem}")  # every check module, whatever parts exist
 
+WAKE = 0.5  # seconds between looks at the workers' deadlines (a worker's end wakes the batch at once)
 NO_ISOLATION = ("a batch runs untrusted code: it needs bubblewrap (apt-get install bubblewrap, with unprivileged "
                 "user namespaces) or root (each slot gets a uid of its own); --no-isolation grades without either, "
                 "and records so in every row")
@@ -139,13 +140,16 @@ class Batch:
                         continue
                     worker = Worker(student, self, free.pop(0))
                     running[worker.pid] = worker
-                for worker in [w for w in running.values() if w.finished() or w.overdue()]:
+                ended = [w for w in running.values() if w.finished() or w.overdue()]
+                for worker in ended:
                     del running[worker.pid]
+                    worker.close()
                     cleaned = self.clean(worker.slot)
                     self.record(worker.student, worker.seconds(), *worker.verdict(self.pristine.restore(), cleaned))
                     free.append(worker.slot)
                     progress.tick()
-                time.sleep(0.02)
+                if not ended:  # (a slot just freed takes the next student first)
+                    procs.wait_for_exits([w.exited for w in running.values()], WAKE)
         finally:
             self.close()
         progress.close(time.monotonic() - started)
@@ -235,7 +239,11 @@ class Worker:
             runners.ATTACHED = batch.runners[slot]
             _become_worker(batch.out / "logs" / f"{student.name}.log")
             os._exit(int(pytest.main(args)))
-        self.status = None
+        self.status, self.exited = None, procs.exit_fd(self.pid)
+
+    def close(self):
+        if self.exited is not None:
+            os.close(self.exited)
 
     def seconds(self):
         return time.monotonic() - self.started

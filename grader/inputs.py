@@ -24,7 +24,11 @@ def weights(seed):
 
 
 def batch(seed, size):
-    """(x, y): an input batch and a target, float32 arrays."""
+    """(x, y): an input batch and a target, float32 arrays, read-only (each side keeps them for
+    every use, and copies what it hands out)."""
     generator = _generator(seed + 1000)
-    return (generator.standard_normal((size, 1000), dtype=numpy.float32),
-            generator.standard_normal((size, 1000), dtype=numpy.float32))
+    drawn = (generator.standard_normal((size, 1000), dtype=numpy.float32),
+             generator.standard_normal((size, 1000), dtype=numpy.float32))
+    for value in drawn:
+        value.flags.writeable = False
+    return drawn

@@ -1,7 +1,12 @@
-"""The live processes this process can see, read from /proc. Both sides use it: the zygote to find
-what a submission left below it, the grader to sweep a student's uid."""
+"""The live processes this process can see, read from /proc, and waiting for children to end. Both
+sides use it: the zygote to find what a submission left below it and to follow its probes, the
+grader to sweep a student's uid and to follow its workers."""
 import dataclasses
 import os
+import select
+import time
+
+POLL = 0.01  # seconds between looks at a child that no descriptor tells of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,3 +47,23 @@ def descendants(root):
 def of_uid(uid):
     """The pids of every live process of `uid`."""
     return [process.pid for process in live() if process.uid == uid]
+
+
+def exit_fd(pid):
+    """A descriptor that turns readable when the child `pid` exits, for a wait that wakes at once
+    (select); None where the kernel offers none (Linux before 5.3): then the waiter polls."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def wait_for_exits(fds, poll):
+    """Sleep until one of `fds` (exit_fd's; None among them: that child is polled) turns readable,
+    or `poll` seconds pass."""
+    ready = [fd for fd in fds if fd is not None]
+    if ready and len(ready) == len(fds):
+        select.select(ready, [], [], poll)
+    else:
+        time.sleep(min(poll, POLL))
+

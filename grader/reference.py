@@ -66,9 +66,10 @@ def loss(seed, size, w):
     return float(((forward(w, x) - y) ** 2).mean())
 
 
+@functools.cache
 def _batch(seed, size):
-    x, y = inputs.batch(seed, size)
-    return x.astype(numpy.float64), y.astype(numpy.float64)
+    """(x, y) in float64, only ever read: a batch's workers share what warm() drew."""
+    return tuple(value.astype(numpy.float64) for value in inputs.batch(seed, size))
 
 
 @functools.cache

@@ -29,7 +29,7 @@ def test_a_whole_grading_run_imports_no_torch():
 
 def _autograd(seed, size, loss_of, steps=1, lr=0.0):
     """torch's own autograd of the lab's network in float64 on the same draws: (losses, output, grads, weights)."""
-    x, y = (torch.from_numpy(a).double() for a in inputs.batch(seed, size))
+    x, y = (torch.tensor(a, dtype=torch.float64) for a in inputs.batch(seed, size))
     w = {role: torch.from_numpy(a).double().requires_grad_() for role, a in inputs.weights(seed).items()}
     losses = []
     for _ in range(steps):

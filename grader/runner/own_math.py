@@ -68,8 +68,15 @@ def weights(seed):
 
 
 def batch(seed, size):
-    """The grader's (x, y) of `seed` (grader.inputs) as CPU tensors."""
-    return tuple(torch.from_numpy(value) for value in inputs.batch(seed, size))
+    """The grader's (x, y) of `seed` (grader.inputs) as CPU tensors of the probe's own: the
+    submission may write into what it is given."""
+    return tuple(torch.from_numpy(value.copy()) for value in _drawn(seed, size))
+
+
+@functools.cache
+def _drawn(seed, size):
+    """Drawn once in the zygote for the probes' own batches (grader.runner.probes.prepare)."""
+    return inputs.batch(seed, size)
 
 
 def unsplit_model(seed):

@@ -29,6 +29,8 @@ from grader.virtual import virtual_gpus
 CUDA0, CUDA1 = own_math.CUDA0, own_math.CUDA1
 LOSSES_CAP = 1000  # values train() may return: one a step
 RANDOM_SEED = 0  # every probe's random state at its start: a regrade draws the same numbers
+BATCHES = [(SEEDS[name], BATCH) for name in ("forward", "train", "time_forward")] + \
+    [(SEEDS["profile"], size) for size in PROFILE_BATCHES] + [(SEEDS["pipeline"], PIPELINE_BATCH)]  # (seed, size)
 
 
 @contextlib.contextmanager
@@ -106,9 +108,12 @@ class Probe:
 
 
 def prepare():
-    """What every session shares, done once in the zygote before any: the grader's weights of each seed."""
+    """What every session shares, done once in the zygote before any: the grader's weights of each
+    seed, and the batches the probes draw."""
     for seed in SEEDS.values():
         own_math.weights(seed)
+    for seed, size in BATCHES:
+        own_math.batch(seed, size)
 
 
 def shared():

@@ -32,7 +32,7 @@ import traceback
 
 from grader import heap, rules, wire
 from grader.contract import wall_seconds
-from grader.procs import descendants
+from grader.procs import descendants, exit_fd, wait_for_exits
 
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 36, 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
@@ -46,6 +46,7 @@ REQUEST_CAP = 1 << 20  # a request carries the submission's text (capped at 256 
 HANDOVER_CAP = 1 << 20  # what a child of the zygote computes for it (grader.runner.probes.shared: a few KiB)
 TMP_BYTES = 64 * 2**20  # each student's /tmp and /dev/shm
 GRACE = 1.0  # seconds between a probe's wall-clock backstop and its kill
+POLL = 0.01  # seconds between looks at the running probes' CPU time and clocks
 LIBC = ctypes.CDLL(None, use_errno=True)
 
 
@@ -157,7 +158,7 @@ def _run_probes(request, results):
     running = {}
     while pending or running:
         while pending and (not running or request["mode"] == "virtual"):
-            child = _Child(request, pending.pop(0), unreported, [c.progress for c in running.values()])
+            child = _Child(request, pending.pop(0), unreported, [fd for c in running.values() for fd in c.fds()])
             running[child.pid] = child
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid in running:
@@ -170,7 +171,7 @@ def _run_probes(request, results):
                 pending[:0] = _nonempty(child.lost(None, unreported))
             else:
                 pending[:0] = _nonempty(child.lost(_ending(status, request["descriptions"][child.current]), unreported))
-            os.close(child.progress)
+            child.close()
         elif not pid:
             for child in list(running.values()):
                 child.follow(unreported)
@@ -182,8 +183,8 @@ def _run_probes(request, results):
                     del running[child.pid]
                     child.follow(unreported)  # (the probe judged may have reported meanwhile: then no failure)
                     pending[:0] = _nonempty(child.lost(failure if child.done == judged else None, unreported))
-                    os.close(child.progress)
-            time.sleep(0.01)
+                    child.close()
+            wait_for_exits([c.exited for c in running.values()], POLL)
 
 
 def _nonempty(group):
@@ -205,10 +206,18 @@ class _Child:
             _probes(request, mine, write, [fd for name, fd in unreported.items() if name not in mine] + others)
         os.close(write)
         os.set_blocking(read, False)
-        self.progress = read
+        self.progress, self.exited = read, exit_fd(self.pid)
         self.limit, self.backstop = request["seconds"], wall_seconds(request["seconds"])
         self.started = time.monotonic()
         self._next(0.0)
+
+    def fds(self):
+        """The session's descriptors of this child, which no other child may hold."""
+        return [fd for fd in (self.progress, self.exited) if fd is not None]
+
+    def close(self):
+        for fd in self.fds():
+            os.close(fd)
 
     @property
     def current(self):
