@@ -102,7 +102,7 @@ class Batch:
             _close_to_others(path)
         self.pristine = Pristine([ROOT / "grader", ROOT / "conftest.py", self.private])
         limits = runners.Limits(rubric.seconds_per_function, rubric.memory_bytes)
-        self.cores = max(1, len(os.sched_getaffinity(0)) // jobs)  # each slot's share: its probes side by side
+        self.cores = max(1, procs.usable_cores() // jobs)  # each slot's share: its probes side by side
         self.runners = [runners.Runner(isolation, rubric.allowed_imports, hidden=secrets, long_lived=True,
                                        limits=limits, cores=self.cores).start()
                         for _ in range(jobs)]

@@ -67,3 +67,7 @@ def wait_for_exits(fds, poll):
     else:
         time.sleep(min(poll, POLL))
 
+
+def usable_cores():
+    """The CPUs this process may run on (its affinity, where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -74,7 +74,7 @@ class Runner:
         self.process = self.sock = self.group = None
         self.uid, self._uid_lock = isolation.claim_uid()
         self.limits = limits or Limits(30, 4 * 2**30)
-        self.cores = cores or len(os.sched_getaffinity(0))
+        self.cores = cores or procs.usable_cores()
 
     def start(self):
         """Start the zygote (it imports torch: seconds); `ready()` waits for it."""
