@@ -19,7 +19,11 @@ def weights(seed):
     for role, shape in SHAPES.items():
         fan_in = SHAPES["w1" if role in ("w1", "b1") else "w2"][1]
         bound = numpy.float32(fan_in ** -0.5)
-        drawn[role] = (generator.random(shape, dtype=numpy.float32) * 2 - 1) * bound
+        value = generator.random(shape, dtype=numpy.float32)
+        value *= 2  # (value * 2 - 1) * bound, in place: the same float32 arithmetic, no temporaries
+        value -= 1
+        value *= bound
+        drawn[role] = value
     return drawn
 
 
