@@ -2,6 +2,7 @@
 what student code can do to the grader's process, to the next submission and to the machine,
 and what it reads there. Each test is one promise of the README's threat model."""
 import time
+import uuid
 import zlib
 
 import pytest
@@ -353,6 +354,17 @@ def test_a_probe_that_crashes_or_overruns_costs_only_itself_not_the_rest_of_its_
     failure = outcomes["time_forward"].failure
     assert "crashed during time_forward()" in failure or "time_forward() did not finish within 5 s" in failure
     for name in ("construct", "forward", "profile", "train", "pipeline"):  # before it, after it, beside it
+        assert outcomes[name].failure is None and outcomes[name].facts is not None, (name, outcomes[name])
+
+
+def test_exiting_with_the_status_that_asks_for_a_fresh_process_is_tampering_too(runner):
+    """Only the grader's own exit after its check of the process starts the rest afresh: the
+    submission's, with the same status, ends its probe like any other exit."""
+    flag = f"/tmp/exited-{uuid.uuid4().hex}"
+    once = f"    if not os.path.exists({flag!r}):\n        open({flag!r}, 'w').close()\n        os._exit(87)\n"
+    outcomes = group_outcomes(runner, with_first_lines(time_forward=once))
+    assert outcomes["time_forward"].failure.startswith(TAMPER) and "exit status 87" in outcomes["time_forward"].failure
+    for name in ("construct", "forward", "profile", "train", "pipeline"):
         assert outcomes[name].failure is None and outcomes[name].facts is not None, (name, outcomes[name])
 
 

@@ -38,6 +38,7 @@ PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER, PR_S
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 REPORTED = 86  # a child's exit status once every frame is written: any other ending is the session's to report
 AFRESH = 87  # a child's exit status when the rest of its probes need a fresh process (grader.runner.in_turn.Dirty)
+REPORTED_ONE, AFRESH_NEXT = b"+", b"r"  # progress bytes: a probe's frame is written; the child exits AFRESH
 CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 1 << 12, 1 << 14, 1 << 18
 KEYCTL = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)  # the keyctl system call's number
@@ -167,7 +168,7 @@ def _run_probes(request, results):
             code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
             if code == REPORTED and child.done == len(child.names):
                 child.reported(unreported)
-            elif code == AFRESH and child.done:  # (a fresh child's first probe always runs: this ends)
+            elif code == AFRESH and child.done and child.afresh:  # (a fresh child's first probe always runs)
                 pending[:0] = _nonempty(child.lost(None, unreported))
             else:
                 pending[:0] = _nonempty(child.lost(_ending(status, request["descriptions"][child.current]), unreported))
@@ -194,10 +195,11 @@ def _nonempty(group):
 class _Child:
     """A child of the session running `names` in turn. After each probe's frame it writes one byte
     to its progress pipe, so the session knows which probe is running: the one whose limits count,
-    and the one to speak for if the child ends."""
+    and the one to speak for if the child ends; and one more before it exits AFRESH, so that an exit
+    with that status by the submission's own code is an ending like any other."""
 
     def __init__(self, request, names, unreported, others):
-        self.names, self.done = names, 0
+        self.names, self.done, self.afresh = names, 0, False
         read, write = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:
@@ -229,9 +231,12 @@ class _Child:
     def follow(self, unreported):
         """Read the child's progress: each probe it reported is off the session's hands."""
         try:
-            ticks = len(os.read(self.progress, 4096))
+            read = os.read(self.progress, 4096)
         except BlockingIOError:
             return
+        ticks = read.count(REPORTED_ONE)
+        if read:
+            self.afresh = read.endswith(AFRESH_NEXT)
         for name in self.names[self.done:self.done + ticks]:
             os.close(unreported.pop(name))
         self.done = min(len(self.names), self.done + ticks)
@@ -366,8 +371,8 @@ def _ending(status, what):
 
 def _probes(request, fds, progress, others):
     """A group's child: limits and the student's identity, then each probe of `fds` in turn
-    (grader.runner.in_turn), its one frame to its descriptor and then a byte to `progress`; it
-    exits AFRESH where the rest need a fresh child."""
+    (grader.runner.in_turn), its one frame to its descriptor and then a byte to `progress`; where
+    the rest need a fresh child it says so there too, and exits AFRESH."""
     try:
         for other in others:
             os.close(other)
@@ -390,6 +395,7 @@ def _probes(request, fds, progress, others):
             frame = wire.pieces({"facts": facts}, blobs)
         except Dirty:  # the rest of the group goes on in a fresh child
             _flush_output()
+            os.write(progress, AFRESH_NEXT)
             os._exit(AFRESH)
         except StudentError as error:
             frame = wire.pieces({"failure": str(error)})
@@ -435,7 +441,7 @@ def _report(fd, frame, progress):
     try:
         wire.write_all(fd, *frame)
         os.close(fd)
-        os.write(progress, b"+")
+        os.write(progress, REPORTED_ONE)
         return True
     except OSError:
         return False
