@@ -530,6 +530,13 @@ def test_a_probe_that_exits_as_reported_costs_only_itself(runner):
     assert all(outcomes[name].facts is not None for name in ("construct", "forward", "profile", "train", "pipeline"))
 
 
+def test_rewriting_the_events_the_grader_times_with_is_tampering(runner):
+    """profile's own figure is the grader's own timing with torch.cuda.Event, beside the student's."""
+    outcomes = group_outcomes(runner, with_first_lines(
+        profile_stages="    torch.cuda.Event.elapsed_time = lambda self, end: 1.0\n"), probes=("profile",))
+    assert outcomes["profile"].failure.startswith(TAMPER) and "Event.elapsed_time" in outcomes["profile"].failure
+
+
 def test_tampering_costs_only_the_probe_that_did_it(runner):
     outcomes = group_outcomes(runner, with_first_lines(time_forward="    torch.nn.functional.gelu = print\n"))
     assert outcomes["time_forward"].failure.startswith(TAMPER)
