@@ -30,9 +30,6 @@ import tempfile
 import time
 
 sys.dont_write_bytecode = True  # nothing written into the grader's folders during a batch
-# Workers run side by side, one a slot: the reference math's BLAS threads (numpy's, read as it loads)
-# would only spin against each other and against the probes.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import pytest
 import pytest_timeout  # noqa: F401 - the one plugin workers load

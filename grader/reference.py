@@ -4,10 +4,15 @@ batches (`grader.inputs`), computed in float64 with numpy, without any of the su
 from their bytes."""
 import functools
 import math
+import os
 
-import numpy
+# One BLAS thread, read by numpy as it loads: the products here are a layer's size, and more
+# threads would only spin against the probes beside this process (and, in a batch, each other).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from grader import inputs
+import numpy  # noqa: E402
+
+from grader import inputs  # noqa: E402
 from grader.contract import BATCH, DEFAULT_LR, DEFAULT_STEPS, LR, PIPELINE_BATCH, SEEDS, SHAPES, STEPS
 
 ROLES = tuple(SHAPES)

@@ -46,7 +46,7 @@ class Snapshot:
         self.owners = [
             torch, torch.Tensor, torch.nn, torch.nn.Module, torch.nn.Linear, torch.nn.ReLU, torch.nn.Parameter,
             torch.nn.functional, torch.optim, torch.optim.Optimizer, torch.optim.SGD, torch.autograd, torch.cuda,
-            torch.cuda.Event, torch.cuda.Stream,  # (the runtime's own, where it is in place: the grader times with them)
+            torch.cuda.Event, torch.cuda.Stream,  # (the runtime's, where it is in place: the grader times with them)
             time, builtins,
         ]
         self.saved = [dict(vars(owner)) for owner in self.owners]

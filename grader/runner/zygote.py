@@ -80,10 +80,11 @@ def main(argv=None):
     from grader.runner import in_turn, probes  # noqa: F401 - the runtime, the probes and what they import: before
     # any session, whose namespaces may cover the folder they come from (a checkout under /tmp)
 
+    gpus = _visible_gpus()
+    shared = _in_child(probes.shared)  # on the other core, while this process does the rest
     rules.vocabulary(allowed)  # once, for every session
     probes.prepare()
-    gpus = _visible_gpus()
-    shared = _in_child(probes.shared)
+    shared = shared()
     for name in filter(None, args.preload.split(",") if gpus >= 2 else ()):
         importlib.import_module(name)
 
@@ -298,14 +299,15 @@ def _visible_gpus():
             return 0
 
     try:
-        return _in_child(count) if torch.backends.cuda.is_built() else 0
+        return _in_child(count)() if torch.backends.cuda.is_built() else 0
     except (EOFError, wire.Unreadable):  # the child died in the driver: no GPU it can use
         return 0
 
 
 def _in_child(func):
     """func()'s JSON-ready result, computed in a child of the zygote, so that nothing it does (CUDA
-    started, the virtual runtime installed once) stays in the zygote that every session inherits."""
+    started, the virtual runtime installed once) stays in the zygote that every session inherits.
+    Returns at once the function that waits for the result: the zygote works on meanwhile."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -317,10 +319,14 @@ def _in_child(func):
             os._exit(1)
         os._exit(0)
     os.close(write)
-    with os.fdopen(read, "rb") as answer:
-        header, _ = wire.read_frame(answer, HANDOVER_CAP)
-    os.waitpid(pid, 0)
-    return header
+
+    def result():
+        with os.fdopen(read, "rb") as answer:
+            header, _ = wire.read_frame(answer, HANDOVER_CAP)
+        os.waitpid(pid, 0)
+        return header
+
+    return result
 
 
 def _cpu_seconds(pid):
