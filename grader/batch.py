@@ -5,11 +5,13 @@ SUBMISSIONS holds one folder per student (a GitHub Classroom download: `starter/
 Each worker slot has one sandboxed zygote (grader.runner, started before any student is read,
 so it never holds a secret or another student's work) that runs student code as the slot's own
 identity; each student is judged by `pytest grader/` in a worker forked from this process, which
-runs no student code. After each student every process it left is killed. DIR receives, as each
-student finishes and atomically:
-results/NAME.json, feedback/NAME.md, grades.csv and grades.json. A rerun into the same DIR grades
-exactly the students whose result is missing or stale: their files changed, or the grader did (its
-code, the rubric, the answer key), and says how many it kept, regraded and added.
+runs no student code. After each student every process it left is killed. DIR receives, each
+file written atomically, results/NAME.json and feedback/NAME.md as each student finishes, and
+grades.csv, grades.json and the class view rebuilt from every result as students finish, at most
+once a second (each rebuild reads the whole class), and once more when the batch ends. A rerun
+into the same DIR grades exactly the students whose result is missing or stale: their files
+changed, or the grader did (its code, the rubric, the answer key), and says how many it kept,
+regraded and added.
 
 `python -m grader.batch merge OUT_1 ... OUT_N --out DIR` joins the gradebooks of a class graded in
 shards (`--shard K/N`, one per machine) into the one a single batch would have written.
@@ -47,6 +49,7 @@ for _check in sorted((pathlib.Path(grader.conftest.__file__).parent / "checks").
     __import__(f"grader.checks.{_check.stem}")  # every check module, whatever parts exist
 
 WAKE = 0.5  # seconds between looks at the workers' deadlines (a worker's end wakes the batch at once)
+PUBLISH_EVERY = 1.0  # seconds between rebuilds of the gradebook's files while a batch runs
 NO_ISOLATION = ("a batch runs untrusted code: it needs bubblewrap (apt-get install bubblewrap, with unprivileged "
                 "user namespaces) or root (each slot gets a uid of its own); --no-isolation grades without either, "
                 "and records so in every row")
@@ -80,7 +83,7 @@ class Batch:
         by side in virtual mode (real mode grades one at a time); `timeout`: seconds a submission
         may take, or None for the probes' own limits and the checks' backstop."""
         heap.keep_freed_memory()  # before the references are computed: every worker forked from here inherits it
-        self.out, self.roster = pathlib.Path(out), roster
+        self.out, self.roster, self.published = pathlib.Path(out), roster, 0.0
         self.gradescope, self.isolation = gradescope, isolation
         for sub in ("", "results", "feedback", "logs") + (("gradescope",) if gradescope else ()):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
@@ -149,6 +152,7 @@ class Batch:
                     procs.wait_for_exits([w.exited for w in running.values()], WAKE)
         finally:
             self.close()
+        self.publish()  # every result in, whatever was rebuilt on the way
         progress.close(time.monotonic() - started)
 
     def close(self):
@@ -184,7 +188,8 @@ class Batch:
         # Last: a student with a result counts as done, so everything else must already be there.
         text = json.dumps(result, indent=2) + "\n"
         gradebook.write_atomically(self.out / "results" / f"{student.name}.json", text)
-        self.publish()
+        if time.monotonic() - self.published >= PUBLISH_EVERY:
+            self.publish()
 
     def empty_grade(self, reason):
         """The grade of a submission that could not be graded: every item lost, for `reason`."""
@@ -193,6 +198,7 @@ class Batch:
 
     def publish(self):
         gradebook.publish(self.out, self.rubric_ids, self.roster)
+        self.published = time.monotonic()
 
 
 def _unreadable(student):

@@ -152,6 +152,17 @@ def test_kill_9_midway_then_rerun_gives_the_same_grades(graded_class, tmp_path, 
     assert {p: p.stat().st_mtime_ns for p in kept} == kept  # finished students are not graded again
 
 
+def test_a_rerun_that_keeps_every_student_still_writes_the_gradebook(graded_class, tmp_path, fast):
+    students, graded, _ = graded_class
+    out = tmp_path / "out"
+    shutil.copytree(graded, out)
+    (out / "grades.csv").unlink()
+    rerun = batch(students, "--out", out, "-j", 2, "--rubric", fast, "--gradescope")
+    _, err = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0 and f"kept {len(CLASS)}, regrading 0, adding 0" in err, err
+    assert (out / "grades.csv").read_text() == (graded / "grades.csv").read_text()
+
+
 def test_changed_grader_files_are_restored_and_named(tmp_path):
     from grader.batch import Pristine
 
