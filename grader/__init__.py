@@ -6,6 +6,7 @@ The folders show the architecture, untrusted side first:
   rules.py                        what a submission may write, checked in the sandbox before any of it runs
   wire.py, facts.py               what crosses the boundary: frames, and each probe's facts as a type
   contract.py, costs.py           the lab's constants and the cost model, for either side
+  procs.py, heap.py               processes below one and a child's end; freed memory kept: either side
   sandbox/                        the trusted parent end: isolation, the zygote's results, reading files
   answers.py                      answers.yaml read safely
   inputs.py, reference.py         the grader's own weights and batches (both sides), and its own math (numpy)
