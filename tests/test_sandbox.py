@@ -368,6 +368,14 @@ def test_exiting_with_the_status_that_asks_for_a_fresh_process_is_tampering_too(
         assert outcomes[name].failure is None and outcomes[name].facts is not None, (name, outcomes[name])
 
 
+def test_a_probe_that_leaves_its_process_group_is_still_stopped_at_its_limit(runner):
+    outcomes = group_outcomes(runner, with_first_lines(
+        time_forward="    os.setpgid(0, os.getpgid(os.getppid()))\n    while True:\n        pass\n"))
+    assert "time_forward() did not finish within 5 s of CPU time" in outcomes["time_forward"].failure
+    for name in ("construct", "forward", "profile", "train", "pipeline"):
+        assert outcomes[name].failure is None and outcomes[name].facts is not None, (name, outcomes[name])
+
+
 def test_what_one_function_leaves_set_in_torch_does_not_reach_the_next_probe(runner):
     """An honest slip (a global setting changed and never put back) costs only its own function's
     checks, as when each probe had a process of its own."""

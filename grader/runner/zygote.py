@@ -507,10 +507,13 @@ def _write(fd, header):
 
 
 def _kill_group(pid):
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    """Kill the child `pid` and the process group it made: the child itself even where its code
+    moved it to another group (the session's own, say), so that waiting for it ends."""
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _reap():
