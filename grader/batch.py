@@ -37,7 +37,7 @@ import pytest
 import pytest_timeout  # noqa: F401 - the one plugin workers load
 
 import grader.conftest  # the pristine grader, in memory before any student is read
-from grader import ROOT, gradebook, heap, lms, procs, reference, report, rows
+from grader import ROOT, gradebook, lms, procs, reference, report, rows
 from grader import rubric as rubrics
 from grader.contract import MODE_CHOICES, MODE_HELP, TAMPER, probe_seconds
 from grader.facts import GRADING
@@ -82,7 +82,6 @@ class Batch:
         """`mode`: as --grader-mode takes it (ValueError when it cannot be had); `jobs`: slots side
         by side in virtual mode (real mode grades one at a time); `timeout`: seconds a submission
         may take, or None for the probes' own limits and the checks' backstop."""
-        heap.keep_freed_memory()  # before the references are computed: every worker forked from here inherits it
         self.out, self.roster, self.published = pathlib.Path(out), roster, 0.0
         self.gradescope, self.isolation = gradescope, isolation
         for sub in ("", "results", "feedback", "logs") + (("gradescope",) if gradescope else ()):

@@ -17,7 +17,7 @@ import time
 import pytest
 from pytest_timeout import PYTEST_FAILURE_MESSAGE
 
-from grader import ROOT, heap, reference
+from grader import ROOT, reference
 from grader import rubric as rubrics
 from grader.checks import NotAttempted, PartialCredit
 from grader.contract import MODE_CHOICES, MODE_HELP, probe_seconds
@@ -83,7 +83,6 @@ def _output_path(value):
 
 
 def pytest_configure(config):
-    heap.keep_freed_memory()  # the reference math's arrays are a layer's size
     config.addinivalue_line("markers", "rubric(id): the rubric item this check awards")
     if config.option.tbstyle == "auto":
         config.option.tbstyle = "no"

@@ -2,8 +2,9 @@
 maps each one fresh and unmaps it when freed, so every training step faults its pages in again,
 and on a virtual machine a fault, and the unmapping, cost far more than the arithmetic. Kept in
 the process's heap instead, the next tensor of that size reuses the same pages. Both sides set it
-at their start: the zygote (whose probes inherit it) and the grader's own process (its reference
-math); the address space a process holds still counts against its limits, as before."""
+at their start: the zygote (whose probes inherit it) and the grader's own process as its reference
+math loads (grader.reference; a batch's workers inherit it). The address space a process holds
+still counts against its limits, as before."""
 import ctypes
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters

@@ -12,9 +12,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy  # noqa: E402
 
-from grader import inputs  # noqa: E402
+from grader import heap, inputs  # noqa: E402
 from grader.contract import BATCH, DEFAULT_LR, DEFAULT_STEPS, LR, PIPELINE_BATCH, SEEDS, SHAPES, STEPS
 
+heap.keep_freed_memory()  # the arrays here are a layer's size; a batch's workers inherit it
 ROLES = tuple(SHAPES)
 BLOCK = 1 << 16  # elements compared at a time (512 KiB of float64)
 
@@ -95,19 +96,17 @@ def _sgd(seed, size, steps, lr, accumulate):
     """`sgd`, cached under one key however it was called (functools.cache keys a defaulted
     argument apart from a passed one)."""
     x, y = _batch(seed, size)
-    w = weights(seed)  # this run's own arrays: updated in place, as each step's are made fresh
-    losses, update, total = [], {}, {}
+    w = weights(seed)  # this run's own arrays: updated in place
+    losses, update, total = [], {}, {role: 0.0 for role in ROLES}
     for _ in range(steps):
         _, value, grads = backward(w, x, y)
         losses.append(value)
         for role in ROLES:
-            if not accumulate:
-                total[role] = grads[role]
-            elif role in total:
-                total[role] += grads[role]
-            else:
-                total[role] = grads[role].copy()
-            update[role] = numpy.multiply(total[role], -lr, out=None if accumulate else total[role])
+            if accumulate:
+                total[role] = total[role] + grads[role]
+                update[role] = -lr * total[role]
+            else:  # backward's own fresh gradient, scaled in place
+                update[role] = numpy.multiply(grads[role], -lr, out=grads[role])
             w[role] += update[role]
     return losses, w, update
 

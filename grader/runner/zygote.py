@@ -32,7 +32,7 @@ import traceback
 
 from grader import heap, rules, wire
 from grader.contract import wall_seconds
-from grader.procs import descendants, exit_fd, wait_for_exits
+from grader.procs import POLL, descendants, exit_fd, wait_for_exits
 
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 36, 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
@@ -47,7 +47,6 @@ REQUEST_CAP = 1 << 20  # a request carries the submission's text (capped at 256 
 HANDOVER_CAP = 1 << 20  # what a child of the zygote computes for it (grader.runner.probes.shared: a few KiB)
 TMP_BYTES = 64 * 2**20  # each student's /tmp and /dev/shm
 GRACE = 1.0  # seconds between a probe's wall-clock backstop and its kill
-POLL = 0.01  # seconds between looks at the running probes' CPU time and clocks
 LIBC = ctypes.CDLL(None, use_errno=True)
 
 
