@@ -8,7 +8,8 @@ identity; each student is judged by `pytest grader/` in a worker forked from thi
 runs no student code. After each student every process it left is killed. DIR receives, each
 file written atomically, results/NAME.json and feedback/NAME.md as each student finishes, and
 grades.csv, grades.json and the class view rebuilt from every result as students finish, at most
-once a second (each rebuild reads the whole class), and once more when the batch ends. A rerun
+every five seconds and never for more than a twentieth of the batch's time (each rebuild reads the
+whole class), and once more when the batch ends. A rerun
 into the same DIR grades exactly the students whose result is missing or stale: their files
 changed, or the grader did (its code, the rubric, the answer key), and says how many it kept,
 regraded and added.
@@ -49,7 +50,8 @@ for _check in sorted((pathlib.Path(grader.conftest.__file__).parent / "checks").
     __import__(f"grader.checks.{_check.stem}")  # every check module, whatever parts exist
 
 WAKE = 0.5  # seconds between looks at the workers' deadlines (a worker's end wakes the batch at once)
-PUBLISH_EVERY = 1.0  # seconds between rebuilds of the gradebook's files while a batch runs
+PUBLISH_EVERY = 5.0  # seconds between rebuilds of the gradebook's files while a batch runs, at least
+PUBLISH_SHARE = 20  # and at least this many times the last rebuild's own time (each reads the whole class)
 NO_ISOLATION = ("a batch runs untrusted code: it needs bubblewrap (apt-get install bubblewrap, with unprivileged "
                 "user namespaces) or root (each slot gets a uid of its own); --no-isolation grades without either, "
                 "and records so in every row")
@@ -82,7 +84,7 @@ class Batch:
         """`mode`: as --grader-mode takes it (ValueError when it cannot be had); `jobs`: slots side
         by side in virtual mode (real mode grades one at a time); `timeout`: seconds a submission
         may take, or None for the probes' own limits and the checks' backstop."""
-        self.out, self.roster, self.published = pathlib.Path(out), roster, 0.0
+        self.out, self.roster, self.publish_at = pathlib.Path(out), roster, 0.0
         self.gradescope, self.isolation = gradescope, isolation
         for sub in ("", "results", "feedback", "logs") + (("gradescope",) if gradescope else ()):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
@@ -102,9 +104,11 @@ class Batch:
         self.pristine = Pristine([ROOT / "grader", ROOT / "conftest.py", self.private])
         limits = runners.Limits(rubric.seconds_per_function, rubric.memory_bytes)
         self.cores = max(1, procs.usable_cores() // jobs)  # each slot's share: its probes side by side
-        self.runners = [runners.Runner(isolation, rubric.allowed_imports, hidden=secrets, long_lived=True,
-                                       limits=limits, cores=self.cores).start()
-                        for _ in range(jobs)]
+        self.runners = []
+        for _ in range(jobs):  # the first slot's sandbox computes the facts every grading shares, for all
+            self.runners.append(runners.Runner(isolation, rubric.allowed_imports, hidden=secrets, long_lived=True,
+                                               limits=limits, cores=self.cores,
+                                               shared_from=self.runners[0] if self.runners else None).start())
         reference.warm(diagnoses=True)  # once for every worker, while the zygotes import torch
         try:
             self.mode, _ = self.runners[0].mode(mode)
@@ -170,7 +174,7 @@ class Batch:
         except runners.RunnerLost:
             runner.close()
             fresh = runners.Runner(runner.isolation, runner.allowed, runner.hidden, long_lived=True,
-                                   limits=runner.limits, cores=runner.cores)
+                                   limits=runner.limits, cores=runner.cores, shared_from=runner.shared_from or runner)
             self.runners[slot] = fresh.start()
             self.runners[slot].ready()
             return False
@@ -187,7 +191,7 @@ class Batch:
         # Last: a student with a result counts as done, so everything else must already be there.
         text = json.dumps(result, indent=2) + "\n"
         gradebook.write_atomically(self.out / "results" / f"{student.name}.json", text)
-        if time.monotonic() - self.published >= PUBLISH_EVERY:
+        if time.monotonic() >= self.publish_at:
             self.publish()
 
     def empty_grade(self, reason):
@@ -196,8 +200,10 @@ class Batch:
         return report.grade(self.rubric, results, self.mode, "", self.isolation.kind)
 
     def publish(self):
+        started = time.monotonic()
         gradebook.publish(self.out, self.rubric_ids, self.roster)
-        self.published = time.monotonic()
+        done = time.monotonic()
+        self.publish_at = done + max(PUBLISH_EVERY, PUBLISH_SHARE * (done - started))
 
 
 def _unreadable(student):

@@ -46,10 +46,23 @@ def _relu(a):
 
 
 def forward(w, x):
-    """relu(W2 relu(W1 x + b1) + b2), the lab's network, in float64 (float32 weights are widened
-    first, exactly: a product of mixed types would not use BLAS)."""
-    w = {role: numpy.asarray(value, dtype=numpy.float64) for role, value in w.items()}
-    return _relu(_relu(x @ w["w1"].T + w["b1"]) @ w["w2"].T + w["b2"])
+    """relu(W2 relu(W1 x + b1) + b2), the lab's network, in float64 (float32 weights widen exactly)."""
+    return _relu(_times_transposed(_relu(_times_transposed(x, w["w1"]) + w["b1"]), w["w2"]) + w["b2"])
+
+
+def _times_transposed(a, w):
+    """a @ w.T in float64, w's rows widened a block at a time (a product of mixed types would not
+    use BLAS): a float32 layer (a probe's blob) is never copied whole, which in a batch's fresh
+    worker would fault in every page of the copy."""
+    if w.dtype == numpy.float64:
+        return a @ w.T
+    rows = max(1, BLOCK // w.shape[1])
+    out, wide = numpy.empty((a.shape[0], w.shape[0])), numpy.empty((rows, w.shape[1]))
+    for start in range(0, w.shape[0], rows):
+        part = wide[:min(rows, w.shape[0] - start)]
+        numpy.copyto(part, w[start:start + len(part)])
+        out[:, start:start + len(part)] = a @ part.T
+    return out
 
 
 def backward(w, x, y):
@@ -97,14 +110,15 @@ def _sgd(seed, size, steps, lr, accumulate):
     argument apart from a passed one)."""
     x, y = _batch(seed, size)
     w = weights(seed)  # this run's own arrays: updated in place
-    losses, update, total = [], {}, {role: 0.0 for role in ROLES}
+    losses, update = [], {}
+    total = {role: numpy.zeros_like(value) for role, value in w.items()} if accumulate else None
     for _ in range(steps):
         _, value, grads = backward(w, x, y)
         losses.append(value)
         for role in ROLES:
-            if accumulate:
-                total[role] = total[role] + grads[role]
-                update[role] = -lr * total[role]
+            if accumulate:  # every step's gradient added up, and the sum scaled, each in place
+                total[role] += grads[role]
+                update[role] = numpy.multiply(total[role], -lr, out=update.get(role))
             else:  # backward's own fresh gradient, scaled in place
                 update[role] = numpy.multiply(grads[role], -lr, out=grads[role])
             w[role] += update[role]

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import pytest
 from corpus import BUGS, FULL, POINTS, ROOT, write
@@ -161,6 +162,19 @@ def test_a_rerun_that_keeps_every_student_still_writes_the_gradebook(graded_clas
     _, err = rerun.communicate(timeout=600)
     assert rerun.returncode == 0 and f"kept {len(CLASS)}, regrading 0, adding 0" in err, err
     assert (out / "grades.csv").read_text() == (graded / "grades.csv").read_text()
+
+
+def test_the_gradebook_is_rebuilt_every_few_seconds_and_never_for_more_than_a_twentieth_of_the_time(monkeypatch):
+    """Each rebuild reads the whole class: for a large one, the interval grows with its cost."""
+    from grader import batch as batches
+
+    clock, cost = [100.0], [0.0]
+    monkeypatch.setattr(batches, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(batches.gradebook, "publish", lambda *args: clock.__setitem__(0, clock[0] + cost[0]))
+    graded = types.SimpleNamespace(out=None, rubric_ids=[], roster=None)
+    for cost[0], due in ((0.01, batches.PUBLISH_EVERY), (1.0, 20.0)):
+        batches.Batch.publish(graded)
+        assert graded.publish_at == pytest.approx(clock[0] + due)
 
 
 def test_changed_grader_files_are_restored_and_named(tmp_path):

@@ -333,9 +333,67 @@ def probe_pids(runner):
     return printed
 
 
+def with_forward_first(body):
+    """The solution, whose SimpleMPModel.forward starts with `body` (indented by the caller)."""
+    head = "    def forward(self, x, verbose=False):\n"
+    return with_first_lines().replace(head, head + body, 1)
+
+
+def test_forward_joins_constructs_run_only_right_after_it():
+    from grader.runner.probes import chains
+
+    assert chains(["construct", "forward", "time_forward"]) == [["construct", "forward"], ["time_forward"]]
+    assert chains(["forward", "construct"]) == [["forward"], ["construct"]]
+    assert chains(["construct", "time_forward", "forward"]) == [["construct"], ["time_forward"], ["forward"]]
+    assert chains(["forward"]) == [["forward"]] and chains([]) == []
+
+
+def test_forward_goes_on_with_the_model_construct_built_and_observed(runner):
+    """One constructor call for both probes in one process: forward alone makes the same call."""
+    built = with_first_lines().replace("        super().__init__()\n",
+                                       "        super().__init__()\n        os.write(2, b'built\\n')\n", 1)
+    session = runner.grade(built, "model.py", "virtual", ["construct", "forward", "time_forward"], LIMITS, rules=False)
+    outcomes = {name: session.outcome(name) for name in ("construct", "forward", "time_forward")}
+    session.finish()
+    runner.clean()
+    assert all(o.facts is not None for o in outcomes.values()), outcomes
+    assert bytes(session.output).decode().count("built") == 2  # construct's (forward's too), time_forward's
+
+
+@pytest.mark.parametrize("ending", ["        os.kill(os.getpid(), 9)\n", "        while True:\n            pass\n",
+                                    "        os._exit(0)\n"])
+def test_a_forward_that_crashes_or_never_ends_costs_construct_nothing(runner, ending):
+    """construct's facts are reported before forward's work begins, in the run they share."""
+    outcomes = group_outcomes(runner, with_forward_first(ending), ("construct", "forward", "time_forward"))
+    assert outcomes["construct"].facts is not None, outcomes["construct"]
+    assert outcomes["construct"].facts.layers["w1"].device == "cuda:0"
+    assert outcomes["forward"].failure is not None
+
+
+def test_a_constructor_that_tampers_costs_construct_and_forward_both(runner):
+    """What construct reports was observed in an untampered runtime: tampering in the constructor
+    is construct's finding, and forward's, which makes the same call."""
+    patched = with_first_lines().replace("        super().__init__()\n",
+                                         "        super().__init__()\n        torch.cuda.synchronize = print\n", 1)
+    outcomes = group_outcomes(runner, patched, ("construct", "forward"))
+    for name in ("construct", "forward"):
+        assert outcomes[name].failure is not None and outcomes[name].failure.startswith(TAMPER), outcomes[name]
+
+
 def test_probes_share_a_process_in_the_groups_the_contract_names(runner):
     printed = probe_pids(runner)
     assert printed["time_forward"] == printed["profile"] != printed["train"], printed
+
+
+def test_a_sandbox_can_take_the_shared_facts_from_another_and_skip_computing_them(runner):
+    """A batch's slots after the first: their zygotes never compute the facts every grading shares."""
+    second = runners.Runner(ISOLATION, ["torch", "time", "math", "os"], limits=LIMITS, shared_from=runner).start()
+    try:
+        second.ready()
+        assert second._shared is None  # its zygote said nothing of them
+        assert second.shared == runner.shared and runner.shared is not None
+    finally:
+        second.close()
 
 
 def test_with_one_core_to_use_one_process_runs_every_probe():
@@ -466,16 +524,17 @@ def test_what_a_probe_leaves_behind_gives_the_next_a_fresh_process(left, torch_k
     from grader.runner.in_turn import Dirty, InTurn
 
     in_turn = InTurn()
-    in_turn.run("construct", SOLUTION, "model.py", "virtual")
+    in_turn.run(["construct"], SOLUTION, "model.py", "virtual", lambda *reported: None)
     undo = LEFT[left]()
     try:
         with pytest.raises(Dirty):
-            in_turn.run("construct", SOLUTION, "model.py", "virtual")
+            in_turn.run(["construct"], SOLUTION, "model.py", "virtual", lambda *reported: None)
     finally:
         undo()
     clean = InTurn()
-    clean.run("construct", SOLUTION, "model.py", "virtual")
-    clean.run("construct", SOLUTION, "model.py", "virtual")  # what a clean probe leaves lets the next run
+    clean.run(["construct"], SOLUTION, "model.py", "virtual", lambda *reported: None)
+    # what a clean probe leaves lets the next run:
+    clean.run(["construct"], SOLUTION, "model.py", "virtual", lambda *reported: None)
 
 
 @pytest.mark.parametrize("top, init", [

@@ -2,6 +2,7 @@
 come from the sandbox, which imports torch once (issue: a student's run costs one torch import)."""
 import subprocess
 import sys
+import tracemalloc
 
 import numpy
 import pytest
@@ -105,6 +106,22 @@ def test_what_the_checks_ask_of_a_right_train_was_computed_while_the_sandbox_sta
     assert passes == []
     reference.losses(SEEDS["train"], BATCH, 3, LR, accumulate=True)  # a diagnosis: computed when asked
     assert len(passes) == STEPS
+
+
+def test_the_loss_of_returned_weights_never_copies_a_layer_whole():
+    """train()'s final weights arrive as float32: the grader's loss of them widens them a block at
+    a time (a float64 copy of w1 is 16 MB, every page of it faulted in by a batch's fresh worker),
+    and gives what the widened copy gives."""
+    weights = inputs.weights(SEEDS["train"])
+    widened = reference.loss(SEEDS["train"], BATCH, {role: w.astype(numpy.float64) for role, w in weights.items()})
+    tracemalloc.start()
+    try:
+        value = reference.loss(SEEDS["train"], BATCH, weights)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20, peak
+    assert value == widened
 
 
 def test_a_batch_computes_once_what_a_train_that_ignores_steps_is_compared_with(monkeypatch):

@@ -49,9 +49,9 @@ class InTurn:
         self.kept = []  # each probe's module, never freed here
         self.ran = False
 
-    def run(self, name, source, path, mode):
-        """(facts, blobs) of probe `name`, as probes.run; Dirty, before any of it runs, when the
-        process is no longer fit for it."""
+    def run(self, chain, source, path, mode, report):
+        """Run the probes of `chain`, as probes.run; Dirty, before any of it runs, when the process
+        is no longer fit for it."""
         first, self.ran = not self.ran, True
         if not first:
             gc.freeze()  # what the probes before left, garbage or not, is never collected here
@@ -63,7 +63,7 @@ class InTurn:
                 resource.setrlimit(resource.RLIMIT_AS, (min(hard, address_space() + self.memory_bytes), hard))
             gc.enable()  # (the probe before disabled it: see probes._finalized)
         try:
-            return probes.run(name, source, path, mode)
+            return probes.run(chain, source, path, mode, report)
         except ImportFailed as error:
             if first:
                 raise

@@ -79,10 +79,9 @@ def locate(model):
     return found
 
 
-def require_layers(model, what="SimpleMPModel"):
-    """{role: parameter}; a StudentError when a layer is missing or a parameter is not a plain
-    nn.Parameter (a subclass could report a device it is not on)."""
-    found = locate(model)
+def require_layers(found, what="SimpleMPModel"):
+    """{role: parameter} of a model's located layers (`locate`); a StudentError when a layer is
+    missing or a parameter is not a plain nn.Parameter (a subclass could report a device it is not on)."""
     missing = [role for role in SHAPES if role not in found]
     if missing:
         raise StudentError(f"{what} has no parameters of shape " + ", ".join(str(SHAPES[r]) for r in missing)

@@ -58,6 +58,7 @@ class Probe:
     def __init__(self, module, trace, mode):
         self.module, self.trace, self.mode = module, trace, mode
         self.blobs = {}
+        self.built = {}  # {class name: (model, its located layers)} a probe built for the next to go on with
 
     def events(self, mark):
         return self.trace.events[mark:]
@@ -72,10 +73,18 @@ class Probe:
             self.blobs[name] = host.numpy()
         return list(host.shape)
 
+    def build(self, cls, *args):
+        """(model, its located layers): a fresh one of the submission's class `cls`, or the one the
+        probe before built without arguments, in this run (see GOES_ON)."""
+        if not args and cls in self.built:
+            return self.built.pop(cls)
+        model = call(f"{cls}({', '.join(map(str, args))})", contract(self.module, cls), *args)
+        return model, locate(model)
+
     def model(self, seed, *args, cls="SimpleMPModel"):
         """A fresh model of the submission's class, its layers loaded with the grader's weights."""
-        model = call(f"{cls}({', '.join(map(str, args))})", contract(self.module, cls), *args)
-        params = require_layers(model, cls)
+        model, found = self.build(cls, *args)
+        params = require_layers(found, cls)
         drawn = own_math.weights(seed)
         with self.trace.paused(), torch.no_grad():
             for role, param in params.items():
@@ -125,24 +134,46 @@ def shared():
         return F.Shared(_baseline(probe, *_pipeline_batch(probe))).to_json()
 
 
-def run(name, source, path, mode):
-    """(facts as JSON, blobs) of probe `name` on the submission `source`; StudentError when it
-    fails whole."""
-    observe = PROBES[name]  # bound before the submission runs: nothing it does can swap a probe
+def chains(names):
+    """`names`, probes one process runs in turn, as the runs that make them: each probe alone, but
+    a probe of GOES_ON right after the one it goes on from joins its run."""
+    runs = []
+    for name in names:
+        if runs and GOES_ON.get(name) == runs[-1][-1]:
+            runs[-1].append(name)
+        else:
+            runs.append([name])
+    return runs
+
+
+def run(chain, source, path, mode, report):
+    """Run the probes of `chain` (one of `chains`) on one load of the submission, each reporting
+    `report(name, facts as JSON, blobs)` as soon as its facts are in, before the next runs;
+    StudentError when the rest fail whole."""
+    observers = [PROBES[name] for name in chain]  # bound before the submission runs: nothing it does can swap one
     trace = Trace(sources=[path])
     with virtual_gpus(2, trace) if mode == "virtual" else real_gpus(trace), steady():
         snapshot = Snapshot()  # taken with the runtime's own patches in place
         try:
             probe = Probe(load(source, path), trace, mode)
-            facts = observe(probe)
+            for name, observe in zip(chain[:-1], observers):
+                facts = observe(probe)
+                snapshot.check()  # what it observed, observed in an untampered runtime
+                _deliver(report, name, facts, probe, trace)
+            facts = observers[-1](probe)
         finally:
             _finalized()
             snapshot.check()  # tampering explains any failure, the grader's own included, best
-        if trace.overflow:
-            raise StudentError(f"your code made {EVENT_CAP + trace.overflow:,} GPU calls, copies, waits, clock "
-                               f"reads and prints in {F.DESCRIPTIONS[name]}'s probe; the grader records at most "
-                               f"{EVENT_CAP:,}: far more than the lab needs (a loop left running?)")
-        return facts.to_json(), probe.blobs
+        _deliver(report, chain[-1], facts, probe, trace)
+
+
+def _deliver(report, name, facts, probe, trace):
+    if trace.overflow:
+        raise StudentError(f"your code made {EVENT_CAP + trace.overflow:,} GPU calls, copies, waits, clock "
+                           f"reads and prints in {F.DESCRIPTIONS[name]}'s probe; the grader records at most "
+                           f"{EVENT_CAP:,}: far more than the lab needs (a loop left running?)")
+    report(name, facts.to_json(), probe.blobs)
+    probe.blobs = {}
 
 
 def _finalized():
@@ -154,9 +185,10 @@ def _finalized():
 
 
 def construct(probe):
-    model = call("SimpleMPModel()", contract(probe.module, "SimpleMPModel"))
+    """Where SimpleMPModel() puts each layer; the model is kept for forward to go on with."""
+    model, found = probe.built["SimpleMPModel"] = probe.build("SimpleMPModel")
     layers = {}
-    for role, (name, param) in locate(model).items():
+    for role, (name, param) in found.items():
         plain = type(param) is torch.nn.Parameter
         layers[role] = F.Placement(name, probe.device(param) if plain else None,
                                    None if plain else name_of(param))
@@ -401,6 +433,11 @@ def _training_step(probe, name, model, params, x, y):
     return F.Step(probe.events(mark), intervals), result
 
 
+# {probe: the probe whose run it goes on with}: forward's model is the one construct built and observed,
+# when one process runs them in turn, so the model is built once. Forward alone does the same: the
+# same constructor call, then its own work; construct's facts are reported before that work begins,
+# so a forward that crashes or never ends costs construct nothing.
+GOES_ON = {"forward": "construct"}
 PROBES = {"construct": construct, "forward": forward, "train": train, "time_forward": time_forward,
           "profile": profile, "pipeline": pipeline, "timeline": timeline}
 if set(PROBES) != set(F.PROBES):

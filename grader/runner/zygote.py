@@ -64,6 +64,8 @@ def main(argv=None):
     parser.add_argument("--preload", default="", help="comma-separated modules to import before forking where two "
                         "GPUs are visible: torch._dynamo, which real GPUs' optimizer steps import (virtual GPUs' "
                         "never do)")
+    parser.add_argument("--no-shared", dest="shared", action="store_false", help="skip the facts every grading "
+                        "shares: the grader has them from another of its sandboxes (a batch's first slot)")
     parser.add_argument("--private-tmp", action="store_true", help="/tmp and /dev/shm are this sandbox's own")
     parser.add_argument("--fresh", action="store_true", help="each session gets IPC and mount namespaces and an "
                         "empty /tmp and /dev/shm of its own (needs CAP_SYS_ADMIN here: root, or bubblewrap's)")
@@ -80,10 +82,10 @@ def main(argv=None):
     # any session, whose namespaces may cover the folder they come from (a checkout under /tmp)
 
     gpus = _visible_gpus()
-    shared = _in_child(probes.shared)  # on the other core, while this process does the rest
+    shared = _in_child(probes.shared) if args.shared else None  # on the other core, while this process does the rest
     rules.vocabulary(allowed)  # once, for every session
     probes.prepare()
-    shared = shared()
+    shared = shared() if shared else None
     for name in filter(None, args.preload.split(",") if gpus >= 2 else ()):
         importlib.import_module(name)
 
@@ -376,8 +378,9 @@ def _ending(status, what):
 
 def _probes(request, fds, progress, others):
     """A group's child: limits and the student's identity, then each probe of `fds` in turn
-    (grader.runner.in_turn), its one frame to its descriptor and then a byte to `progress`; where
-    the rest need a fresh child it says so there too, and exits AFRESH."""
+    (grader.runner.in_turn; in the runs of grader.runner.probes.chains), its one frame to its
+    descriptor and then a byte to `progress`; where the rest need a fresh child it says so there
+    too, and exits AFRESH."""
     try:
         for other in others:
             os.close(other)
@@ -387,6 +390,7 @@ def _probes(request, fds, progress, others):
         torch.set_num_threads(request["threads"])  # probes run side by side: one core each
         from grader.runner.in_turn import Dirty, InTurn  # (imported by the zygote: see main)
         from grader.runner.loader import StudentError
+        from grader.runner.probes import chains
 
         in_turn = InTurn(request["memory_bytes"] if request["mode"] == "virtual" else None)
     except BaseException:  # noqa: BLE001 - the grader's fault: every probe of the group says so, plainly
@@ -394,10 +398,16 @@ def _probes(request, fds, progress, others):
         for fd in fds.values():
             _report(fd, failure, progress)
         os._exit(REPORTED)
-    for name, fd in fds.items():
+    def report(name, frame):
+        _flush_output()  # what the submission printed reaches the output pipe before its result
+        if not _report(fds.pop(name), frame, progress):
+            os._exit(1)
+
+    for chain in chains(list(fds)):
         try:
-            facts, blobs = in_turn.run(name, request["source"], request["path"], request["mode"])
-            frame = wire.pieces({"facts": facts}, blobs)
+            in_turn.run(chain, request["source"], request["path"], request["mode"],
+                        lambda name, facts, blobs: report(name, wire.pieces({"facts": facts}, blobs)))
+            continue
         except Dirty:  # the rest of the group goes on in a fresh child
             _flush_output()
             os.write(progress, AFRESH_NEXT)
@@ -406,9 +416,9 @@ def _probes(request, fds, progress, others):
             frame = wire.pieces({"failure": str(error)})
         except BaseException:  # noqa: BLE001 - anything else is the grader's fault: say so, plainly
             frame = _internal_error()
-        _flush_output()  # what the submission printed reaches the output pipe before its result
-        if not _report(fd, frame, progress):
-            os._exit(1)
+        for name in chain:  # the failure is theirs that had not reported
+            if name in fds:
+                report(name, frame)
     os._exit(REPORTED)
 
 

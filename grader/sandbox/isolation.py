@@ -134,13 +134,15 @@ def judge_side():
     return sorted(str(path) for path in PACKAGE.iterdir() if path.name not in SANDBOX_PART)
 
 
-def zygote_command(isolation, socket_fd, allowed, preload=(), hidden=()):
+def zygote_command(isolation, socket_fd, allowed, preload=(), hidden=(), shared=True):
     """The argv that starts the zygote under `isolation`: `allowed`, the modules a submission may
     import, and `preload`, more modules to import before any session. `hidden`: paths that must not
     exist in the sandbox even where a bound folder holds them (the answer key, the submissions,
-    results); the judge's side of the package never does either."""
+    results); the judge's side of the package never does either. `shared`: whether this zygote
+    computes the facts every grading shares (else another sandbox does)."""
     python = [sys.executable, "-B", "-s", "-m", "grader.runner", "--socket-fd", str(socket_fd),
-              "--allowed", ",".join(sorted(allowed)), "--preload", ",".join(sorted(preload))]
+              "--allowed", ",".join(sorted(allowed)), "--preload", ",".join(sorted(preload)),
+              *([] if shared else ["--no-shared"])]
     if isolation.kind == "uid":  # each session hides them in a mount namespace of its own
         paths = [p for p in map(os.path.realpath, hidden) if os.path.exists(p)] + judge_side()
         return python + ["--fresh", *[a for p in paths for a in ("--hide", p)]]

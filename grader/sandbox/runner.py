@@ -57,7 +57,7 @@ class Outcome:
 class Runner:
     """One zygote, in its sandbox, and the uid its submissions run as (its own while it lives)."""
 
-    def __init__(self, isolation, allowed, hidden=(), long_lived=False, limits=None, cores=None):
+    def __init__(self, isolation, allowed, hidden=(), long_lived=False, limits=None, cores=None, shared_from=None):
         """`allowed`: the modules a submission may import. A `long_lived` zygote (a batch's) also
         imports torch._dynamo (a second), which real GPUs' optimizer steps import, once for every
         student, as does any zygote whose students cannot read the interpreter's files later (a uid
@@ -65,12 +65,14 @@ class Runner:
         GPUs never do: grader/virtual/dynamo.py). `limits`: the probes' (the slot's cgroup, where
         there is one, holds what they may add and the zygote). `cores`: how many processes of one
         submission's probes may run side by side (grader.contract.in_turn; by default, as many
-        as this process may use)."""
+        as this process may use). `shared_from`: another runner of the same grader (a batch's
+        first slot) whose sandbox computes the facts every grading shares for this one too: this
+        zygote skips them."""
         self.isolation, self.long_lived = isolation, long_lived
         self.allowed, self.hidden = frozenset(allowed), tuple(hidden)
         self.preload = frozenset({"torch._dynamo"} if long_lived or isolation.kind == "uid" else ())
         self.gpus = None  # the CUDA GPUs the sandbox sees, once it is ready
-        self.shared = None  # and the facts every grading shares, as JSON (grader.facts.Shared)
+        self.shared_from, self._shared = shared_from, None
         self.process = self.sock = self.group = None
         self.uid, self._uid_lock = isolation.claim_uid()
         self.limits = limits or Limits(30, 4 * 2**30)
@@ -79,7 +81,8 @@ class Runner:
     def start(self):
         """Start the zygote (it imports torch: seconds); `ready()` waits for it."""
         ours, theirs = socket.socketpair()
-        command = isolations.zygote_command(self.isolation, theirs.fileno(), self.allowed, self.preload, self.hidden)
+        command = isolations.zygote_command(self.isolation, theirs.fileno(), self.allowed, self.preload, self.hidden,
+                                            shared=self.shared_from is None)
         self.group = self.isolation.slot_group(str(self.uid or os.getpid()), self.limits.memory_bytes + ZYGOTE_BYTES,
                                                4 * self.limits.processes)
         if self.group is not None:
@@ -94,8 +97,16 @@ class Runner:
     def ready(self):
         if not self._ready:
             answer = self._answer(READY_SECONDS, "start")
-            self.gpus, self.shared = answer["gpus"], answer["shared"]
+            self.gpus, self._shared = answer["gpus"], answer["shared"]
             self._ready = True
+
+    @property
+    def shared(self):
+        """The facts every grading shares, as JSON (grader.facts.Shared): computed by this sandbox,
+        or by `shared_from`'s, before any submission."""
+        source = self.shared_from or self
+        source.ready()
+        return source._shared
 
     def mode(self, asked):
         """("real" | "virtual", GPUs visible) for a --grader-mode of "auto", "real" or "virtual", by
