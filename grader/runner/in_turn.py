@@ -1,6 +1,8 @@
 """Probes run one after another in one process (grader.contract.TOGETHER), each as if it had the
-process to itself: it loads the submission afresh on a fresh runtime (grader.runner.probes.run),
-and it starts only where the process is still as the first probe found it. What a probe leaves
+process to itself: it loads the submission afresh on a fresh runtime (grader.runner.probes.run;
+forward right after construct goes on in construct's run, with the model forward alone would
+build: grader.runner.probes.GOES_ON), and it starts only where the process is still as the first
+probe found it. What a probe leaves
 behind is neither put back nor freed: what it made stays as it was, as in a process that ended
 (none of it is finalized: a generator's `finally` never runs), and where the process is not as it
 was, the rest of the group goes on in a fresh one (`Dirty`). So a probe in turn sees what a probe

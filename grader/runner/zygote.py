@@ -388,8 +388,7 @@ def _probes(request, fds, progress, others):
         import torch
 
         torch.set_num_threads(request["threads"])  # probes run side by side: one core each
-        from grader.runner.in_turn import Dirty, InTurn  # (imported by the zygote: see main)
-        from grader.runner.loader import StudentError
+        from grader.runner.in_turn import InTurn  # (imported by the zygote: see main)
         from grader.runner.probes import chains
 
         in_turn = InTurn(request["memory_bytes"] if request["mode"] == "virtual" else None)
@@ -398,28 +397,43 @@ def _probes(request, fds, progress, others):
         for fd in fds.values():
             _report(fd, failure, progress)
         os._exit(REPORTED)
+
     def report(name, frame):
         _flush_output()  # what the submission printed reaches the output pipe before its result
         if not _report(fds.pop(name), frame, progress):
             os._exit(1)
 
     for chain in chains(list(fds)):
-        try:
-            in_turn.run(chain, request["source"], request["path"], request["mode"],
-                        lambda name, facts, blobs: report(name, wire.pieces({"facts": facts}, blobs)))
+        failure = _run_chain(in_turn, chain, request, report)
+        if failure is None:
             continue
-        except Dirty:  # the rest of the group goes on in a fresh child
+        if failure is AFRESH_NEXT:  # the rest of the group goes on in a fresh child
             _flush_output()
             os.write(progress, AFRESH_NEXT)
             os._exit(AFRESH)
-        except StudentError as error:
-            frame = wire.pieces({"failure": str(error)})
-        except BaseException:  # noqa: BLE001 - anything else is the grader's fault: say so, plainly
-            frame = _internal_error()
         for name in chain:  # the failure is theirs that had not reported
             if name in fds:
-                report(name, frame)
+                report(name, failure)
     os._exit(REPORTED)
+
+
+def _run_chain(in_turn, chain, request, report):
+    """Run one chain of probes (grader.runner.probes.chains), each reporting its facts: None when
+    all did, AFRESH_NEXT when the process is unfit for it, else the failure frame of those that
+    did not report."""
+    from grader.runner.in_turn import Dirty  # (imported by the zygote: see main)
+    from grader.runner.loader import StudentError
+
+    try:
+        in_turn.run(chain, request["source"], request["path"], request["mode"],
+                    lambda name, facts, blobs: report(name, wire.pieces({"facts": facts}, blobs)))
+    except Dirty:
+        return AFRESH_NEXT
+    except StudentError as error:
+        return wire.pieces({"failure": str(error)})
+    except BaseException:  # noqa: BLE001 - anything else is the grader's fault: say so, plainly
+        return _internal_error()
+    return None
 
 
 def _become_student(request):
@@ -443,7 +457,7 @@ def _flush_output():
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except Exception:  # noqa: BLE001 - a closed or replaced stream: its output is lost, not the result
+        except BaseException:  # noqa: BLE001 - a closed or replaced stream: its output is lost, not the result
             pass
 
 
