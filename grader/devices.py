@@ -30,6 +30,13 @@ NON_COMPUTING = frozenset(
 TRANSFERS = frozenset({"to", "cuda", "cpu", "copy_", "type_as"})  # type_as(other) is .to(other)
 DEVICE = torch.device
 NON_COMPUTING |= HOST_READS
+# torch.Tensor's attributes as torch made them, read before any submission runs: what a tensor's
+# device, grad or shape is comes from these, whatever the submission later puts in their place.
+OWN_ATTRIBUTES = {name: value for cls in reversed(torch.Tensor.__mro__) for name, value in vars(cls).items()}
+# torch's own getters of a tensor's device and gradient (C-level, through the mode where one is on):
+# a property the submission puts on torch.Tensor, one that lies and removes itself before the
+# tamper check, never answers the grader.
+OWN_DEVICE, OWN_GRAD = torch._C.TensorBase.device.__get__, torch._C.TensorBase.grad.__get__
 
 
 def cuda_index(device, current):
@@ -63,6 +70,19 @@ def _collect(value, found):
             _collect(item, found)
 
 
+def _own_accessor(func, name):
+    """(torch's own `name` accessor, the attribute's name) for the accessor torch handed the mode:
+    torch's own, or, where the submission put something of its own on torch.Tensor (a property
+    that lies about a tensor's device, say), the one it replaced."""
+    descriptor = func.__self__
+    attr = getattr(descriptor, "__name__", None)
+    if attr is not None and OWN_ATTRIBUTES.get(attr) is descriptor:  # torch's own getter: the common case
+        return func, attr
+    attr = next((a for a, value in vars(torch.Tensor).items() if value is descriptor), attr)
+    own = OWN_ATTRIBUTES.get(attr)
+    return (func, attr) if own is None else (getattr(own, name), attr)
+
+
 def front(handler):
     """The mode torch's stack holds for a runtime: it hands every call to `handler` and keeps
     nothing else, so what a submission could find on the stack (torch.overrides' helpers show it)
@@ -88,7 +108,7 @@ class DeviceMode:
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
         if name in ("__get__", "__set__", "__delete__"):
-            return self.attribute(func, func.__self__.__name__, args)
+            return self.attribute(*_own_accessor(func, name), args)
         if name in TRANSFERS:
             return self.transfer(func, name, args, kwargs)
         out = self.compute(func, name, args, kwargs)
@@ -97,7 +117,7 @@ class DeviceMode:
         return out
 
     def placement(self, tensor):
-        return tensor.device
+        return OWN_DEVICE(tensor)
 
     def attribute(self, func, attr, args):
         return func(*args)

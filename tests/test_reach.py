@@ -9,8 +9,11 @@ import types
 
 import pytest
 import torch
+from corpus import ROOT
+from helpers import grade, submitted
 
 from grader import devices, patching, trace
+from grader.contract import TAMPER
 from grader.virtual import clocks, cuda, gpus, memory, rng, virtual_gpus
 
 OBSERVER = (trace.Trace, devices.DeviceMode, clocks.GPUClocks, memory.Memory, rng.VirtualRandom, cuda.VirtualCuda,
@@ -127,3 +130,59 @@ def test_a_submission_cannot_rewrite_an_events_time():
             except (AttributeError, TypeError):
                 pass
         assert start.elapsed_time(end) == pytest.approx(measured)
+
+
+# -- what the grader reads of a tensor is torch's own answer ----------------------------------
+def _solution(edit):
+    return edit((ROOT / "solutions" / "model.py").read_text())
+
+
+LYING_DEVICE = """
+reads = [0]
+
+
+def placed(t):
+    reads[0] += 1
+    if reads[0] >= 4:
+        del torch.Tensor.device
+    return device0 if t.shape[0] == 2000 else device1
+
+"""
+
+
+def test_a_device_property_that_lies_and_removes_itself_places_nothing(tmp_path):
+    """Layers left on the CPU, behind a property on torch.Tensor that says cuda:0 and cuda:1 and
+    removes itself once read: the grader reads torch's own getter, so the property is never read,
+    stays, and is tampering; where it was read, it was gone before the tamper check."""
+    def edit(text):
+        for layer, relu in (("layer1", "relu1"), ("layer2", "relu2")):  # the layers stay on the CPU
+            device = "device0" if layer == "layer1" else "device1"
+            text = text.replace(f".to({device})\n        self.{relu}", f"\n        self.{relu}", 1)
+        lying = "        reads[0] = 0\n        torch.Tensor.device = property(placed)\n"
+        last = "        self.relu2 = nn.ReLU().to(device1)\n"
+        text = text.replace(last, last + lying, 1)
+        return text.replace("\n\nclass SimpleMPModel", LYING_DEVICE + "\nclass SimpleMPModel", 1)
+
+    source = _solution(edit)
+    assert "torch.Tensor.device = property(placed)" in source and "2000).to(device0)" not in source
+    model = tmp_path / "model.py"
+    model.write_text(source)
+    _, graded = grade(tmp_path, *submitted(model))
+    placed = {c["id"]: c for c in graded["checks"]}
+    for item in ("part1.layer1_on_cuda0", "part1.layer2_on_cuda1"):
+        assert placed[item]["points"] == 0 and TAMPER in placed[item]["message"], placed[item]
+
+
+def test_parameter_names_that_are_not_strings_cost_no_probe(tmp_path):
+    """named_parameters() is the submission's to define: names it yields that are not strings are
+    shown by their type, and nothing else of the grading changes."""
+    source = _solution(lambda text: text.replace(
+        "    def forward(self, x, verbose=False):\n",
+        "    def named_parameters(self, prefix='', recurse=True, remove_duplicate=True):\n"
+        "        for name, p in super().named_parameters(prefix, recurse, remove_duplicate):\n"
+        "            yield (object(), p)\n\n"
+        "    def forward(self, x, verbose=False):\n", 1))
+    model = tmp_path / "model.py"
+    model.write_text(source)
+    _, graded = grade(tmp_path, *submitted(model))
+    assert [c["id"] for c in graded["checks"] if c["status"] != "passed"] == [], graded["checks"]

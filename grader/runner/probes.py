@@ -19,7 +19,7 @@ import torch
 from grader import facts as F
 from grader.bounded import name_of, quote
 from grader.contract import BATCH, LARGE_BATCH, LR, PIPELINE_BATCH, PROFILE_BATCHES, PROFILE_KEYS, SEEDS, SPLIT, STEPS
-from grader.devices import real_gpus
+from grader.devices import OWN_DEVICE, OWN_GRAD, real_gpus
 from grader.runner import own_math
 from grader.runner.loader import StudentError, call, contract, exact, load, locate, require_layers
 from grader.runner.snapshot import Snapshot
@@ -78,8 +78,9 @@ class Probe:
         probe before built without arguments, in this run (see GOES_ON)."""
         if not args and cls in self.built:
             return self.built.pop(cls)
-        model = call(f"{cls}({', '.join(map(str, args))})", contract(self.module, cls), *args)
-        return model, locate(model)
+        made = f"{cls}({', '.join(map(str, args))})"
+        model = call(made, contract(self.module, cls), *args)
+        return model, call(f"{made}.named_parameters()", locate, model)  # (a method the submission may define)
 
     def model(self, seed, *args, cls="SimpleMPModel"):
         """A fresh model of the submission's class, its layers loaded with the grader's weights."""
@@ -94,7 +95,7 @@ class Probe:
         return model, params
 
     def device(self, tensor):
-        return str(tensor.device)  # plain types only (loader.exact): the runtime answers
+        return str(OWN_DEVICE(tensor))  # plain types only (loader.exact): the runtime answers
 
     def watched(self, tensor, label, device="cpu"):
         with self.trace.paused():
@@ -154,14 +155,16 @@ def run(chain, source, path, mode, report):
     trace = Trace(sources=[path])
     with virtual_gpus(2, trace) if mode == "virtual" else real_gpus(trace), steady():
         snapshot = Snapshot()  # taken with the runtime's own patches in place
+        probe = Probe(None, trace, mode)
         try:
-            probe = Probe(load(source, path), trace, mode)
+            probe.module = load(source, path)
             for name, observe in zip(chain[:-1], observers):
                 facts = observe(probe)
                 snapshot.check()  # what it observed, observed in an untampered runtime
                 _deliver(report, name, facts, probe, trace)
             facts = observers[-1](probe)
         finally:
+            probe.built.clear()  # a model no probe went on with is freed, as a probe alone frees its own
             _finalized()
             snapshot.check()  # tampering explains any failure, the grader's own included, best
         _deliver(report, chain[-1], facts, probe, trace)
@@ -190,8 +193,8 @@ def construct(probe):
     layers = {}
     for role, (name, param) in found.items():
         plain = type(param) is torch.nn.Parameter
-        layers[role] = F.Placement(name, probe.device(param) if plain else None,
-                                   None if plain else name_of(param))
+        layers[role] = F.Placement(name if type(name) is str else f"(a {name_of(name)})",
+                                   probe.device(param) if plain else None, None if plain else name_of(param))
     return F.Construct(layers)
 
 
@@ -248,7 +251,7 @@ def _gradients(probe, params):
     def seen(role):
         def hook(param):
             with probe.trace.paused():
-                made.setdefault(role, probe.device(param.grad))
+                made.setdefault(role, probe.device(OWN_GRAD(param)))
         return hook
 
     with probe.trace.paused():

@@ -11,7 +11,7 @@ from torch.utils._device import DeviceContext, _device_constructors
 
 from grader.contract import HOST_READS
 from grader.costs import flops
-from grader.devices import DEVICE, NON_COMPUTING, TRANSFERS, DeviceMode, cuda_index, tensors_in
+from grader.devices import DEVICE, NON_COMPUTING, OWN_DEVICE, TRANSFERS, DeviceMode, cuda_index, tensors_in
 from grader.virtual import autograd, device_rules, refusals, torch_api
 from grader.virtual.clocks import GPUClocks
 from grader.virtual.memory import CAPACITY, Memory
@@ -69,7 +69,7 @@ class VirtualGPUs(DeviceMode):
     def placement(self, tensor):
         storage = _storage_or_none(tensor)
         index = None if storage is None else self.homes.get(storage)
-        return tensor.device if index is None else self.devices[index]
+        return OWN_DEVICE(tensor) if index is None else self.devices[index]
 
     def resolve(self, device):
         """The device a device argument names; `cuda`, `cuda:N` and ints are virtual GPUs."""
