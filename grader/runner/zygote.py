@@ -32,7 +32,7 @@ import traceback
 
 from grader import heap, rules, wire
 from grader.contract import wall_seconds
-from grader.procs import POLL, descendants, exit_fd, wait_for_exits
+from grader.procs import descendants, exit_fd, wait_for_exits
 
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 36, 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
@@ -47,6 +47,7 @@ REQUEST_CAP = 1 << 20  # a request carries the submission's text (capped at 256 
 HANDOVER_CAP = 1 << 20  # what a child of the zygote computes for it (grader.runner.probes.shared: a few KiB)
 TMP_BYTES = 64 * 2**20  # each student's /tmp and /dev/shm
 GRACE = 1.0  # seconds between a probe's wall-clock backstop and its kill
+WATCH = 0.1  # seconds between the session's looks at its probes' limits (an end or a report wakes it at once)
 LIBC = ctypes.CDLL(None, use_errno=True)
 
 
@@ -187,7 +188,7 @@ def _run_probes(request, results):
                     child.follow(unreported)  # (the probe judged may have reported meanwhile: then no failure)
                     pending[:0] = _nonempty(child.lost(failure if child.done == judged else None, unreported))
                     child.close()
-            wait_for_exits([c.exited for c in running.values()], POLL)
+            wait_for_exits([fd for c in running.values() for fd in c.wakers()], WATCH)
 
 
 def _nonempty(group):
@@ -201,7 +202,7 @@ class _Child:
     with that status by the submission's own code is an ending like any other."""
 
     def __init__(self, request, names, unreported, others):
-        self.names, self.done, self.afresh = names, 0, False
+        self.names, self.done, self.afresh, self.closed = names, 0, False, False
         read, write = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:
@@ -214,6 +215,10 @@ class _Child:
         self.limit, self.backstop = request["seconds"], wall_seconds(request["seconds"])
         self.started = time.monotonic()
         self._next(0.0)
+
+    def wakers(self):
+        """What wakes the session for this child: its end, and its progress while it may report."""
+        return [self.exited] if self.closed else [self.exited, self.progress]
 
     def fds(self):
         """The session's descriptors of this child, which no other child may hold."""
@@ -239,6 +244,8 @@ class _Child:
         ticks = read.count(REPORTED_ONE)
         if read:
             self.afresh = read.endswith(AFRESH_NEXT)
+        else:  # the child closed its end: nothing more will come, and the pipe must not wake the session
+            self.closed = True
         for name in self.names[self.done:self.done + ticks]:
             os.close(unreported.pop(name))
         self.done = min(len(self.names), self.done + ticks)
