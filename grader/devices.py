@@ -30,8 +30,8 @@ NON_COMPUTING = frozenset(
 TRANSFERS = frozenset({"to", "cuda", "cpu", "copy_", "type_as"})  # type_as(other) is .to(other)
 DEVICE = torch.device
 NON_COMPUTING |= HOST_READS
-# torch.Tensor's attributes as torch made them, read before any submission runs: what a tensor's
-# device, grad or shape is comes from these, whatever the submission later puts in their place.
+# torch.Tensor's attributes as torch made them, read before any submission runs: an attribute read
+# torch hands the runtime is answered by these, whatever the submission later puts in their place.
 OWN_ATTRIBUTES = {name: value for cls in reversed(torch.Tensor.__mro__) for name, value in vars(cls).items()}
 # torch's own getters of a tensor's device and gradient (C-level, through the mode where one is on):
 # a property the submission puts on torch.Tensor, one that lies and removes itself before the
