@@ -17,7 +17,7 @@ from grader.contract import BATCH, DEFAULT_LR, DEFAULT_STEPS, LR, PIPELINE_BATCH
 
 heap.keep_freed_memory()  # the arrays here are a layer's size; a batch's workers inherit it
 ROLES = tuple(SHAPES)
-BLOCK = 1 << 16  # elements compared at a time (512 KiB of float64)
+BLOCK = 1 << 16  # elements compared, or of a layer widened, at a time (512 KiB of float64)
 
 
 class BadBlob(Exception):

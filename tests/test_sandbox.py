@@ -302,10 +302,11 @@ def test_the_snapshot_names_what_was_replaced_removed_or_added(monkeypatch, chan
 
 # -- probes run in turn (grader.contract.TOGETHER): one process a group, each probe on its own ----
 def with_first_lines(**bodies):
-    """The solution, each named function of it starting with its body (indented by the caller)."""
+    """The solution, each named function of it (or method: the first of that name, SimpleMPModel's)
+    starting with its body (indented by the caller)."""
     source = "import os\n" + SOLUTION
     for function, body in bodies.items():
-        head = next(line for line in source.splitlines() if line.startswith(f"def {function}("))
+        head = next(line for line in source.splitlines() if line.lstrip().startswith(f"def {function}("))
         source = source.replace(head + "\n", head + "\n" + body, 1)
     return source
 
@@ -333,12 +334,6 @@ def probe_pids(runner):
     return printed
 
 
-def with_forward_first(body):
-    """The solution, whose SimpleMPModel.forward starts with `body` (indented by the caller)."""
-    head = "    def forward(self, x, verbose=False):\n"
-    return with_first_lines().replace(head, head + body, 1)
-
-
 def test_forward_joins_constructs_run_only_right_after_it():
     from grader.runner.probes import chains
 
@@ -364,7 +359,7 @@ def test_forward_goes_on_with_the_model_construct_built_and_observed(runner):
                                     "        os._exit(0)\n"])
 def test_a_forward_that_crashes_or_never_ends_costs_construct_nothing(runner, ending):
     """construct's facts are reported before forward's work begins, in the run they share."""
-    outcomes = group_outcomes(runner, with_forward_first(ending), ("construct", "forward", "time_forward"))
+    outcomes = group_outcomes(runner, with_first_lines(forward=ending), ("construct", "forward", "time_forward"))
     assert outcomes["construct"].facts is not None, outcomes["construct"]
     assert outcomes["construct"].facts.layers["w1"].device == "cuda:0"
     assert outcomes["forward"].failure is not None

@@ -189,7 +189,7 @@ def _finalized():
 
 def construct(probe):
     """Where SimpleMPModel() puts each layer; the model is kept for forward to go on with."""
-    model, found = probe.built["SimpleMPModel"] = probe.build("SimpleMPModel")
+    _, found = probe.built["SimpleMPModel"] = probe.build("SimpleMPModel")
     layers = {}
     for role, (name, param) in found.items():
         plain = type(param) is torch.nn.Parameter
