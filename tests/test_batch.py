@@ -177,6 +177,15 @@ def test_the_gradebook_is_rebuilt_every_few_seconds_and_never_for_more_than_a_tw
         assert graded.publish_at == pytest.approx(clock[0] + due)
 
 
+def test_a_worker_imports_none_of_pytests_plugins_afresh():
+    """The batch imports them once, before it forks any worker (each would pay for them again)."""
+    missing = subprocess.run([sys.executable, "-c", "import sys, grader.batch\n"
+                              "from _pytest.config import default_plugins\n"
+                              "print([p for p in default_plugins if '_pytest.' + p not in sys.modules])"],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    assert missing == "[]"
+
+
 def test_changed_grader_files_are_restored_and_named(tmp_path):
     from grader.batch import Pristine
 

@@ -85,6 +85,12 @@ def test_submission_loses_exactly_its_mistakes(name, corpus):
     assert scores[-1].startswith(f"Score: {required:g} / {graded['max_score']:g} required")  # the grader's, last
 
 
+def test_weights_train_left_not_finite_are_named_so(corpus):
+    graded, _ = corpus["nan_weights"]
+    assert "hold NaN or infinite values" in next(c["message"] for c in graded["checks"]
+                                                  if c["id"] == "part2.matches_sgd")
+
+
 def test_a_regrade_gives_the_same_grade(tmp_path):
     """A submission drawing unseeded random numbers (a fresh target every step) graded three times:
     every probe starts from the same random state, so the grades are the same, row for row."""

@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import sys
 
-from grader import ROOT
+from grader import ROOT, heap
 from grader.sandbox.cgroups import SlotGroup
 
 PACKAGE = ROOT / "grader"
@@ -194,8 +194,9 @@ def environment():
 
 
 def _python_environment(path):
-    """What the zygote's interpreter needs: the grader on its path, no bytecode written, a home in /tmp."""
-    return {"PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp"}
+    """What the zygote's interpreter needs: the grader on its path, no bytecode written, a home in
+    /tmp, and its malloc's huge pages (grader.heap)."""
+    return {"PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp", **heap.TUNABLES}
 
 
 def _python_folders():
