@@ -77,6 +77,12 @@ class Trace:
         self._numbers = weakref.WeakKeyDictionary()  # storage -> its number in events' args and out
         self._counter = itertools.count(1)
 
+    def restart(self):
+        """The next probe of a run starts with no events and no watched tensors."""
+        self.events.clear()
+        self.overflow = 0
+        self._watched.clear()
+
     def watch(self, tensor, label):
         """Mark `tensor`'s storage, so that every op or copy reading it says so (`Event.reads`)."""
         self._watched[tensor.untyped_storage()] = label

@@ -334,25 +334,62 @@ def probe_pids(runner):
     return printed
 
 
-def test_forward_joins_constructs_run_only_right_after_it():
+def test_a_probe_joins_the_run_of_the_one_it_goes_on_from_only_right_after_it():
     from grader.runner.probes import chains
 
-    assert chains(["construct", "forward", "time_forward"]) == [["construct", "forward"], ["time_forward"]]
+    everything = ["construct", "forward", "time_forward", "profile", "train", "pipeline"]
+    assert chains(everything) == [everything[:4], ["train"], ["pipeline"]]
     assert chains(["forward", "construct"]) == [["forward"], ["construct"]]
     assert chains(["construct", "time_forward", "forward"]) == [["construct"], ["time_forward"], ["forward"]]
+    assert chains(["time_forward", "profile"]) == [["time_forward", "profile"]]
     assert chains(["forward"]) == [["forward"]] and chains([]) == []
 
 
-def test_forward_goes_on_with_the_model_construct_built_and_observed(runner):
-    """One constructor call for both probes in one process: forward alone makes the same call."""
-    built = with_first_lines().replace("        super().__init__()\n",
-                                       "        super().__init__()\n        os.write(2, b'built\\n')\n", 1)
-    session = runner.grade(built, "model.py", "virtual", ["construct", "forward", "time_forward"], LIMITS, rules=False)
-    outcomes = {name: session.outcome(name) for name in ("construct", "forward", "time_forward")}
+def built(source):
+    """`source`, its SimpleMPModel saying 'built' on stderr each time it is constructed."""
+    init = "        super().__init__()\n"
+    return source.replace(init, init + "        os.write(2, b'built\\n')\n", 1)
+
+
+def graded(runner, source, probes):
+    """({probe: outcome}, what the submission wrote) of one grading in virtual mode."""
+    session = runner.grade(source, "model.py", "virtual", list(probes), LIMITS, rules=False)
+    outcomes = {name: session.outcome(name) for name in probes}
     session.finish()
     runner.clean()
+    return outcomes, bytes(session.output).decode()
+
+
+def test_forward_time_forward_and_profile_go_on_with_the_model_construct_built(runner):
+    """One constructor call for the four probes in one process, as the handout makes one model."""
+    probes = ("construct", "forward", "time_forward", "profile")
+    outcomes, output = graded(runner, built(with_first_lines()), probes)
     assert all(o.facts is not None for o in outcomes.values()), outcomes
-    assert bytes(session.output).decode().count("built") == 2  # construct's (forward's too), time_forward's
+    assert output.count("built") == 1
+
+
+SEEN = "    os.write(2, f'seen {getattr(model, \"calls\", 0)} {model.layer1.training} {len(model._forward_hooks)} " \
+       "{len(model.log)} {CALLS} {len(LOG)}\\n'.encode())\n"
+CHANGES = {  # what forward changes, of the model or of the submission's module, each call
+    "an attribute": "        self.calls = getattr(self, 'calls', 0) + 1\n",
+    "a submodule's mode": "        self.layer1.eval()\n",
+    "torch's registry of hooks": "        self.register_forward_hook(lambda *args: None)\n",
+    "a list it holds": "        self.log.append(1)\n",
+    "a global": "        global CALLS\n        CALLS += 1\n",
+    "a global list": "        LOG.append(1)\n",
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_a_probe_whose_calls_change_the_model_or_the_module_leaves_the_next_what_a_probe_alone_gets(runner, change):
+    """profile_stages sees a fresh model of a fresh load, as alone: what forward (and time_forward,
+    which calls it) did to theirs is not there."""
+    source = "CALLS, LOG = 0, []\n" + with_first_lines(forward=CHANGES[change], profile_stages=SEEN)
+    source = source.replace("        super().__init__()\n", "        super().__init__()\n        self.log = []\n", 1)
+    outcomes, output = graded(runner, built(source), ("construct", "forward", "time_forward", "profile"))
+    assert all(o.facts is not None for o in outcomes.values()), outcomes
+    assert [line for line in output.splitlines() if line.startswith("seen ")] == ["seen 0 True 0 0 0 0"] * 2
+    assert output.count("built") >= 2  # (the grader builds what the probe before changed afresh)
 
 
 @pytest.mark.parametrize("ending", ["        os.kill(os.getpid(), 9)\n", "        while True:\n            pass\n",
@@ -373,6 +410,13 @@ def test_a_constructor_that_tampers_costs_construct_and_forward_both(runner):
     outcomes = group_outcomes(runner, patched, ("construct", "forward"))
     for name in ("construct", "forward"):
         assert outcomes[name].failure is not None and outcomes[name].failure.startswith(TAMPER), outcomes[name]
+
+
+def test_a_probe_that_raises_costs_only_itself_not_the_rest_of_its_run(runner):
+    outcomes = group_outcomes(runner, with_first_lines(time_forward="    raise ValueError('no clock here')\n"))
+    assert "no clock here" in outcomes["time_forward"].failure, outcomes["time_forward"]
+    for name in ("construct", "forward", "profile", "train", "pipeline"):
+        assert outcomes[name].failure is None and outcomes[name].facts is not None, (name, outcomes[name])
 
 
 def test_probes_share_a_process_in_the_groups_the_contract_names(runner):

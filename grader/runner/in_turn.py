@@ -1,8 +1,8 @@
 """Probes run one after another in one process (grader.contract.TOGETHER), each as if it had the
-process to itself: it loads the submission afresh on a fresh runtime (grader.runner.probes.run;
-forward right after construct goes on in construct's run, with the model forward alone would
-build: grader.runner.probes.GOES_ON), and it starts only where the process is still as the first
-probe found it. What a probe leaves
+process to itself: it loads the submission afresh on a fresh runtime (grader.runner.probes.run),
+or goes on in the run of the probe before it, with that one's model where its calls changed
+nothing (grader.runner.probes.GOES_ON); and it starts only where the process is still as the first
+probe found it, checked before each run and between the probes of one. What a probe leaves
 behind is neither put back nor freed: what it made stays as it was, as in a process that ended
 (none of it is finalized: a generator's `finally` never runs), and where the process is not as it
 was, the rest of the group goes on in a fresh one (`Dirty`). So a probe in turn sees what a probe
@@ -19,7 +19,7 @@ import torch.optim.optimizer as optimizers
 from torch.autograd import forward_ad
 from torch.utils._python_dispatch import _len_torch_dispatch_stack
 
-from grader.runner import probes
+from grader.runner import model_state, probes
 from grader.runner.loader import ImportFailed
 from grader.runner.snapshot import Snapshot
 
@@ -52,20 +52,13 @@ class InTurn:
         self.ran = False
 
     def run(self, chain, source, path, mode, report):
-        """Run the probes of `chain`, as probes.run; Dirty, before any of it runs, when the process
-        is no longer fit for it."""
+        """Run the probes of `chain`, as probes.run; Dirty, before any of it runs or between two of
+        its probes, when the process is no longer fit for the next."""
         first, self.ran = not self.ran, True
         if not first:
-            gc.freeze()  # what the probes before left, garbage or not, is never collected here
-            what = self._left()
-            if what is not None:
-                raise Dirty(what)
-            if self.memory_bytes is not None:  # the address space a probe alone would get
-                hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-                resource.setrlimit(resource.RLIMIT_AS, (min(hard, address_space() + self.memory_bytes), hard))
-            gc.enable()  # (the probe before disabled it: see probes._finalized)
+            self._ready()
         try:
-            return probes.run(chain, source, path, mode, report)
+            return probes.run(chain, source, path, mode, report, self._between)
         except ImportFailed as error:
             if first:
                 raise
@@ -73,15 +66,40 @@ class InTurn:
         finally:
             self.kept.append(sys.modules.get("submission"))
 
-    def _left(self):
+    def _between(self, module):
+        """The check before each probe of a run after its first, against what the run's load left
+        (inside its runtime, whose own patches the run's snapshot stands guard over): the process,
+        and the submission's module, whose globals a probe alone would find as the load left them."""
+        since, loaded = state(), model_state.of_module(module)
+
+        def ready():
+            if not loaded.same(model_state.of_module(module)):
+                raise Dirty("the submission's module is not as its load left it")
+            self._ready(since)
+        return ready
+
+    def _ready(self, since=None):
+        """Ready the process for a probe that is not its first, as a probe alone would find it;
+        Dirty where it is not fit. `since`: the state() the run began with, between two of its
+        probes."""
+        gc.freeze()  # what the probes before left, garbage or not, is never collected here
+        what = self._left(since)
+        if what is not None:
+            raise Dirty(what)
+        if self.memory_bytes is not None:  # the address space a probe alone would get
+            hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+            resource.setrlimit(resource.RLIMIT_AS, (min(hard, address_space() + self.memory_bytes), hard))
+        gc.enable()  # (a run before disabled it: see probes._finalized)
+
+    def _left(self, since=None):
         """What the probes before left in the process, or None."""
         if self.called:
             return f"the submission called torch.{min(self.called)}"
-        changed = self.rest.changed()
+        changed = self.rest.changed() if since is None else None
         if changed is not None:
             return changed
-        now = state()
-        what = next((f"{key} is {now[key]!r}" for key in self.state if now[key] != self.state[key]), None)
+        before, now = since or self.state, state()
+        what = next((f"{key} is {now[key]!r}" for key in before if now[key] != before[key]), None)
         if what is not None:
             return what
         grown = address_space() - self.size

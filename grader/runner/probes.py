@@ -20,7 +20,7 @@ from grader import facts as F
 from grader.bounded import name_of, quote
 from grader.contract import BATCH, LARGE_BATCH, LR, PIPELINE_BATCH, PROFILE_BATCHES, PROFILE_KEYS, SEEDS, SPLIT, STEPS
 from grader.devices import OWN_DEVICE, OWN_GRAD, real_gpus
-from grader.runner import own_math
+from grader.runner import model_state, own_math
 from grader.runner.loader import StudentError, call, contract, exact, load, locate, require_layers
 from grader.runner.snapshot import Snapshot
 from grader.trace import EVENT_CAP, Printed, Trace
@@ -58,7 +58,7 @@ class Probe:
     def __init__(self, module, trace, mode):
         self.module, self.trace, self.mode = module, trace, mode
         self.blobs = {}
-        self.built = {}  # {class name: (model, its located layers)} a probe built for the next to go on with
+        self.built = {}  # {class name: (model, its located layers, its model_state)} for the next probe (GOES_ON)
 
     def events(self, mark):
         return self.trace.events[mark:]
@@ -74,16 +74,26 @@ class Probe:
         return list(host.shape)
 
     def build(self, cls, *args):
-        """(model, its located layers): a fresh one of the submission's class `cls`, or the one the
-        probe before built without arguments, in this run (see GOES_ON)."""
-        if not args and cls in self.built:
-            return self.built.pop(cls)
+        """(model, its located layers): the one the probe before in this run kept (GOES_ON), where
+        its calls changed nothing of it (grader.runner.model_state), else a fresh one of the
+        submission's class `cls`."""
+        kept = self.built.pop(cls, None) if not args else None
+        if kept is not None and kept[2] is not None:
+            with self.trace.paused():
+                if kept[2].same(model_state.of_model(kept[0])):
+                    return kept[:2]
         made = f"{cls}({', '.join(map(str, args))})"
         model = call(made, contract(self.module, cls), *args)
         return model, call(f"{made}.named_parameters()", locate, model)  # (a method the submission may define)
 
-    def model(self, seed, *args, cls="SimpleMPModel"):
-        """A fresh model of the submission's class, its layers loaded with the grader's weights."""
+    def keep(self, cls, model, found):
+        """Keep `model` for the next probe of this run to go on with, as it is now."""
+        with self.trace.paused():
+            self.built[cls] = model, found, model_state.of_model(model)
+
+    def model(self, seed, *args, cls="SimpleMPModel", kept=False):
+        """A model of the submission's class (`build`), its layers loaded with the grader's weights;
+        with `kept`, kept for the next probe."""
         model, found = self.build(cls, *args)
         params = require_layers(found, cls)
         drawn = own_math.weights(seed)
@@ -92,6 +102,8 @@ class Probe:
                 param.copy_(drawn[role])
         for role, param in params.items():  # the checks follow each layer's work by its weights
             self.trace.watch(param, role)
+        if kept:
+            self.keep(cls, model, found)
         return model, params
 
     def device(self, tensor):
@@ -147,10 +159,12 @@ def chains(names):
     return runs
 
 
-def run(chain, source, path, mode, report):
+def run(chain, source, path, mode, report, between):
     """Run the probes of `chain` (one of `chains`) on one load of the submission, each reporting
-    `report(name, facts as JSON, blobs)` as soon as its facts are in, before the next runs;
-    StudentError when the rest fail whole."""
+    `report(name, facts as JSON, blobs)` as soon as its facts are in, before the next runs, and
+    then the check that `between(the loaded module)` made as the load was done (which raises where
+    the process or the load is unfit for the next); StudentError: the failure of the probe running
+    (the rest go on in runs of their own)."""
     observers = [PROBES[name] for name in chain]  # bound before the submission runs: nothing it does can swap one
     trace = Trace(sources=[path])
     with virtual_gpus(2, trace) if mode == "virtual" else real_gpus(trace), steady():
@@ -158,10 +172,13 @@ def run(chain, source, path, mode, report):
         probe = Probe(None, trace, mode)
         try:
             probe.module = load(source, path)
+            ready = between(probe.module)
             for name, observe in zip(chain[:-1], observers):
                 facts = observe(probe)
                 snapshot.check()  # what it observed, observed in an untampered runtime
                 _deliver(report, name, facts, probe, trace)
+                ready()
+                trace.restart()  # the next probe's events, and the tensors it watches, its own
             facts = observers[-1](probe)
         finally:
             probe.built.clear()  # a model no probe went on with is freed, as a probe alone frees its own
@@ -189,7 +206,8 @@ def _finalized():
 
 def construct(probe):
     """Where SimpleMPModel() puts each layer; the model is kept for forward to go on with."""
-    _, found = probe.built["SimpleMPModel"] = probe.build("SimpleMPModel")
+    model, found = probe.build("SimpleMPModel")
+    probe.keep("SimpleMPModel", model, found)
     layers = {}
     for role, (name, param) in found.items():
         plain = type(param) is torch.nn.Parameter
@@ -199,7 +217,7 @@ def construct(probe):
 
 
 def forward(probe):
-    model, _ = probe.model(SEEDS["forward"])
+    model, _ = probe.model(SEEDS["forward"], kept=True)
     x, _ = own_math.batch(SEEDS["forward"], BATCH)
     retry, output = None, None
     cpu, out = probe.attempt("model(x) with x on the CPU", model, probe.watched(x, "x"))
@@ -284,7 +302,7 @@ def _losses(probe, values):
 
 def time_forward(probe):
     function = contract(probe.module, "time_forward")
-    model, params = probe.model(SEEDS["time_forward"])
+    model, params = probe.model(SEEDS["time_forward"], kept=True)
     x, _ = own_math.batch(SEEDS["time_forward"], BATCH)
     with probe.trace.paused(), quiet():  # a warm-up, as careful timers do
         try:
@@ -436,11 +454,14 @@ def _training_step(probe, name, model, params, x, y):
     return F.Step(probe.events(mark), intervals), result
 
 
-# {probe: the probe whose run it goes on with}: forward's model is the one construct built and observed,
-# when one process runs them in turn, so the model is built once. Forward alone does the same: the
-# same constructor call, then its own work; construct's facts are reported before that work begins,
-# so a forward that crashes or never ends costs construct nothing.
-GOES_ON = {"forward": "construct"}
+# {probe: the probe whose run it goes on with}: where one process runs them in turn, forward,
+# time_forward and profile_stages are called on the one model construct built and observed, as the
+# handout calls them, each with its own weights loaded; each probe's facts are reported, and the
+# process checked as between runs (grader.runner.in_turn), before the next begins, so a probe that
+# crashes or never ends costs the others nothing. A probe goes on with the model only where the one
+# before changed nothing of it or of the submission's module (model_state); else it builds its own,
+# as a probe alone does.
+GOES_ON = {"forward": "construct", "time_forward": "forward", "profile": "time_forward"}
 PROBES = {"construct": construct, "forward": forward, "train": train, "time_forward": time_forward,
           "profile": profile, "pipeline": pipeline, "timeline": timeline}
 if set(PROBES) != set(F.PROBES):

@@ -410,7 +410,9 @@ def _probes(request, fds, progress, others):
         if not _report(fds.pop(name), frame, progress):
             os._exit(1)
 
-    for chain in chains(list(fds)):
+    runs = chains(list(fds))
+    while runs:
+        chain = runs.pop(0)
         failure = _run_chain(in_turn, chain, request, report)
         if failure is None:
             continue
@@ -418,16 +420,16 @@ def _probes(request, fds, progress, others):
             _flush_output()
             os.write(progress, AFRESH_NEXT)
             os._exit(AFRESH)
-        for name in chain:  # the failure is theirs that had not reported
-            if name in fds:
-                report(name, failure)
+        failed, *rest = [name for name in chain if name in fds]  # the probe running when it failed: the first
+        report(failed, failure)  # not reported; the rest go on in runs of their own, as probes alone
+        runs[:0] = chains(rest)
     os._exit(REPORTED)
 
 
 def _run_chain(in_turn, chain, request, report):
     """Run one chain of probes (grader.runner.probes.chains), each reporting its facts: None when
-    all did, AFRESH_NEXT when the process is unfit for it, else the failure frame of those that
-    did not report."""
+    all did, AFRESH_NEXT when the process is unfit for the next, else the failure frame of the
+    probe that was running."""
     from grader.runner.in_turn import Dirty  # (imported by the zygote: see main)
     from grader.runner.loader import StudentError
 
