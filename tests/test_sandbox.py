@@ -369,7 +369,8 @@ def test_forward_time_forward_and_profile_go_on_with_the_model_construct_built(r
 
 
 SEEN = "    os.write(2, f'seen {getattr(model, \"calls\", 0)} {model.layer1.training} {len(model._forward_hooks)} " \
-       "{len(model.log)} {CALLS} {len(LOG)}\\n'.encode())\n"
+       "{len(model.log)} {CALLS} {len(LOG)} {torch.cuda.current_device()} " \
+       "{torch.cuda.current_stream(0) == torch.cuda.default_stream(0)}\\n'.encode())\n"
 CHANGES = {  # what forward changes, of the model or of the submission's module, each call
     "an attribute": "        self.calls = getattr(self, 'calls', 0) + 1\n",
     "a submodule's mode": "        self.layer1.eval()\n",
@@ -377,6 +378,8 @@ CHANGES = {  # what forward changes, of the model or of the submission's module,
     "a list it holds": "        self.log.append(1)\n",
     "a global": "        global CALLS\n        CALLS += 1\n",
     "a global list": "        LOG.append(1)\n",
+    "the current GPU": "        torch.cuda.set_device(1)\n",
+    "a GPU's current stream": "        torch.cuda.set_stream(torch.cuda.Stream(0))\n",
 }
 
 
@@ -388,7 +391,7 @@ def test_a_probe_whose_calls_change_the_model_or_the_module_leaves_the_next_what
     source = source.replace("        super().__init__()\n", "        super().__init__()\n        self.log = []\n", 1)
     outcomes, output = graded(runner, built(source), ("construct", "forward", "time_forward", "profile"))
     assert all(o.facts is not None for o in outcomes.values()), outcomes
-    assert [line for line in output.splitlines() if line.startswith("seen ")] == ["seen 0 True 0 0 0 0"] * 2
+    assert [line for line in output.splitlines() if line.startswith("seen ")] == ["seen 0 True 0 0 0 0 0 True"] * 2
     assert output.count("built") >= 2  # (the grader builds what the probe before changed afresh)
 
 
@@ -410,6 +413,20 @@ def test_a_constructor_that_tampers_costs_construct_and_forward_both(runner):
     outcomes = group_outcomes(runner, patched, ("construct", "forward"))
     for name in ("construct", "forward"):
         assert outcomes[name].failure is not None and outcomes[name].failure.startswith(TAMPER), outcomes[name]
+
+
+def test_a_module_too_large_to_read_whole_is_never_gone_on_with():
+    """Its globals are not copied, one reference each, into a reading: the rest of the run goes on
+    afresh instead."""
+    import types
+
+    from grader.runner import model_state
+
+    module = types.ModuleType("submission")
+    module.TABLE = [None] * model_state.OBJECTS_CAP
+    assert model_state.of_module(module) is None
+    module.TABLE = [None] * 10
+    assert model_state.of_module(module).same(model_state.of_module(module))
 
 
 def test_a_probe_that_raises_costs_only_itself_not_the_rest_of_its_run(runner):

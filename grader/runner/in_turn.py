@@ -68,13 +68,16 @@ class InTurn:
 
     def _between(self, module):
         """The check before each probe of a run after its first, against what the run's load left
-        (inside its runtime, whose own patches the run's snapshot stands guard over): the process,
-        and the submission's module, whose globals a probe alone would find as the load left them."""
-        since, loaded = state(), model_state.of_module(module)
+        (inside its runtime, whose own patches the run's snapshot stands guard over): the process;
+        the submission's module, whose globals a probe alone would find as the load left them; and
+        the current GPU and streams, which a probe alone finds as a fresh runtime sets them."""
+        since, loaded, gpus = state(), model_state.of_module(module), current_gpus()
 
         def ready():
-            if not loaded.same(model_state.of_module(module)):
+            if loaded is None or not loaded.same(model_state.of_module(module)):
                 raise Dirty("the submission's module is not as its load left it")
+            if current_gpus() != gpus:
+                raise Dirty(f"the current GPU and streams are {current_gpus()}")
             self._ready(since)
         return ready
 
@@ -104,6 +107,12 @@ class InTurn:
             return what
         grown = address_space() - self.size
         return f"the probes before left {grown / 2**20:.0f} MiB" if grown > GROWTH else None
+
+
+def current_gpus():
+    """(the current GPU, each GPU's current stream), as plain numbers: inside a runtime only."""
+    return torch.cuda.current_device(), [torch.cuda.current_stream(index).stream_id
+                                         for index in range(torch.cuda.device_count())]
 
 
 def state():

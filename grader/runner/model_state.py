@@ -9,7 +9,8 @@ parameter's and buffer's version (which every write in place bumps), data, devic
 whether it requires one; and the submission module's globals, with the same one level of
 contents. Two readings are the same when every object is the same object and every number the
 same number: comparing them calls no `__eq__` of the submission's. What it does not see is state
-nested deeper (a list in a list, a default argument, a closure's cell)."""
+nested deeper (a list in a list, a default argument, a closure's cell). A reading past OBJECTS_CAP
+(a module-level table of a million entries) is not taken: then nothing goes on."""
 import types
 
 import torch
@@ -28,6 +29,11 @@ _DATA = torch._C.TensorBase.data_ptr
 CONTAINERS = (dict, list, set, frozenset, tuple)
 WARNINGS = "__warningregistry__"
 MODULES_CAP = 1000  # modules walked: past it the model is not read, and never goes on
+OBJECTS_CAP = 100_000  # objects one reading holds (a few MiB of references)
+
+
+class _TooLarge(Exception):
+    pass
 
 
 class State:
@@ -43,19 +49,23 @@ class State:
 
 def of_module(module):
     """The State of the submission's module: its globals, but for the registry Python's warnings
-    keep there (a warning torch raises from the submission's line adds to it)."""
+    keep there (a warning torch raises from the submission's line adds to it); None past
+    OBJECTS_CAP."""
     objects, numbers = [], []
-    _entries({k: v for k, v in dict.items(_MODULE_DICT(module)) if not (type(k) is str and k == WARNINGS)},
-             objects, numbers)
+    try:
+        _entries({k: v for k, v in dict.items(_MODULE_DICT(module)) if not (type(k) is str and k == WARNINGS)},
+                 objects, numbers)
+    except _TooLarge:
+        return None
     return State(objects, numbers)
 
 
 def of_model(model):
-    """The State of `model`, or None where it is not plain torch modules and tensors (then
-    nothing goes on with it)."""
+    """The State of `model`, or None where it is not plain torch modules and tensors, or past
+    OBJECTS_CAP (then nothing goes on with it)."""
     try:
         return _read(model)
-    except (RuntimeError, TypeError, ValueError):  # a tensor with no data to point at, say
+    except (RuntimeError, TypeError, ValueError, _TooLarge):  # (a tensor with no data to point at, say)
         return None
 
 
@@ -97,10 +107,13 @@ def _entries(mapping, objects, numbers):
     for key, value in (dict.items(mapping) if isinstance(mapping, dict) else mapping.items()):
         objects += (key, value)
         kind = type(value)
+        size = dict.__len__(value) if issubclass(kind, dict) else len(value) if kind in CONTAINERS else 0
+        if len(objects) + 2 * size > OBJECTS_CAP:
+            raise _TooLarge
         if issubclass(kind, dict):
-            numbers.append(dict.__len__(value))
+            numbers.append(size)
             for inner in dict.items(value):
                 objects += inner
         elif kind in CONTAINERS:
-            numbers.append(len(value))
+            numbers.append(size)
             objects.extend(sorted(value, key=id) if kind in (set, frozenset) else value)

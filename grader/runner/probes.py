@@ -162,9 +162,9 @@ def chains(names):
 def run(chain, source, path, mode, report, between):
     """Run the probes of `chain` (one of `chains`) on one load of the submission, each reporting
     `report(name, facts as JSON, blobs)` as soon as its facts are in, before the next runs, and
-    then the check that `between(the loaded module)` made as the load was done (which raises where
-    the process or the load is unfit for the next); StudentError: the failure of the probe running
-    (the rest go on in runs of their own)."""
+    then the check that `between(the loaded module)` made as the load was done, where the chain has
+    more than one (it raises where the process or the load is unfit for the next); StudentError:
+    the failure of the probe running (the rest go on in runs of their own)."""
     observers = [PROBES[name] for name in chain]  # bound before the submission runs: nothing it does can swap one
     trace = Trace(sources=[path])
     with virtual_gpus(2, trace) if mode == "virtual" else real_gpus(trace), steady():
@@ -172,7 +172,7 @@ def run(chain, source, path, mode, report, between):
         probe = Probe(None, trace, mode)
         try:
             probe.module = load(source, path)
-            ready = between(probe.module)
+            ready = between(probe.module) if chain[1:] else None  # (a probe alone: nothing to check)
             for name, observe in zip(chain[:-1], observers):
                 facts = observe(probe)
                 snapshot.check()  # what it observed, observed in an untampered runtime
