@@ -312,11 +312,16 @@ def with_first_lines(**bodies):
 
 
 def group_outcomes(runner, source, probes=("construct", "forward", "time_forward", "profile", "train", "pipeline")):
+    return graded(runner, source, probes)[0]
+
+
+def graded(runner, source, probes):
+    """({probe: outcome}, what the submission wrote) of one grading in virtual mode."""
     session = runner.grade(source, "model.py", "virtual", list(probes), LIMITS, rules=False)
     outcomes = {name: session.outcome(name) for name in probes}
     session.finish()
     runner.clean()
-    return outcomes
+    return outcomes, bytes(session.output).decode()
 
 
 def probe_pids(runner):
@@ -349,15 +354,6 @@ def built(source):
     """`source`, its SimpleMPModel saying 'built' on stderr each time it is constructed."""
     init = "        super().__init__()\n"
     return source.replace(init, init + "        os.write(2, b'built\\n')\n", 1)
-
-
-def graded(runner, source, probes):
-    """({probe: outcome}, what the submission wrote) of one grading in virtual mode."""
-    session = runner.grade(source, "model.py", "virtual", list(probes), LIMITS, rules=False)
-    outcomes = {name: session.outcome(name) for name in probes}
-    session.finish()
-    runner.clean()
-    return outcomes, bytes(session.output).decode()
 
 
 def test_forward_time_forward_and_profile_go_on_with_the_model_construct_built(runner):
