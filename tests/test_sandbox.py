@@ -425,6 +425,33 @@ def test_a_module_too_large_to_read_whole_is_never_gone_on_with():
     assert model_state.of_module(module).same(model_state.of_module(module))
 
 
+def test_reading_a_model_runs_none_of_the_submissions_code():
+    """Not even a metaclass's `__eq__` (the rules refuse metaclasses; the reading does not rely on it)."""
+    import types
+
+    import torch
+
+    from grader.runner import model_state
+
+    ran = []
+
+    class Meta(type):
+        def __eq__(cls, other):
+            ran.append(other)
+            return NotImplemented
+
+        __hash__ = type.__hash__
+
+    class Tag(metaclass=Meta):
+        pass
+
+    model, module = torch.nn.Linear(2, 2), types.ModuleType("submission")
+    model.tag, module.TAG = Tag(), Tag()
+    assert model_state.of_model(model).same(model_state.of_model(model))
+    assert model_state.of_module(module).same(model_state.of_module(module))
+    assert ran == []
+
+
 def test_a_probe_that_raises_costs_only_itself_not_the_rest_of_its_run(runner):
     outcomes = group_outcomes(runner, with_first_lines(time_forward="    raise ValueError('no clock here')\n"))
     assert "no clock here" in outcomes["time_forward"].failure, outcomes["time_forward"]

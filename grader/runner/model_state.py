@@ -36,6 +36,11 @@ class _TooLarge(Exception):
     pass
 
 
+def _one_of(kind, kinds):
+    """Whether `kind` is one of `kinds`, by identity: `in` would ask a metaclass's `__eq__`."""
+    return any(kind is k for k in kinds)
+
+
 class State:
     """One reading: the objects seen (compared by identity) and the numbers read (by value)."""
 
@@ -93,7 +98,7 @@ def _read(model):
         for tensor in [*dict.values(registries["_parameters"]), *dict.values(registries["_buffers"])]:
             if tensor is None:
                 continue
-            if type(tensor) not in (torch.Tensor, torch.nn.Parameter):  # (a subclass's own code never runs here)
+            if not _one_of(type(tensor), (torch.Tensor, torch.nn.Parameter)):  # (a subclass's code never runs here)
                 return None
             numbers += [_VERSION(tensor), _DATA(tensor), str(OWN_DEVICE(tensor)), OWN_GRAD(tensor) is None,
                         _REQUIRES_GRAD(tensor)]
@@ -107,13 +112,13 @@ def _entries(mapping, objects, numbers):
     for key, value in (dict.items(mapping) if isinstance(mapping, dict) else mapping.items()):
         objects += (key, value)
         kind = type(value)
-        size = dict.__len__(value) if issubclass(kind, dict) else len(value) if kind in CONTAINERS else 0
+        size = dict.__len__(value) if issubclass(kind, dict) else len(value) if _one_of(kind, CONTAINERS) else 0
         if len(objects) + 2 * size > OBJECTS_CAP:
             raise _TooLarge
         if issubclass(kind, dict):
             numbers.append(size)
             for inner in dict.items(value):
                 objects += inner
-        elif kind in CONTAINERS:
+        elif _one_of(kind, CONTAINERS):
             numbers.append(size)
-            objects.extend(sorted(value, key=id) if kind in (set, frozenset) else value)
+            objects.extend(sorted(value, key=id) if _one_of(kind, (set, frozenset)) else value)
